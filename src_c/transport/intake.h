@@ -1,0 +1,52 @@
+/* intake.h - sends payloads to the Datadog intake with libcurl's multi interface driven by the
+ * instance's event_base (never blocks the loop). Retry policy of PROTOCOL.md section 3: 2xx ok;
+ * 400/403/413 dropped; network errors, 408, 429, 5xx retried with exponential backoff + jitter
+ * (100 ms doubling, capped) in a bounded retry queue (oldest dropped past the bound).
+ * Loop thread only. */
+#ifndef DDS_TRANSPORT_INTAKE_H
+#define DDS_TRANSPORT_INTAKE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/counter.h"
+#include "log.h"
+#include "transport/payload.h"
+
+struct event_base;
+
+typedef struct dds__intake_config {
+    const char *api_key;             /* copied; sent as DD-API-KEY; never logged */
+    const char *https_proxy;         /* NULL: libcurl's own environment handling */
+    bool tls_verify;
+    uint32_t request_timeout_ms;
+    size_t retry_queue_max_bytes;
+    uint32_t max_in_flight;          /* concurrent requests; 0 = 8 */
+    const char *user_agent;          /* copied */
+    bool dry_run;                    /* write each body + '\n' to dry_run_fd instead of sending */
+    int dry_run_fd;
+    const dds__logger *log;          /* not owned, outlives the intake */
+    /* Called on the loop thread for problems the user must hear of (key rejected, payload
+     * dropped): message valid during the call. May be NULL. */
+    void (*on_error)(void *user, const char *message);
+    void *user;
+} dds__intake_config;
+
+typedef struct dds__intake_counters {
+    dds__counter sent, retried, dropped, bytes_sent, series_sent, sketches_sent, dry_run;
+} dds__intake_counters;
+
+typedef struct dds__intake dds__intake;
+
+dds__intake *dds__intake_new(struct event_base *base, const dds__intake_config *cfg,
+                             dds__intake_counters *counters);
+/* Takes ownership of exactly one payload (p->next must be NULL). Loop thread only. */
+void dds__intake_submit(dds__intake *in, dds__payload *p);
+/* Payloads not finished yet: queued, in flight, or waiting for a retry. */
+size_t dds__intake_pending(const dds__intake *in);
+/* cb runs on the loop thread whenever pending drops to 0 (after a submit was made). */
+void dds__intake_set_drained_cb(dds__intake *in, void (*cb)(void *user), void *user);
+/* Give up on everything pending (counted as dropped, on_done called); returns how many. */
+size_t dds__intake_abandon(dds__intake *in);
+void dds__intake_free(dds__intake *in);  /* abandons what is left; accepts NULL */
+#endif

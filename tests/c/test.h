@@ -1,0 +1,89 @@
+/* test.h - minimal test harness for the C tests (one executable per unit, run by ctest).
+ *   TEST(name) { CHECK(cond); CHECK_EQ_INT(a, b); ... }
+ *   int main(void) { RUN(name); ...; return TEST_REPORT(); }
+ * A failed CHECK records the failure and continues; TEST_REPORT prints "N passed, N failed"
+ * and returns non-zero when anything failed. */
+#ifndef DDS_TEST_H
+#define DDS_TEST_H
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static int test_failures_total, test_passed, test_failed, test_cur_failed;
+static const char *test_cur_name;
+
+#define TEST(name) static void name(void)
+#define RUN(name)                                                                   \
+    do {                                                                            \
+        test_cur_name = #name;                                                      \
+        test_cur_failed = 0;                                                        \
+        name();                                                                     \
+        if (test_cur_failed) { test_failed++; fprintf(stderr, "FAIL %s\n", #name); } \
+        else { test_passed++; fprintf(stderr, "ok   %s\n", #name); }                \
+    } while (0)
+#define TEST_REPORT() (printf("%d passed, %d failed\n", test_passed, test_failed), test_failed ? 1 : 0)
+
+#define TEST_FAIL_AT(...)                                                \
+    do {                                                                 \
+        test_cur_failed++;                                               \
+        test_failures_total++;                                           \
+        fprintf(stderr, "  %s:%d: in %s: ", __FILE__, __LINE__, test_cur_name); \
+        fprintf(stderr, __VA_ARGS__);                                    \
+        fputc('\n', stderr);                                             \
+    } while (0)
+
+#define CHECK(cond) do { if (!(cond)) TEST_FAIL_AT("CHECK(%s) failed", #cond); } while (0)
+#define CHECK_MSG(cond, ...) do { if (!(cond)) TEST_FAIL_AT(__VA_ARGS__); } while (0)
+#define CHECK_EQ_INT(a, b)                                                              \
+    do {                                                                                \
+        long long _a = (long long)(a), _b = (long long)(b);                             \
+        if (_a != _b) TEST_FAIL_AT("%s == %s: got %lld, want %lld", #a, #b, _a, _b);    \
+    } while (0)
+#define CHECK_EQ_DBL(a, b, eps)                                                         \
+    do {                                                                                \
+        double _a = (double)(a), _b = (double)(b);                                      \
+        if (!(fabs(_a - _b) <= (eps)) && !(_a == _b))                                   \
+            TEST_FAIL_AT("%s == %s: got %.17g, want %.17g", #a, #b, _a, _b);            \
+    } while (0)
+#define CHECK_EQ_STR(a, b)                                                              \
+    do {                                                                                \
+        const char *_a = (a), *_b = (b);                                                \
+        if (!_a || !_b || strcmp(_a, _b) != 0)                                          \
+            TEST_FAIL_AT("%s == %s: got \"%s\", want \"%s\"", #a, #b, _a ? _a : "(null)", _b ? _b : "(null)"); \
+    } while (0)
+/* Compare a (ptr,len) slice with a C string. */
+#define CHECK_EQ_SLICE(sl, str)                                                         \
+    do {                                                                                \
+        const char *_w = (str);                                                         \
+        size_t _wl = strlen(_w);                                                        \
+        if ((sl).len != _wl || ((sl).len && memcmp((sl).ptr, _w, _wl) != 0))            \
+            TEST_FAIL_AT("%s == \"%s\": got \"%.*s\"", #sl, _w, (int)(sl).len, (sl).ptr ? (sl).ptr : ""); \
+    } while (0)
+
+/* Copy len bytes so that they end exactly at a PROT_NONE guard page: reading one byte past the
+ * end crashes the test even without a sanitizer. Release with test_guarded_free. */
+static inline char *test_guarded_copy(const void *src, size_t len) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t data_pages = (len + page - 1) / page;
+    if (data_pages == 0) data_pages = 1;
+    size_t total = (data_pages + 1) * page;
+    char *base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) { perror("mmap"); abort(); }
+    mprotect(base + data_pages * page, page, PROT_NONE);
+    char *p = base + data_pages * page - len;
+    if (len) memcpy(p, src, len);
+    return p;
+}
+static inline void test_guarded_free(char *p, size_t len) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t data_pages = (len + page - 1) / page;
+    if (data_pages == 0) data_pages = 1;
+    char *end = p + len;
+    char *base = end - data_pages * page;
+    munmap(base, (data_pages + 1) * page);
+}
+#endif
