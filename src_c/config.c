@@ -1,0 +1,368 @@
+/* config.c - configuration defaults, DD_* environment variables and validation (PROTOCOL.md
+ * section 5). In: the caller's struct or the environment. Out: a checked config or an error
+ * message naming the field, the value and what is allowed. Never exits, never logs the key. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "error.h"
+
+/* Datadog's public sites (and the staging one, so internal users can test). */
+static const char *const known_sites[] = {
+    "datadoghq.com", "us3.datadoghq.com", "us5.datadoghq.com", "datadoghq.eu",
+    "ddog-gov.com",  "ap1.datadoghq.com", "ap2.datadoghq.com", "datad0g.com",
+};
+
+void dds_config_init(dds_config *cfg) {
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->site = "datadoghq.com";
+    cfg->tls_verify = true;
+    cfg->dry_run_fd = 1;
+    cfg->log_level = DDS_LOG_INFO;
+    cfg->use_dogstatsd = true;
+    cfg->dogstatsd_port = 8125;
+    cfg->dogstatsd_buffer_size = 8192;
+    cfg->context_limit = 100000;
+    cfg->counter_expiry_s = 300;
+    cfg->histogram_aggregates = "max,median,avg,count";
+    cfg->histogram_percentiles = "0.95";
+    cfg->client_telemetry = true;
+    cfg->flush_interval_ms = 10000;
+    cfg->use_trace_agent = true;
+    cfg->apm_receiver_port = 8126;
+    cfg->apm_max_request_bytes = 25u * 1024 * 1024;
+    cfg->request_timeout_ms = 20000;
+    cfg->retry_queue_max_bytes = 15u * 1024 * 1024;
+}
+
+/* ---- environment ------------------------------------------------------------------------- */
+
+static const char *env_nonempty(const char *name) {
+    const char *v = getenv(name);
+    return (v && v[0]) ? v : NULL;
+}
+
+static int parse_bool(const char *name, const char *v, bool *out, dds_error *err) {
+    static const char *const yes[] = {"1", "t", "true", "yes", "y", "on"};
+    static const char *const no[] = {"0", "f", "false", "no", "n", "off"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++)
+        if (strcasecmp(v, yes[i]) == 0) { *out = true; return 0; }
+    for (size_t i = 0; i < sizeof(no) / sizeof(*no); i++)
+        if (strcasecmp(v, no[i]) == 0) { *out = false; return 0; }
+    return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "%s must be true or false, got '%.64s'", name, v);
+}
+
+static int parse_i64(const char *name, const char *v, int64_t lo, int64_t hi, int64_t *out, dds_error *err) {
+    errno = 0;
+    char *end = NULL;
+    long long x = strtoll(v, &end, 10);
+    while (end && isspace((unsigned char)*end)) end++;
+    if (errno || end == v || *end != '\0' || x < lo || x > hi)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "%s must be an integer in %lld-%lld, got '%.64s'",
+                              name, (long long)lo, (long long)hi, v);
+    *out = x;
+    return 0;
+}
+
+static int env_bool(const char *name, bool *field, dds_error *err) {
+    const char *v = env_nonempty(name);
+    return v ? parse_bool(name, v, field, err) : 0;
+}
+
+/* Ports are read wide so that 70000 reaches validation and is reported, not truncated. */
+static int env_i32(const char *name, int32_t *field, dds_error *err) {
+    const char *v = env_nonempty(name);
+    if (!v) return 0;
+    int64_t x;
+    int rc = parse_i64(name, v, INT32_MIN, INT32_MAX, &x, err);
+    if (rc == 0) *field = (int32_t)x;
+    return rc;
+}
+
+static int env_u32(const char *name, uint32_t *field, uint32_t scale, dds_error *err) {
+    const char *v = env_nonempty(name);
+    if (!v) return 0;
+    int64_t x;
+    int rc = parse_i64(name, v, 0, UINT32_MAX / scale, &x, err);
+    if (rc == 0) *field = (uint32_t)x * scale;
+    return rc;
+}
+
+static void env_str(const char *name, const char **field) {
+    const char *v = env_nonempty(name);
+    if (v) *field = v;
+}
+
+static int parse_log_level(const char *v, dds_log_level *out) {
+    static const struct { const char *name; dds_log_level level; } map[] = {
+        {"trace", DDS_LOG_TRACE}, {"debug", DDS_LOG_DEBUG}, {"info", DDS_LOG_INFO},
+        {"warn", DDS_LOG_WARN},   {"warning", DDS_LOG_WARN}, {"error", DDS_LOG_ERROR},
+        {"critical", DDS_LOG_ERROR}, {"off", DDS_LOG_OFF},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(*map); i++)
+        if (strcasecmp(v, map[i].name) == 0) { *out = map[i].level; return 0; }
+    return -1;
+}
+
+int dds_config_from_env(dds_config *cfg, dds_error *err) {
+    int rc;
+    env_str("DD_API_KEY", &cfg->api_key);
+    env_str("DD_SITE", &cfg->site);
+    env_str("DD_URL", &cfg->dd_url);
+    env_str("DD_DD_URL", &cfg->dd_url);  /* wins over DD_URL, as in the Go agent */
+    env_str("HTTPS_PROXY", &cfg->https_proxy);
+    env_str("DD_PROXY_HTTPS", &cfg->https_proxy);
+    bool skip_ssl = false;
+    if ((rc = env_bool("DD_SKIP_SSL_VALIDATION", &skip_ssl, err))) return rc;
+    if (env_nonempty("DD_SKIP_SSL_VALIDATION")) cfg->tls_verify = !skip_ssl;
+
+    const char *lvl = env_nonempty("DD_LOG_LEVEL");
+    if (lvl && parse_log_level(lvl, &cfg->log_level) != 0)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                              "DD_LOG_LEVEL must be one of trace|debug|info|warn|error|off, got '%.64s'", lvl);
+
+    env_str("DD_TAGS", &cfg->tags);
+    env_str("DD_ENV", &cfg->env);
+    env_str("DD_SERVICE", &cfg->service);
+    env_str("DD_VERSION", &cfg->version);
+
+    if ((rc = env_bool("DD_USE_DOGSTATSD", &cfg->use_dogstatsd, err))) return rc;
+    if ((rc = env_i32("DD_DOGSTATSD_PORT", &cfg->dogstatsd_port, err))) return rc;
+    env_str("DD_DOGSTATSD_SOCKET", &cfg->dogstatsd_socket);
+    if ((rc = env_bool("DD_DOGSTATSD_NON_LOCAL_TRAFFIC", &cfg->dogstatsd_non_local_traffic, err))) return rc;
+    if ((rc = env_u32("DD_DOGSTATSD_BUFFER_SIZE", &cfg->dogstatsd_buffer_size, 1, err))) return rc;
+    if ((rc = env_u32("DD_DOGSTATSD_SO_RCVBUF", &cfg->dogstatsd_so_rcvbuf, 1, err))) return rc;
+    env_str("DD_STATSD_METRIC_NAMESPACE", &cfg->metric_namespace);
+    if ((rc = env_u32("DD_DOGSTATSD_CONTEXT_LIMIT", &cfg->context_limit, 1, err))) return rc;
+    if ((rc = env_u32("DD_DOGSTATSD_EXPIRY_SECONDS", &cfg->counter_expiry_s, 1, err))) return rc;
+    env_str("DD_HISTOGRAM_AGGREGATES", &cfg->histogram_aggregates);
+    env_str("DD_HISTOGRAM_PERCENTILES", &cfg->histogram_percentiles);
+    if ((rc = env_bool("DD_DOGSTATSD_CLIENT_TELEMETRY", &cfg->client_telemetry, err))) return rc;
+    if ((rc = env_u32("DD_DOGSTATSD_FLUSH_INTERVAL_MS", &cfg->flush_interval_ms, 1, err))) return rc;
+
+    if ((rc = env_bool("DD_APM_ENABLED", &cfg->use_trace_agent, err))) return rc;
+    if ((rc = env_i32("DD_APM_RECEIVER_PORT", &cfg->apm_receiver_port, err))) return rc;
+    env_str("DD_APM_RECEIVER_SOCKET", &cfg->apm_receiver_socket);
+    if ((rc = env_bool("DD_APM_NON_LOCAL_TRAFFIC", &cfg->apm_non_local_traffic, err))) return rc;
+    env_str("DD_APM_DD_URL", &cfg->apm_dd_url);
+    env_str("DD_APM_PROFILING_DD_URL", &cfg->apm_profiling_dd_url);
+    env_str("DD_APM_TELEMETRY_DD_URL", &cfg->apm_telemetry_dd_url);
+    env_str("DD_EVP_PROXY_CONFIG_DD_URL", &cfg->evp_proxy_dd_url);
+    if ((rc = env_u32("DD_APM_MAX_PAYLOAD_SIZE", &cfg->apm_max_request_bytes, 1, err))) return rc;
+
+    if ((rc = env_u32("DD_FORWARDER_TIMEOUT", &cfg->request_timeout_ms, 1000, err))) return rc;
+    if ((rc = env_u32("DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE", &cfg->retry_queue_max_bytes, 1, err)))
+        return rc;
+    return 0;
+}
+
+/* ---- validation ---------------------------------------------------------------------------- */
+
+void dds__config_each_tag(const char *list, void (*fn)(void *user, const char *tag, size_t len), void *user) {
+    if (!list) return;
+    const char *p = list;
+    while (*p) {
+        while (*p == ',' || *p == ' ' || *p == '\t') p++;
+        const char *start = p;
+        while (*p && *p != ',' && *p != ' ' && *p != '\t') p++;
+        if (p > start) fn(user, start, (size_t)(p - start));
+    }
+}
+
+/* Tokens of a "a,b c" list, one at a time into tok (NUL-terminated, truncated to cap). */
+static const char *next_token(const char *p, char *tok, size_t cap) {
+    while (*p == ',' || *p == ' ' || *p == '\t') p++;
+    if (!*p) return NULL;
+    size_t n = 0;
+    while (*p && *p != ',' && *p != ' ' && *p != '\t') {
+        if (n + 1 < cap) tok[n++] = *p;
+        p++;
+    }
+    tok[n] = '\0';
+    return p;
+}
+
+int dds__config_histogram_aggregates(const char *spec, uint32_t *mask_out, char *bad, size_t bad_cap) {
+    static const struct { const char *name; uint32_t bit; } map[] = {
+        {"max", 1u << 0}, {"min", 1u << 1}, {"median", 1u << 2},
+        {"avg", 1u << 3}, {"sum", 1u << 4}, {"count", 1u << 5},
+    };
+    uint32_t mask = 0;
+    char tok[64];
+    const char *p = spec ? spec : "";
+    while ((p = next_token(p, tok, sizeof(tok))) != NULL) {
+        size_t i;
+        for (i = 0; i < sizeof(map) / sizeof(*map); i++)
+            if (strcmp(tok, map[i].name) == 0) break;
+        if (i == sizeof(map) / sizeof(*map)) {
+            if (bad) snprintf(bad, bad_cap, "%s", tok);
+            return -1;
+        }
+        mask |= map[i].bit;
+    }
+    *mask_out = mask;
+    return 0;
+}
+
+int dds__config_histogram_percentiles(const char *spec, double *out, size_t cap, size_t *n_out,
+                                      char *bad, size_t bad_cap) {
+    size_t n = 0;
+    char tok[64];
+    const char *p = spec ? spec : "";
+    while ((p = next_token(p, tok, sizeof(tok))) != NULL) {
+        char *end;
+        errno = 0;
+        double v = strtod(tok, &end);
+        if (errno || *end || !(v > 0.0 && v < 1.0) || n == cap) {
+            if (bad) snprintf(bad, bad_cap, "%s", tok);
+            return -1;
+        }
+        out[n++] = v;
+    }
+    *n_out = n;
+    return 0;
+}
+
+static bool namespace_ok(const char *ns) {
+    if (!isalpha((unsigned char)ns[0]) || ns[0] & 0x80) return false;
+    for (const char *p = ns + 1; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '.') || (*p & 0x80)) return false;
+    return true;
+}
+
+static bool url_ok(const char *u) {
+    return (strncmp(u, "http://", 7) == 0 && u[7]) || (strncmp(u, "https://", 8) == 0 && u[8]);
+}
+
+static int check_port(const char *field, int32_t port, dds_error *err) {
+    if (port < 0 || port > 65535)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "%s must be 0-65535, got %ld", field, (long)port);
+    return 0;
+}
+
+static int check_unix_path(const char *field, const char *path, dds_error *err) {
+    /* sun_path holds 108 bytes with the NUL on Linux. */
+    if (path && strlen(path) > 107)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "%s must be at most 107 bytes, got %zu",
+                              field, strlen(path));
+    return 0;
+}
+
+int dds_config_validate(const dds_config *cfg, dds_error *err) {
+    int rc;
+    if (!cfg) return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "config must not be NULL");
+    if (!cfg->site || !cfg->site[0])
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "site must be set (e.g. datadoghq.com)");
+    bool site_known = false;
+    for (size_t i = 0; i < sizeof(known_sites) / sizeof(*known_sites); i++)
+        if (strcasecmp(cfg->site, known_sites[i]) == 0) site_known = true;
+    if (!site_known)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                              "site must be a Datadog site (datadoghq.com, us3.datadoghq.com, us5.datadoghq.com, "
+                              "datadoghq.eu, ddog-gov.com, ap1.datadoghq.com, ap2.datadoghq.com), got '%.64s'",
+                              cfg->site);
+    if ((unsigned)cfg->log_level > DDS_LOG_OFF)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                              "log_level must be one of trace|debug|info|warn|error|off, got %d", (int)cfg->log_level);
+    if ((rc = check_port("dogstatsd_port", cfg->dogstatsd_port, err))) return rc;
+    if ((rc = check_port("apm_receiver_port", cfg->apm_receiver_port, err))) return rc;
+    if ((rc = check_unix_path("dogstatsd_socket", cfg->dogstatsd_socket, err))) return rc;
+    if ((rc = check_unix_path("apm_receiver_socket", cfg->apm_receiver_socket, err))) return rc;
+    if (cfg->dogstatsd_buffer_size < 512 || cfg->dogstatsd_buffer_size > 65536)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "dogstatsd_buffer_size must be 512-65536, got %u",
+                              cfg->dogstatsd_buffer_size);
+    if (cfg->metric_namespace && cfg->metric_namespace[0] && !namespace_ok(cfg->metric_namespace))
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                              "metric_namespace must start with a letter and contain only letters, digits, "
+                              "'_' and '.', got '%.64s'", cfg->metric_namespace);
+    char bad[64];
+    uint32_t mask;
+    if (dds__config_histogram_aggregates(cfg->histogram_aggregates, &mask, bad, sizeof(bad)) != 0)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                              "histogram_aggregates must be a list of max|min|median|avg|sum|count, got '%s'", bad);
+    double pct[16];
+    size_t npct;
+    if (dds__config_histogram_percentiles(cfg->histogram_percentiles, pct, 16, &npct, bad, sizeof(bad)) != 0)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                              "histogram_percentiles must be up to 16 numbers between 0 and 1 exclusive, got '%s'",
+                              bad);
+    if (cfg->flush_interval_ms < 100 || cfg->flush_interval_ms > 3600000)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "flush_interval_ms must be 100-3600000, got %u",
+                              cfg->flush_interval_ms);
+    const struct { const char *field; const char *value; } urls[] = {
+        {"dd_url", cfg->dd_url},
+        {"apm_dd_url", cfg->apm_dd_url},
+        {"apm_profiling_dd_url", cfg->apm_profiling_dd_url},
+        {"apm_telemetry_dd_url", cfg->apm_telemetry_dd_url},
+        {"evp_proxy_dd_url", cfg->evp_proxy_dd_url},
+        {"https_proxy", cfg->https_proxy},
+    };
+    for (size_t i = 0; i < sizeof(urls) / sizeof(*urls); i++)
+        if (urls[i].value && urls[i].value[0] && !url_ok(urls[i].value))
+            return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "%s must be an http:// or https:// URL, got '%.96s'",
+                                  urls[i].field, urls[i].value);
+    if (cfg->request_timeout_ms < 100)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "request_timeout_ms must be at least 100, got %u",
+                              cfg->request_timeout_ms);
+    if (cfg->apm_max_request_bytes < 1024)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "apm_max_request_bytes must be at least 1024, got %u",
+                              cfg->apm_max_request_bytes);
+    return 0;
+}
+
+/* ---- owned copy ------------------------------------------------------------------------------ */
+
+#define DDS__CONFIG_STRINGS(X)                                                                    \
+    X(api_key) X(site) X(dd_url) X(https_proxy) X(tags) X(env) X(service) X(version)              \
+    X(dogstatsd_socket) X(metric_namespace) X(histogram_aggregates) X(histogram_percentiles)      \
+    X(apm_receiver_socket) X(apm_dd_url) X(apm_profiling_dd_url) X(apm_telemetry_dd_url)          \
+    X(evp_proxy_dd_url)
+
+int dds__config_dup(dds_config *dst, const dds_config *src) {
+    *dst = *src;
+#define DUP(f) dst->f = NULL;
+    DDS__CONFIG_STRINGS(DUP)
+#undef DUP
+#define DUP(f)                                      \
+    if (src->f) {                                   \
+        if (!(dst->f = strdup(src->f))) goto fail;  \
+    }
+    DDS__CONFIG_STRINGS(DUP)
+#undef DUP
+    return 0;
+fail:
+    dds__config_release(dst);
+    return -1;
+}
+
+void dds__config_release(dds_config *cfg) {
+#define REL(f)                  \
+    free((char *)cfg->f);       \
+    cfg->f = NULL;
+    DDS__CONFIG_STRINGS(REL)
+#undef REL
+}
+
+char *dds__config_metrics_url(const dds_config *cfg) {
+    char *out = NULL;
+    if (cfg->dd_url && cfg->dd_url[0]) {
+        out = strdup(cfg->dd_url);
+        if (out) {
+            size_t n = strlen(out);
+            while (n > 0 && out[n - 1] == '/') out[--n] = '\0';
+        }
+        return out;
+    }
+    if (asprintf(&out, "https://api.%s", cfg->site) < 0) return NULL;
+    return out;
+}
+
+bool dds__config_is_dry_run(const dds_config *cfg) {
+    return cfg->dry_run || !cfg->api_key || !cfg->api_key[0];
+}

@@ -1,0 +1,26 @@
+/* config.h - internal side of the configuration: an owned deep copy and derived values. */
+#ifndef DDS_CONFIG_H
+#define DDS_CONFIG_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "datadog_serverless.h"
+
+/* Deep copy of every string of src into dst (dst's strings owned, release with
+ * dds__config_release). Returns 0 or -1 on allocation failure (dst then holds nothing). */
+int dds__config_dup(dds_config *dst, const dds_config *src);
+void dds__config_release(dds_config *cfg);
+
+/* Histogram options parsed (validated by dds_config_validate, so these cannot fail after it). */
+int dds__config_histogram_aggregates(const char *spec, uint32_t *mask_out, char *bad, size_t bad_cap);
+int dds__config_histogram_percentiles(const char *spec, double *out, size_t cap, size_t *n_out,
+                                      char *bad, size_t bad_cap);
+
+/* Split a DD_TAGS-style list (commas or spaces) calling fn for each non-empty tag. */
+void dds__config_each_tag(const char *list, void (*fn)(void *user, const char *tag, size_t len), void *user);
+
+/* "https://api.<site>" unless dd_url overrides; no trailing '/'. Returns a malloc'd string. */
+char *dds__config_metrics_url(const dds_config *cfg);
+/* true when the API key is unset or empty, or dry_run is forced. */
+bool dds__config_is_dry_run(const dds_config *cfg);
+#endif

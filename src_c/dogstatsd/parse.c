@@ -1,0 +1,490 @@
+/* parse.c - DogStatsD lines (PROTOCOL.md section 1). In: a packet or one line as (pointer, length),
+ * never NUL-terminated. Out: records whose slices point into that same buffer.
+ * Never reads a byte past the length, never allocates, never logs. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strtod_l, newlocale */
+#endif
+#include "dogstatsd/parse.h"
+
+#include <errno.h>
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+/* First c in [p, end), or end. Never calls memchr with an empty range, so a one-past-the-end
+ * pointer (a line ending in '|') is never handed to it. */
+static inline const char *find(const char *p, const char *end, char c) {
+    if (p >= end) return end;
+    const char *hit = memchr(p, c, (size_t)(end - p));
+    return hit ? hit : end;
+}
+
+static inline dds__slice span(const char *p, const char *end) {
+    return (dds__slice){p, (size_t)(end - p)};
+}
+
+static inline bool is_digit(char c) { return (unsigned)((unsigned char)c - '0') < 10; }
+
+static inline bool has_prefix(const char *p, size_t n, const char *prefix, size_t plen) {
+    return n >= plen && memcmp(p, prefix, plen) == 0;
+}
+
+/* ---- numbers ------------------------------------------------------------------------------ */
+
+/* strtod follows LC_NUMERIC, and an embedder may well run under a locale whose decimal
+ * separator is ','. One "C" locale object for the process, made on first use. */
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static locale_t c_locale;
+
+static void c_locale_init(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0); }
+
+/* Longest number handed to strtod. "%.17g" needs at most 24 bytes; anything longer than this
+ * comes from no real client and is rejected rather than copied somewhere bigger. */
+enum { NUM_MAX_LEN = 127 };
+
+static bool ascii_ieq(const char *p, size_t n, const char *lower) {
+    size_t i = 0;
+    for (; i < n && lower[i]; i++)
+        if ((p[i] | 0x20) != lower[i]) return false;
+    return i == n && lower[i] == '\0';
+}
+
+/* Everything the fast path does not take: exponents, long mantissas, inf/nan, garbage. The
+ * accepted language is the Go agent's strconv.ParseFloat minus hex floats and '_' digit
+ * separators (no client sends those): [+-] then a decimal float, "inf", "infinity" or "nan"
+ * (any case). The charset check keeps strtod away from what it would accept beyond that
+ * (leading blanks, hex, "nan(...)"). */
+static bool parse_double_slow(const char *p, size_t n, double *out) {
+    size_t i = (p[0] == '+' || p[0] == '-') ? 1 : 0;
+    if (i < n && ((p[i] | 0x20) == 'i' || (p[i] | 0x20) == 'n')) {
+        double v;
+        if (ascii_ieq(p + i, n - i, "inf") || ascii_ieq(p + i, n - i, "infinity")) v = INFINITY;
+        else if (ascii_ieq(p + i, n - i, "nan")) v = NAN;
+        else return false;
+        *out = p[0] == '-' ? -v : v;
+        return true;
+    }
+    if (n > NUM_MAX_LEN) return false;
+    char buf[NUM_MAX_LEN + 1];
+    for (size_t k = 0; k < n; k++) {
+        char c = p[k];
+        if (!is_digit(c) && c != '.' && c != 'e' && c != 'E' && c != '+' && c != '-') return false;
+        buf[k] = c;
+    }
+    buf[n] = '\0';
+
+    pthread_once(&c_locale_once, c_locale_init);
+    int saved_errno = errno;
+    char *stop;
+    /* newlocale("C") cannot fail on glibc; if it ever did, the global locale is all we have. */
+    double v = c_locale ? strtod_l(buf, &stop, c_locale) : strtod(buf, &stop);
+    /* ERANGE is not an error here: an overflow becomes +-Inf, which the aggregator drops and
+     * counts like a sent "inf"; an underflow is the nearest double, as with any other value. */
+    errno = saved_errno;
+    if (stop != buf + n) return false;
+    *out = v;
+    return true;
+}
+
+/* 10^0..10^22 are exact doubles; beyond, 10^k is rounded and one division is no longer exact. */
+static const double pow10_exact[] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+/* Hot path: nearly every value is "42" or "3.25". An integer of <= 19 digits fits a uint64 and
+ * its conversion is correctly rounded; a decimal m / 10^k with m <= 2^53 and k <= 22 is one
+ * IEEE division of two exact doubles, so it is correctly rounded too. Both give exactly what
+ * strtod gives; anything else goes to strtod. */
+static bool parse_double(const char *p, size_t n, double *out) {
+    if (n == 0) return false;
+    size_t i = 0;
+    bool neg = false;
+    if (p[0] == '-' || p[0] == '+') {
+        neg = p[0] == '-';
+        i = 1;
+    }
+    uint64_t mant = 0; /* wraps past 19 digits, but is then thrown away */
+    size_t ndigits = 0, nfrac = 0;
+    for (; i < n && is_digit(p[i]); i++, ndigits++) mant = mant * 10 + (uint64_t)(p[i] - '0');
+    if (i < n && p[i] == '.') {
+        for (i++; i < n && is_digit(p[i]); i++, ndigits++, nfrac++)
+            mant = mant * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (i != n || ndigits == 0 || ndigits > 19) return parse_double_slow(p, n, out);
+    double v;
+    if (nfrac == 0) v = (double)mant;
+    else if (mant <= (UINT64_C(1) << 53) && nfrac < sizeof pow10_exact / sizeof pow10_exact[0])
+        v = (double)mant / pow10_exact[nfrac];
+    else return parse_double_slow(p, n, out);
+    *out = neg ? -v : v;
+    return true;
+}
+
+/* Unix seconds of `T` and `d:`: base-10, >= 1, fits int64. A leading '+' is taken because the
+ * Go agent's strconv.ParseInt takes it; '-' could only give a value < 1. */
+static bool parse_unix_ts(const char *p, size_t n, int64_t *out) {
+    size_t i = (n > 0 && p[0] == '+') ? 1 : 0;
+    if (i == n) return false;
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        if (!is_digit(p[i])) return false;
+        unsigned d = (unsigned)(p[i] - '0');
+        if (v > ((uint64_t)INT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    if (v < 1) return false;
+    *out = (int64_t)v;
+    return true;
+}
+
+/* ---- packets and lines -------------------------------------------------------------------- */
+
+bool dds__packet_next_line(const char **cursor, const char *end, dds__slice *line) {
+    const char *p = *cursor;
+    while (p < end) {
+        const char *nl = find(p, end, '\n');
+        const char *stop = nl;
+        if (stop > p && stop[-1] == '\r') stop--; /* one '\r' only: "a\r\r\n" keeps "a\r" */
+        const char *start = p;
+        p = nl < end ? nl + 1 : end;
+        if (stop > start) {
+            *cursor = p;
+            *line = span(start, stop);
+            return true;
+        }
+    }
+    *cursor = end;
+    return false;
+}
+
+dds__line_kind dds__line_kind_of(dds__slice line) {
+    if (has_prefix(line.ptr, line.len, "_e{", 3)) return DDS__LINE_EVENT;
+    if (has_prefix(line.ptr, line.len, "_sc|", 4)) return DDS__LINE_SERVICE_CHECK;
+    return DDS__LINE_METRIC;
+}
+
+/* A slice cannot tell "nothing left" from "one empty tag left", so a trailing ',' ("a,") yields
+ * "a" alone rather than "a" and "": the aggregator drops empty tags anyway, and this is what
+ * makes `#` alone yield nothing. Leading and inner empty tags are returned. */
+bool dds__tags_next(dds__slice *rest, dds__slice *tag) {
+    if (rest->len == 0) return false;
+    const char *end = rest->ptr + rest->len;
+    const char *comma = find(rest->ptr, end, ',');
+    *tag = span(rest->ptr, comma);
+    *rest = comma < end ? span(comma + 1, end) : span(end, end);
+    return true;
+}
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+static bool parse_mtype(const char *p, size_t n, dds__mtype *t) {
+    if (n == 1) {
+        switch (p[0]) {
+        case 'c': *t = DDS__MT_COUNT; return true;
+        case 'g': *t = DDS__MT_GAUGE; return true;
+        case 'h': *t = DDS__MT_HISTOGRAM; return true;
+        case 'd': *t = DDS__MT_DISTRIBUTION; return true;
+        case 's': *t = DDS__MT_SET; return true;
+        default: return false;
+        }
+    }
+    if (n == 2 && p[0] == 'm' && p[1] == 's') {
+        *t = DDS__MT_TIMING;
+        return true;
+    }
+    return false;
+}
+
+/* DogStatsD 1.1 packing: "1::2" is two samples (empty items skipped), one bad item rejects the
+ * line. A value made only of separators ("::") holds no sample at all: rejected as an empty
+ * value rather than accepted as a line that does nothing (the Go agent accepts it silently). */
+static int parse_values(const char *p, const char *end, double *vals, size_t cap, size_t *nvals) {
+    size_t count = 0;
+    while (p < end) {
+        const char *item_end = find(p, end, ':');
+        if (item_end > p) {
+            double v;
+            if (!parse_double(p, (size_t)(item_end - p), &v)) return DDS__PARSE_ERR_VALUE;
+            if (count == cap) return DDS__PARSE_ERR_TOO_MANY_VALUES;
+            vals[count++] = v;
+        }
+        p = item_end + (item_end < end);
+    }
+    if (count == 0) return DDS__PARSE_ERR_VALUE;
+    *nvals = count;
+    return DDS__PARSE_OK;
+}
+
+int dds__parse_metric(const char *line, size_t len, dds__metric *out, double *vals, size_t cap,
+                      size_t *nvals) {
+    *nvals = 0;
+    const char *end = line + len;
+    /* Name and value come before the first '|' (as in the Go agent), so "a|c:1" has no ':'. */
+    const char *bar = find(line, end, '|');
+    const char *colon = find(line, bar, ':');
+    if (colon == bar || colon == line) return DDS__PARSE_ERR_NAME;
+    out->name = span(line, colon);
+    out->raw_value = span(colon + 1, bar);
+    if (out->raw_value.len == 0) return DDS__PARSE_ERR_VALUE;
+    if (bar == end) return DDS__PARSE_ERR_TYPE;
+
+    const char *type_end = find(bar + 1, end, '|');
+    if (!parse_mtype(bar + 1, (size_t)(type_end - (bar + 1)), &out->type)) return DDS__PARSE_ERR_TYPE;
+    out->sample_rate = 1.0;
+    out->tags = (dds__slice){NULL, 0};
+    out->timestamp = 0;
+
+    /* Sets keep the raw member, colons included ("u:a:b|s" is member "a:b"). */
+    if (out->type != DDS__MT_SET) {
+        int st = parse_values(out->raw_value.ptr, bar, vals, cap, nvals);
+        if (st != DDS__PARSE_OK) return st;
+    }
+
+    /* Optional fields, any order; a later duplicate overwrites an earlier one. */
+    for (const char *f = type_end; f < end;) {
+        f++; /* the '|' */
+        const char *f_end = find(f, end, '|');
+        size_t n = (size_t)(f_end - f);
+        if (n > 0) {
+            switch (f[0]) {
+            case '@': {
+                double rate;
+                if (!parse_double(f + 1, n - 1, &rate)) goto bad_rate;
+                out->sample_rate = rate; /* range is the aggregator's business */
+                break;
+            }
+            case '#': out->tags = span(f + 1, f_end); break;
+            case 'T':
+                if (!parse_unix_ts(f + 1, n - 1, &out->timestamp)) goto bad_timestamp;
+                break;
+            default:
+                /* `c:` container id, `e:` external data, `card:` cardinality: origin detection we
+                 * do not do in a function. Never reject because of them, nor of unknown fields. */
+                break;
+            }
+        }
+        f = f_end;
+    }
+    return DDS__PARSE_OK;
+
+bad_rate:
+    *nvals = 0;
+    return DDS__PARSE_ERR_SAMPLE_RATE;
+bad_timestamp:
+    *nvals = 0;
+    return DDS__PARSE_ERR_TIMESTAMP;
+}
+
+/* ---- events ------------------------------------------------------------------------------- */
+
+/* One header length: decimal digits up to `term`, overflow-checked. Advances *i past `term`. */
+static bool parse_len(const char *line, size_t len, size_t *i, char term, uint64_t *out) {
+    size_t k = *i;
+    uint64_t v = 0;
+    for (; k < len && is_digit(line[k]); k++) {
+        unsigned d = (unsigned)(line[k] - '0');
+        if (v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    if (k == *i || k >= len || line[k] != term) return false;
+    *i = k + 1;
+    *out = v;
+    return true;
+}
+
+/* Title and text lengths only make sense if the title ends on the '|' separator and the text on
+ * the end of the line or on the '|' of the first optional field. */
+static bool lengths_land(const char *body, size_t n, size_t title_bytes, size_t text_bytes) {
+    if (title_bytes >= n || body[title_bytes] != '|') return false;
+    size_t text_room = n - title_bytes - 1;
+    if (text_bytes > text_room) return false;
+    return text_bytes == text_room || body[title_bytes + 1 + text_bytes] == '|';
+}
+
+/* Bytes of UTF-8 text that hold `units` UTF-16 code units, or false when the text ends first or
+ * the count stops inside a surrogate pair (a 4-byte sequence is two units). Bytes that do not
+ * start a valid sequence count as one unit each, like the U+FFFD they would decode to. */
+static bool utf16_units_to_bytes(const char *p, size_t n, uint64_t units, size_t *bytes) {
+    size_t i = 0;
+    while (units > 0) {
+        if (i >= n) return false;
+        unsigned char b = (unsigned char)p[i];
+        size_t seq = b < 0xC0 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : b < 0xF8 ? 4 : 1;
+        uint64_t u = seq == 4 ? 2 : 1;
+        if (seq > n - i || u > units) return false;
+        i += seq;
+        units -= u;
+    }
+    *bytes = i;
+    return true;
+}
+
+/* Where the title and the text end, given the header's lengths. Bytes first (the protocol);
+ * then, because hot-shots (npm) counts UTF-16 code units and so sends lengths that are too
+ * small for non-ASCII text, the same lengths read as UTF-16 units (PROTOCOL.md section 1). */
+static bool split_event_body(const char *body, size_t n, uint64_t title_len, uint64_t text_len,
+                             size_t *title_bytes, size_t *text_bytes) {
+    if (title_len < n && text_len < n && lengths_land(body, n, (size_t)title_len, (size_t)text_len)) {
+        *title_bytes = (size_t)title_len;
+        *text_bytes = (size_t)text_len;
+        return true;
+    }
+    size_t tb, xb;
+    if (!utf16_units_to_bytes(body, n, title_len, &tb) || tb >= n) return false;
+    if (!utf16_units_to_bytes(body + tb + 1, n - tb - 1, text_len, &xb)) return false;
+    if (!lengths_land(body, n, tb, xb)) return false;
+    *title_bytes = tb;
+    *text_bytes = xb;
+    return true;
+}
+
+int dds__parse_event(const char *line, size_t len, dds__event *out) {
+    if (!has_prefix(line, len, "_e{", 3)) return DDS__PARSE_ERR_EVENT;
+    size_t i = 3;
+    uint64_t title_len, text_len;
+    if (!parse_len(line, len, &i, ',', &title_len) || !parse_len(line, len, &i, '}', &text_len))
+        return DDS__PARSE_ERR_EVENT;
+    if (i >= len || line[i] != ':' || title_len == 0) return DDS__PARSE_ERR_EVENT;
+    i++;
+
+    const char *body = line + i, *end = line + len;
+    size_t title_bytes, text_bytes;
+    if (!split_event_body(body, len - i, title_len, text_len, &title_bytes, &text_bytes))
+        return DDS__PARSE_ERR_EVENT;
+
+    *out = (dds__event){
+        .title = {body, title_bytes},
+        .text = {body + title_bytes + 1, text_bytes},
+        .priority = DDS__PRIO_NORMAL,
+        .alert_type = DDS__ALERT_INFO,
+    };
+    /* A bad optional field is skipped and the event kept; a later valid duplicate wins. */
+    for (const char *f = body + title_bytes + 1 + text_bytes; f < end;) {
+        f++; /* the '|' */
+        const char *f_end = find(f, end, '|');
+        size_t n = (size_t)(f_end - f);
+        dds__slice v = span(f + (n >= 2 ? 2 : n), f_end);
+        if (n >= 1 && f[0] == '#') {
+            out->tags = span(f + 1, f_end);
+        } else if (n >= 2 && f[1] == ':') {
+            switch (f[0]) {
+            case 'd': {
+                int64_t ts;
+                if (parse_unix_ts(v.ptr, v.len, &ts)) out->timestamp = ts;
+                break;
+            }
+            case 'h': out->hostname = v; break;
+            case 'k': out->aggregation_key = v; break;
+            case 's': out->source_type_name = v; break;
+            case 'p':
+                if (ascii_eq(v, "normal")) out->priority = DDS__PRIO_NORMAL;
+                else if (ascii_eq(v, "low")) out->priority = DDS__PRIO_LOW;
+                break;
+            case 't':
+                if (ascii_eq(v, "info")) out->alert_type = DDS__ALERT_INFO;
+                else if (ascii_eq(v, "error")) out->alert_type = DDS__ALERT_ERROR;
+                else if (ascii_eq(v, "warning")) out->alert_type = DDS__ALERT_WARNING;
+                else if (ascii_eq(v, "success")) out->alert_type = DDS__ALERT_SUCCESS;
+                break;
+            default: break;
+            }
+        }
+        f = f_end;
+    }
+    return DDS__PARSE_OK;
+}
+
+/* ---- service checks ----------------------------------------------------------------------- */
+
+int dds__parse_service_check(const char *line, size_t len, dds__service_check *out) {
+    if (!has_prefix(line, len, "_sc|", 4)) return DDS__PARSE_ERR_SERVICE_CHECK;
+    const char *end = line + len;
+    const char *name = line + 4;
+    const char *name_end = find(name, end, '|');
+    if (name_end == name || name_end == end) return DDS__PARSE_ERR_SERVICE_CHECK;
+    const char *status = name_end + 1;
+    const char *status_end = find(status, end, '|');
+    /* Exactly one digit 0-3: "00", "4", "-1", "" are all rejected. */
+    if (status_end - status != 1 || status[0] < '0' || status[0] > '3')
+        return DDS__PARSE_ERR_SERVICE_CHECK;
+
+    *out = (dds__service_check){.name = span(name, name_end), .status = status[0] - '0'};
+    for (const char *f = status_end; f < end;) {
+        f++; /* the '|' */
+        /* `m:` ends at the next '|' like every other field (PROTOCOL.md). */
+        const char *f_end = find(f, end, '|');
+        size_t n = (size_t)(f_end - f);
+        if (n >= 1 && f[0] == '#') {
+            out->tags = span(f + 1, f_end);
+        } else if (n >= 2 && f[1] == ':') {
+            dds__slice v = span(f + 2, f_end);
+            switch (f[0]) {
+            case 'd': {
+                int64_t ts; /* a bad d: is ignored, not a reason to reject */
+                if (parse_unix_ts(v.ptr, v.len, &ts)) out->timestamp = ts;
+                break;
+            }
+            case 'h': out->hostname = v; break;
+            case 'm': out->message = v; break;
+            default: break;
+            }
+        }
+        f = f_end;
+    }
+    return DDS__PARSE_OK;
+}
+
+/* ---- small public helpers ----------------------------------------------------------------- */
+
+/* dst may be src itself: writes never overtake reads. */
+size_t dds__unescape_newlines(char *dst, const char *src, size_t len) {
+    size_t in = 0, outn = 0;
+    while (in < len) {
+        const char *bs = find(src + in, src + len, '\\');
+        size_t chunk = (size_t)(bs - (src + in));
+        memmove(dst + outn, src + in, chunk);
+        outn += chunk;
+        in += chunk;
+        if (in == len) break;
+        if (in + 1 < len && src[in + 1] == 'n') {
+            dst[outn++] = '\n';
+            in += 2;
+        } else {
+            dst[outn++] = '\\';
+            in++;
+        }
+    }
+    return outn;
+}
+
+const char *dds__parse_status_text(int status) {
+    switch (status) {
+    case DDS__PARSE_OK: return "ok";
+    case DDS__PARSE_ERR_NAME: return "bad metric name";
+    case DDS__PARSE_ERR_VALUE: return "bad metric value";
+    case DDS__PARSE_ERR_TYPE: return "bad metric type";
+    case DDS__PARSE_ERR_SAMPLE_RATE: return "bad sample rate";
+    case DDS__PARSE_ERR_TIMESTAMP: return "bad timestamp";
+    case DDS__PARSE_ERR_EVENT: return "malformed event";
+    case DDS__PARSE_ERR_SERVICE_CHECK: return "malformed service check";
+    case DDS__PARSE_ERR_TOO_MANY_VALUES: return "too many packed values";
+    default: return "unknown parse status";
+    }
+}
+
+const char *dds__mtype_name(dds__mtype t) {
+    switch (t) {
+    case DDS__MT_COUNT: return "c";
+    case DDS__MT_GAUGE: return "g";
+    case DDS__MT_HISTOGRAM: return "h";
+    case DDS__MT_TIMING: return "ms";
+    case DDS__MT_DISTRIBUTION: return "d";
+    case DDS__MT_SET: return "s";
+    }
+    return "?";
+}

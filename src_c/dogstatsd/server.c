@@ -1,0 +1,167 @@
+/* server.c - DogStatsD pipeline glue. In: packets (from the listener or the HTTP proxy). Out:
+ * payload lists at flush time. One bad line is counted and logged at a bounded rate and never
+ * affects its neighbours; nothing here blocks or allocates per line. */
+#include "dogstatsd/server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "config.h"
+#include "error.h"
+
+struct dds__dsd {
+    dds__listener *listener;
+    dds__agg *agg;
+    dds__dsd_serializer *ser;
+    dds__dsd_counters *counters;
+    const dds__logger *log;
+    double *vals;          /* parser scratch: a line of n bytes holds at most n/2 + 1 values */
+    size_t vals_cap;
+    dds__ratelimit parse_rl;
+    char *metric_ns;       /* owned, without a trailing '.' */
+};
+
+static void log_parse_error(dds__dsd *d, int status, const char *line, size_t len) {
+    uint64_t skipped = 0;
+    if (!dds__ratelimit_allow(&d->parse_rl, dds__mono_ms(), &skipped)) return;
+    /* The line is quoted bounded: it is attacker-controlled and may be 64 KiB long. */
+    dds__log_warn(d->log, "DogStatsD: dropped a malformed line (%s): \"%.*s%s\" (%llu more dropped since the last message)",
+                  dds__parse_status_text(status), (int)(len > 120 ? 120 : len), line, len > 120 ? "..." : "",
+                  (unsigned long long)skipped);
+}
+
+void dds__dsd_process(dds__dsd *d, const char *buf, size_t len) {
+    const char *cur = buf, *end = buf + len;
+    dds__slice line;
+    int64_t now_s = dds__wall_s();
+    while (dds__packet_next_line(&cur, end, &line)) {
+        int st;
+        switch (dds__line_kind_of(line)) {
+        case DDS__LINE_METRIC: {
+            dds__metric m;
+            size_t nvals = 0;
+            st = dds__parse_metric(line.ptr, line.len, &m, d->vals, d->vals_cap, &nvals);
+            if (st == DDS__PARSE_OK) {
+                dds__counter_add(&d->counters->metric_lines, 1);
+                dds__agg_add(d->agg, &m, d->vals, nvals, now_s);
+                continue;
+            }
+            break;
+        }
+        case DDS__LINE_EVENT: {
+            dds__event ev;
+            st = dds__parse_event(line.ptr, line.len, &ev);
+            if (st == DDS__PARSE_OK) {
+                dds__counter_add(&d->counters->events, 1);
+                dds__dsd_serializer_add_event(d->ser, &ev, now_s);
+                continue;
+            }
+            break;
+        }
+        default: {
+            dds__service_check sc;
+            st = dds__parse_service_check(line.ptr, line.len, &sc);
+            if (st == DDS__PARSE_OK) {
+                dds__counter_add(&d->counters->service_checks, 1);
+                dds__dsd_serializer_add_service_check(d->ser, &sc, now_s);
+                continue;
+            }
+            break;
+        }
+        }
+        dds__counter_add(&d->counters->parse_errors, 1);
+        log_parse_error(d, st, line.ptr, line.len);
+    }
+}
+
+static void on_packet(void *user, const char *buf, size_t len) { dds__dsd_process(user, buf, len); }
+
+dds__dsd *dds__dsd_new(const dds_config *cfg, const dds__slice *base_tags, size_t n_base_tags,
+                       const char *metrics_url, bool dry_run, dds__dsd_counters *counters,
+                       const dds__logger *log, dds_error *err) {
+    dds__dsd *d = calloc(1, sizeof(*d));
+    if (!d) {
+        dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
+        return NULL;
+    }
+    d->counters = counters;
+    d->log = log;
+    d->parse_rl.interval_ms = 10000;
+    /* HTTP proxy bodies can be longer than a datagram: lines are bounded by the packet, so size
+     * the scratch for the largest datagram and let longer HTTP lines be rejected as too many. */
+    d->vals_cap = 65536 / 2 + 1;
+    d->vals = malloc(d->vals_cap * sizeof(double));
+
+    dds__agg_config ac;
+    memset(&ac, 0, sizeof(ac));
+    if (cfg->metric_namespace && cfg->metric_namespace[0]) {
+        d->metric_ns = strdup(cfg->metric_namespace);
+        if (d->metric_ns) {
+            size_t n = strlen(d->metric_ns);
+            while (n > 0 && d->metric_ns[n - 1] == '.') d->metric_ns[--n] = '\0';
+            ac.metric_namespace = dds__slice_make(d->metric_ns, n);
+        }
+    }
+    ac.base_tags = base_tags;
+    ac.n_base_tags = n_base_tags;
+    dds__config_histogram_aggregates(cfg->histogram_aggregates, &ac.histogram_aggregates, NULL, 0);
+    dds__config_histogram_percentiles(cfg->histogram_percentiles, ac.percentiles, DDS__MAX_PERCENTILES,
+                                      &ac.n_percentiles, NULL, 0);
+    ac.counter_expiry_s = cfg->counter_expiry_s;
+    ac.context_limit = cfg->context_limit;
+    ac.client_telemetry = cfg->client_telemetry;
+
+    dds__dsd_serializer_config sc;
+    memset(&sc, 0, sizeof(sc));
+    sc.metrics_base_url = metrics_url;
+    sc.dry_run = dry_run;
+    sc.base_tags = base_tags;
+    sc.n_base_tags = n_base_tags;
+
+    if (!d->vals || (cfg->metric_namespace && cfg->metric_namespace[0] && !d->metric_ns) ||
+        !(d->agg = dds__agg_new(&ac, &counters->agg)) || !(d->ser = dds__dsd_serializer_new(&sc, &counters->ser))) {
+        dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
+        goto fail;
+    }
+    dds__listener_config lc = {
+        .udp_enabled = true,
+        .non_local = cfg->dogstatsd_non_local_traffic,
+        .port = cfg->dogstatsd_port,
+        .unix_path = (cfg->dogstatsd_socket && cfg->dogstatsd_socket[0]) ? cfg->dogstatsd_socket : NULL,
+        .buffer_size = cfg->dogstatsd_buffer_size,
+        .so_rcvbuf = cfg->dogstatsd_so_rcvbuf,
+    };
+    d->listener = dds__listener_new(&lc, on_packet, d, &counters->listener, log, err);
+    if (!d->listener) goto fail;
+    return d;
+fail:
+    dds__dsd_free(d);
+    return NULL;
+}
+
+uint16_t dds__dsd_port(const dds__dsd *d) { return dds__listener_port(d->listener); }
+
+int dds__dsd_attach(dds__dsd *d, struct event_base *base) { return dds__listener_attach(d->listener, base); }
+
+void dds__dsd_drain_and_close(dds__dsd *d) {
+    if (!d->listener) return;
+    dds__listener_drain(d->listener);
+    dds__listener_close(d->listener);
+}
+
+dds__payload *dds__dsd_flush(dds__dsd *d, bool force) {
+    dds__agg_sink sink = dds__dsd_serializer_sink(d->ser);
+    dds__agg_flush(d->agg, dds__wall_s(), force, &sink);
+    return dds__dsd_serializer_take(d->ser);
+}
+
+void dds__dsd_free(dds__dsd *d) {
+    if (!d) return;
+    dds__listener_free(d->listener);
+    dds__agg_free(d->agg);
+    dds__dsd_serializer_free(d->ser);
+    free(d->vals);
+    free(d->metric_ns);
+    free(d);
+}

@@ -1,0 +1,44 @@
+/* server.h - the DogStatsD pipeline of one instance: listener -> parse -> aggregate ->
+ * serialize. services.c drives it; the trace receiver's /dogstatsd/v2/proxy feeds it packets. */
+#ifndef DDS_DOGSTATSD_SERVER_H
+#define DDS_DOGSTATSD_SERVER_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/counter.h"
+#include "common/slice.h"
+#include "datadog_serverless.h"
+#include "dogstatsd/aggregate.h"
+#include "dogstatsd/listener.h"
+#include "dogstatsd/serialize.h"
+#include "log.h"
+#include "transport/payload.h"
+
+struct event_base;
+
+typedef struct dds__dsd_counters {
+    dds__listener_counters listener;
+    dds__counter metric_lines, events, service_checks, parse_errors, http_packets;
+    dds__agg_counters agg;
+    dds__dsd_serializer_counters ser;
+} dds__dsd_counters;
+
+typedef struct dds__dsd dds__dsd;
+
+/* Build the pipeline and bind the sockets (caller's thread). base_tags are copied. NULL with
+ * err filled on failure. */
+dds__dsd *dds__dsd_new(const dds_config *cfg, const dds__slice *base_tags, size_t n_base_tags,
+                       const char *metrics_url, bool dry_run, dds__dsd_counters *counters,
+                       const dds__logger *log, dds_error *err);
+uint16_t dds__dsd_port(const dds__dsd *d);
+int dds__dsd_attach(dds__dsd *d, struct event_base *base);
+/* One packet of newline-separated lines (UDP datagram or HTTP proxy body), received now.
+ * Loop thread. */
+void dds__dsd_process(dds__dsd *d, const char *buf, size_t len);
+/* Stop accepting: read what the sockets hold, then close them. */
+void dds__dsd_drain_and_close(dds__dsd *d);
+/* Flush (closed buckets, or everything when force) and return the payloads to send. */
+dds__payload *dds__dsd_flush(dds__dsd *d, bool force);
+void dds__dsd_free(dds__dsd *d);
+#endif

@@ -1,0 +1,619 @@
+/* services.c - lifecycle of one instance: start (bind, then the loop thread), flush and stop
+ * commands from any thread, periodic flushes, status events. The only file that knows every
+ * pipeline. Other threads reach the loop only through the command queue; nothing here blocks
+ * the loop thread, and no command waits on the loop from the loop itself. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cloud.h"
+#include "common/clock.h"
+#include "config.h"
+#include "dogstatsd/server.h"
+#include "error.h"
+#include "log.h"
+#include "transport/intake.h"
+
+#define DEFAULT_STOP_TIMEOUT_MS 5000
+#define MAX_BASE_TAGS 64
+
+enum { ST_RUNNING = 1, ST_STOPPING = 2, ST_STOPPED = 3 };
+enum { CMD_FLUSH = 1, CMD_STOP = 2 };
+
+/* A request from another thread. Shared by the caller and the loop: refs counts both, the last
+ * one to let go frees it (the caller may give up at its timeout while the loop still holds it). */
+typedef struct cmd {
+    struct cmd *next;
+    int kind;
+    int64_t deadline_ms;     /* monotonic */
+    int result;
+    bool done;
+    int refs;
+} cmd;
+
+/* Every counter of the instance, in one place so dds_stats_get works after stop too. Written on
+ * the loop thread only. */
+typedef struct counters {
+    dds__dsd_counters dsd;
+    dds__intake_counters intake;
+} counters;
+
+struct dds_services {
+    dds_config cfg;              /* owned deep copy */
+    dds__logger log;
+    dds__cloud cloud;
+    dds_status_fn on_status;
+    void *user;
+    char *metrics_url;
+    char *base_tag_store[MAX_BASE_TAGS];
+    dds__slice base_tags[MAX_BASE_TAGS];
+    size_t n_base_tags;
+    bool dry_run;
+
+    struct event_base *base;
+    struct event *cmd_ev;
+    struct event *flush_ev;
+    struct event *deadline_ev;   /* wakes the loop at the earliest waiting command's deadline */
+    dds__dsd *dsd;
+    dds__intake *intake;
+    counters counters;
+    uint16_t dsd_port, trace_port;
+
+    pthread_t thread;
+    bool thread_started;
+    _Atomic int state;
+    _Atomic bool stop_requested;
+
+    /* Command queue: mu guards queue, waiting, cmd->done/result/refs; cv signals completion. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    cmd *queue;
+    cmd *waiting;                /* loop-owned list of commands waiting for the intake to drain */
+    cmd stop_cmd;                /* embedded: a stop happens once */
+    bool stop_queued;
+
+    /* Serialises dds_stop / dds_free from several threads; never taken on the loop thread. */
+    pthread_mutex_t lifecycle_mu;
+    bool joined;
+    bool stop_finished;          /* loop side: the stop sequence has run (or is running) */
+};
+
+/* ---- process-wide init ------------------------------------------------------------------------ */
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static int global_init_rc;
+
+static void global_init(void) {
+    if (evthread_use_pthreads() != 0) global_init_rc = -1;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) global_init_rc = -1;
+}
+
+/* ---- status ------------------------------------------------------------------------------------ */
+
+const char *dds_service_name(dds_service_kind kind) {
+    switch (kind) {
+    case DDS_SERVICE_DOGSTATSD: return "dogstatsd";
+    case DDS_SERVICE_TRACE_AGENT: return "trace-agent";
+    default: return NULL;
+    }
+}
+
+static void emit(dds_services *s, dds_status_type type, dds_service_kind svc, uint16_t port, const char *msg) {
+    if (!s->on_status) return;
+    dds_status st = {.type = type, .service = svc, .port = port, .message = msg};
+    s->on_status(&st, s->user);
+}
+
+static void on_intake_error(void *user, const char *message) {
+    dds_services *s = user;
+    emit(s, DDS_STATUS_ERROR, DDS_SERVICE_NONE, 0, message);
+}
+
+/* ---- commands ---------------------------------------------------------------------------------- */
+
+static bool on_loop_thread(const dds_services *s) {
+    return s->thread_started && pthread_equal(pthread_self(), s->thread);
+}
+
+static void cmd_release_locked(cmd *c) {
+    if (--c->refs == 0 && c->kind == CMD_FLUSH) free(c);
+}
+
+/* Loop thread: finish a command and wake its caller. */
+static void cmd_complete(dds_services *s, cmd *c, int result) {
+    pthread_mutex_lock(&s->mu);
+    c->result = result;
+    c->done = true;
+    pthread_cond_broadcast(&s->cv);
+    cmd_release_locked(c);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void submit_all(dds_services *s, dds__payload *list) {
+    while (list) {
+        dds__payload *next = list->next;
+        list->next = NULL;
+        dds__intake_submit(s->intake, list);
+        list = next;
+    }
+}
+
+static void flush_pipelines(dds_services *s, bool force) {
+    if (s->dsd) submit_all(s, dds__dsd_flush(s->dsd, force));
+}
+
+static void arm_deadline(dds_services *s) {
+    int64_t earliest = INT64_MAX;
+    for (cmd *c = s->waiting; c; c = c->next)
+        if (c->deadline_ms < earliest) earliest = c->deadline_ms;
+    if (earliest == INT64_MAX) {
+        event_del(s->deadline_ev);
+        return;
+    }
+    int64_t d = earliest - dds__mono_ms();
+    if (d < 0) d = 0;
+    struct timeval tv = {.tv_sec = d / 1000, .tv_usec = (d % 1000) * 1000};
+    event_add(s->deadline_ev, &tv);
+}
+
+static void finish_stop(dds_services *s, int result);
+
+/* Complete waiting commands: all of them when the intake is drained, the expired ones otherwise. */
+static void settle_waiting(dds_services *s, bool drained) {
+    int64_t now = dds__mono_ms();
+    cmd **pp = &s->waiting;
+    while (*pp) {
+        cmd *c = *pp;
+        if (drained || now >= c->deadline_ms) {
+            *pp = c->next;
+            c->next = NULL;
+            if (c->kind == CMD_STOP) {
+                if (!drained) {
+                    size_t n = dds__intake_abandon(s->intake);
+                    dds__log_warn(&s->log, "stop: the intake did not answer in time; %zu payload(s) dropped", n);
+                }
+                finish_stop(s, drained ? 0 : DDS_ERR_SHUTDOWN_TIMEOUT);
+            } else {
+                cmd_complete(s, c, drained ? 0 : DDS_ERR_SHUTDOWN_TIMEOUT);
+            }
+            pp = &s->waiting; /* finish_stop may have completed others: rescan */
+        } else {
+            pp = &c->next;
+        }
+    }
+    arm_deadline(s);
+}
+
+static void on_drained(void *user) {
+    dds_services *s = user;
+    if (s->waiting) settle_waiting(s, true);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    dds_services *s = arg;
+    settle_waiting(s, dds__intake_pending(s->intake) == 0);
+}
+
+static void wait_for_intake(dds_services *s, cmd *c) {
+    if (dds__intake_pending(s->intake) == 0) {
+        c->next = NULL;
+        if (c->kind == CMD_STOP)
+            finish_stop(s, 0);
+        else
+            cmd_complete(s, c, 0);
+        return;
+    }
+    c->next = s->waiting;
+    s->waiting = c;
+    arm_deadline(s);
+}
+
+/* Loop thread: the last step of a stop. Every waiting flush is answered, STOPPED is the last
+ * status event, and the loop exits. */
+static void finish_stop(dds_services *s, int result) {
+    while (s->waiting) {
+        cmd *c = s->waiting;
+        s->waiting = c->next;
+        if (c->kind == CMD_FLUSH) cmd_complete(s, c, dds__intake_pending(s->intake) ? DDS_ERR_SHUTDOWN_TIMEOUT : 0);
+    }
+    atomic_store(&s->state, ST_STOPPED);
+    emit(s, DDS_STATUS_STOPPED, DDS_SERVICE_NONE, 0, result ? "stopped: shutdown timeout exceeded" : "stopped");
+    event_base_loopbreak(s->base);
+    cmd_complete(s, &s->stop_cmd, result);
+}
+
+static void begin_stop(dds_services *s, cmd *c) {
+    if (s->stop_finished) return;
+    s->stop_finished = true;
+    event_del(s->flush_ev);
+    /* What the kernel already holds was sent before stop was called: read it, then close. */
+    if (s->dsd) dds__dsd_drain_and_close(s->dsd);
+    flush_pipelines(s, true);
+    wait_for_intake(s, c);
+}
+
+static void on_command(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    dds_services *s = arg;
+    pthread_mutex_lock(&s->mu);
+    cmd *list = s->queue;
+    s->queue = NULL;
+    pthread_mutex_unlock(&s->mu);
+    /* The queue is LIFO-linked; restore arrival order. */
+    cmd *ordered = NULL;
+    while (list) {
+        cmd *next = list->next;
+        list->next = ordered;
+        ordered = list;
+        list = next;
+    }
+    while (ordered) {
+        cmd *c = ordered;
+        ordered = c->next;
+        c->next = NULL;
+        if (c->kind == CMD_STOP) {
+            begin_stop(s, c);
+        } else if (s->stop_finished) {
+            cmd_complete(s, c, DDS_ERR_NOT_RUNNING);
+        } else {
+            flush_pipelines(s, true);
+            wait_for_intake(s, c);
+        }
+    }
+}
+
+/* Any thread: queue c and wake the loop. */
+static void cmd_post(dds_services *s, cmd *c) {
+    pthread_mutex_lock(&s->mu);
+    c->next = s->queue;
+    s->queue = c;
+    pthread_mutex_unlock(&s->mu);
+    event_active(s->cmd_ev, EV_READ, 0);
+}
+
+/* Caller thread: wait for c until its deadline (plus grace for the loop to act on it). */
+static int cmd_wait(dds_services *s, cmd *c, int64_t grace_ms) {
+    int64_t until = c->deadline_ms + grace_ms;
+    pthread_mutex_lock(&s->mu);
+    while (!c->done) {
+        int64_t left = until - dds__mono_ms();
+        if (left <= 0) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    int rc = c->done ? c->result : DDS_ERR_SHUTDOWN_TIMEOUT;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- loop thread ------------------------------------------------------------------------------- */
+
+static void on_flush_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    flush_pipelines(arg, false);
+}
+
+static void *loop_main(void *arg) {
+    dds_services *s = arg;
+    if (s->dsd) emit(s, DDS_STATUS_READY, DDS_SERVICE_DOGSTATSD, s->dsd_port, "dogstatsd ready");
+    event_base_loop(s->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* ---- start ------------------------------------------------------------------------------------- */
+
+static void add_base_tag(dds_services *s, const char *fmt, const char *a, size_t alen) {
+    if (s->n_base_tags == MAX_BASE_TAGS) return;
+    char *t = NULL;
+    if (asprintf(&t, fmt, (int)alen, a) < 0) return;
+    s->base_tag_store[s->n_base_tags] = t;
+    s->base_tags[s->n_base_tags] = dds__slice_cstr(t);
+    s->n_base_tags++;
+}
+
+static void add_dd_tag(void *user, const char *tag, size_t len) { add_base_tag(user, "%.*s", tag, len); }
+
+static void build_base_tags(dds_services *s) {
+    const dds_config *c = &s->cfg;
+    dds__config_each_tag(c->tags, add_dd_tag, s);
+    if (c->env && c->env[0]) add_base_tag(s, "env:%.*s", c->env, strlen(c->env));
+    if (c->service && c->service[0]) add_base_tag(s, "service:%.*s", c->service, strlen(c->service));
+    if (c->version && c->version[0]) add_base_tag(s, "version:%.*s", c->version, strlen(c->version));
+    if (s->cloud.origin) {
+        add_base_tag(s, "origin:%.*s", s->cloud.origin, strlen(s->cloud.origin));
+        add_base_tag(s, "dd.origin:%.*s", s->cloud.origin, strlen(s->cloud.origin));
+    }
+}
+
+static void services_destroy(dds_services *s) {
+    if (!s) return;
+    dds__dsd_free(s->dsd);
+    dds__intake_free(s->intake);
+    if (s->cmd_ev) event_free(s->cmd_ev);
+    if (s->flush_ev) event_free(s->flush_ev);
+    if (s->deadline_ev) event_free(s->deadline_ev);
+    if (s->base) event_base_free(s->base);
+    for (size_t i = 0; i < s->n_base_tags; i++) free(s->base_tag_store[i]);
+    free(s->metrics_url);
+    dds__config_release(&s->cfg);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->lifecycle_mu);
+    free(s);
+}
+
+int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_services **out, dds_error *err) {
+    int rc = dds_config_validate(cfg, err);
+    if (rc) return rc;
+    if (!out) return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "out must not be NULL");
+    pthread_once(&global_once, global_init);
+    if (global_init_rc != 0) return dds__error_set(err, DDS_ERR_RUNTIME, "libevent/libcurl initialisation failed");
+
+    dds_services *s = calloc(1, sizeof(*s));
+    if (!s) return dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&s->lifecycle_mu, NULL);
+    if (dds__config_dup(&s->cfg, cfg) != 0) {
+        rc = dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
+        goto fail;
+    }
+    s->on_status = on_status;
+    s->user = user;
+    s->log.level = s->cfg.log_level;
+    s->log.secret = s->cfg.api_key;
+    s->dry_run = dds__config_is_dry_run(&s->cfg);
+    dds__cloud_detect(&s->cloud);
+    build_base_tags(s);
+    s->metrics_url = dds__config_metrics_url(&s->cfg);
+    if (!s->metrics_url) {
+        rc = dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
+        goto fail;
+    }
+
+    s->base = event_base_new();
+    if (!s->base) {
+        rc = dds__error_set(err, DDS_ERR_RUNTIME, "cannot create the event loop");
+        goto fail;
+    }
+    s->cmd_ev = event_new(s->base, -1, 0, on_command, s);
+    s->flush_ev = event_new(s->base, -1, EV_PERSIST, on_flush_timer, s);
+    s->deadline_ev = event_new(s->base, -1, 0, on_deadline, s);
+    if (!s->cmd_ev || !s->flush_ev || !s->deadline_ev) {
+        rc = dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
+        goto fail;
+    }
+
+    char ua[64];
+    snprintf(ua, sizeof(ua), "datadog-serverless/%s", dds_version());
+    dds__intake_config ic = {
+        .api_key = s->cfg.api_key,
+        .https_proxy = s->cfg.https_proxy,
+        .tls_verify = s->cfg.tls_verify,
+        .request_timeout_ms = s->cfg.request_timeout_ms,
+        .retry_queue_max_bytes = s->cfg.retry_queue_max_bytes,
+        .user_agent = ua,
+        .dry_run = s->dry_run,
+        .dry_run_fd = s->cfg.dry_run_fd,
+        .log = &s->log,
+        .on_error = on_intake_error,
+        .user = s,
+    };
+    s->intake = dds__intake_new(s->base, &ic, &s->counters.intake);
+    if (!s->intake) {
+        rc = dds__error_set(err, DDS_ERR_RUNTIME, "cannot create the HTTP client");
+        goto fail;
+    }
+    dds__intake_set_drained_cb(s->intake, on_drained, s);
+
+    if (s->cfg.use_dogstatsd) {
+        s->dsd = dds__dsd_new(&s->cfg, s->base_tags, s->n_base_tags, s->metrics_url, s->dry_run,
+                              &s->counters.dsd, &s->log, err);
+        if (!s->dsd) {
+            rc = err ? err->code : DDS_ERR_DOGSTATSD_START;
+            goto fail;
+        }
+        if (dds__dsd_attach(s->dsd, s->base) != 0) {
+            rc = dds__error_set(err, DDS_ERR_DOGSTATSD_START, "cannot register the socket with the event loop");
+            goto fail;
+        }
+        s->dsd_port = dds__dsd_port(s->dsd);
+    }
+
+    struct timeval every = {.tv_sec = s->cfg.flush_interval_ms / 1000,
+                            .tv_usec = (s->cfg.flush_interval_ms % 1000) * 1000};
+    event_add(s->flush_ev, &every);
+
+    /* Log what a newcomer needs to know, once, before the thread exists. */
+    if (!s->cfg.api_key || !s->cfg.api_key[0])
+        dds__log_warn(&s->log, "DD_API_KEY is not set: dry-run mode, each payload is written as one JSON line "
+                               "to stdout instead of being sent to Datadog");
+    else if (s->dry_run)
+        dds__log_info(&s->log, "dry-run mode: each payload is written as one JSON line to stdout");
+    if (s->cloud.kind == DDS__CLOUD_NONE)
+        dds__log_info(&s->log, "no serverless environment detected (AWS Lambda, Azure Functions, Google Cloud "
+                               "Functions, Azure Spring Apps): running anyway, without origin tags");
+    else
+        dds__log_info(&s->log, "detected %s%s%s", s->cloud.display_name, s->cloud.function_name[0] ? ", function " : "",
+                      s->cloud.function_name);
+
+    /* The loop thread gets every signal blocked so SIGINT/SIGTERM go to the host's threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    atomic_store(&s->state, ST_RUNNING);
+    int prc = pthread_create(&s->thread, NULL, loop_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (prc != 0) {
+        atomic_store(&s->state, 0);
+        rc = dds__error_set(err, DDS_ERR_RUNTIME, "cannot create the loop thread: %s", strerror(prc));
+        goto fail;
+    }
+    s->thread_started = true;
+    pthread_setname_np(s->thread, "dds-loop");
+    if (s->dsd) {
+        if (s->cfg.dogstatsd_socket && s->cfg.dogstatsd_socket[0])
+            dds__log_info(&s->log, "DogStatsD listening on %s:%u and unix://%s",
+                          s->cfg.dogstatsd_non_local_traffic ? "0.0.0.0" : "127.0.0.1", s->dsd_port,
+                          s->cfg.dogstatsd_socket);
+        else
+            dds__log_info(&s->log, "DogStatsD listening on %s:%u",
+                          s->cfg.dogstatsd_non_local_traffic ? "0.0.0.0" : "127.0.0.1", s->dsd_port);
+    }
+    *out = s;
+    return 0;
+fail:
+    services_destroy(s);
+    return rc;
+}
+
+/* ---- flush / stop / free ------------------------------------------------------------------------ */
+
+int dds_flush(dds_services *s, uint32_t timeout_ms, dds_error *err) {
+    if (!s || atomic_load(&s->state) != ST_RUNNING)
+        return dds__error_set(err, DDS_ERR_NOT_RUNNING, NULL);
+    if (on_loop_thread(s))
+        return dds__error_set(err, DDS_ERR_RUNTIME, "dds_flush cannot wait on its own loop thread (called from the status callback)");
+    cmd *c = calloc(1, sizeof(*c));
+    if (!c) return dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
+    c->kind = CMD_FLUSH;
+    c->deadline_ms = dds__mono_ms() + timeout_ms;
+    c->refs = 2;
+    cmd_post(s, c);
+    int rc = cmd_wait(s, c, 200);
+    pthread_mutex_lock(&s->mu);
+    cmd_release_locked(c);
+    pthread_mutex_unlock(&s->mu);
+    if (rc == DDS_ERR_SHUTDOWN_TIMEOUT)
+        return dds__error_set(err, rc, "Flush timeout exceeded (%u ms): payloads still pending stay queued", timeout_ms);
+    if (rc) return dds__error_set(err, rc, NULL);
+    return 0;
+}
+
+/* Queue the one stop command. Returns true for the caller that queued it. */
+static bool request_stop(dds_services *s, int64_t deadline_ms) {
+    if (atomic_exchange(&s->stop_requested, true)) return false;
+    atomic_store(&s->state, ST_STOPPING);
+    s->stop_cmd.kind = CMD_STOP;
+    s->stop_cmd.deadline_ms = deadline_ms;
+    s->stop_cmd.refs = 1; /* embedded in the instance: cmd_release_locked never frees a stop */
+    cmd_post(s, &s->stop_cmd);
+    return true;
+}
+
+static int join_bounded(dds_services *s, int64_t until_ms) {
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t left = until_ms - dds__mono_ms();
+        if (left < 0) left = 0;
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        int rc = pthread_timedjoin_np(s->thread, NULL, &ts);
+        if (rc == 0) return 0;
+        if (rc != ETIMEDOUT && rc != EINTR) return -1;
+        if (dds__mono_ms() >= until_ms) return -1;
+    }
+}
+
+int dds_stop(dds_services *s, uint32_t timeout_ms, dds_error *err) {
+    if (!s) return dds__error_set(err, DDS_ERR_NOT_RUNNING, NULL);
+    if (timeout_ms == 0) timeout_ms = DEFAULT_STOP_TIMEOUT_MS;
+    int64_t deadline = dds__mono_ms() + timeout_ms;
+    if (on_loop_thread(s)) {
+        /* From the status callback: the loop cannot wait for itself. Start the stop; the thread
+         * is joined by a later dds_stop or by dds_free. */
+        request_stop(s, deadline);
+        return 0;
+    }
+    pthread_mutex_lock(&s->lifecycle_mu);
+    if (s->joined) {
+        pthread_mutex_unlock(&s->lifecycle_mu);
+        return 0;
+    }
+    bool first = request_stop(s, deadline);
+    /* Grace after the deadline: the loop abandons the intake at the deadline and then exits. */
+    int rc = cmd_wait(s, &s->stop_cmd, first ? 1000 : (int64_t)timeout_ms + 1000);
+    if (join_bounded(s, dds__mono_ms() + 2000) == 0) s->joined = true;
+    pthread_mutex_unlock(&s->lifecycle_mu);
+    if (!first) return 0;  /* a stop started elsewhere; it reports its own result */
+    if (rc == DDS_ERR_SHUTDOWN_TIMEOUT)
+        return dds__error_set(err, rc, "Shutdown timeout exceeded (%u ms): pending payloads dropped", timeout_ms);
+    if (rc) return dds__error_set(err, rc, NULL);
+    return 0;
+}
+
+bool dds_is_running(const dds_services *s) { return s && atomic_load(&s->state) == ST_RUNNING; }
+
+void dds_ports(const dds_services *s, uint16_t *dogstatsd, uint16_t *trace) {
+    if (dogstatsd) *dogstatsd = s ? s->dsd_port : 0;
+    if (trace) *trace = s ? s->trace_port : 0;
+}
+
+void dds_stats_get(const dds_services *s, dds_stats *out) {
+    memset(out, 0, sizeof(*out));
+    if (!s) return;
+    const dds__dsd_counters *d = &s->counters.dsd;
+    const dds__intake_counters *in = &s->counters.intake;
+    out->dsd_packets = dds__counter_get(&d->listener.packets) + dds__counter_get(&d->http_packets);
+    out->dsd_packets_truncated = dds__counter_get(&d->listener.truncated);
+    out->dsd_bytes = dds__counter_get(&d->listener.bytes);
+    out->dsd_metric_lines = dds__counter_get(&d->metric_lines);
+    out->dsd_events = dds__counter_get(&d->events);
+    out->dsd_service_checks = dds__counter_get(&d->service_checks);
+    out->dsd_parse_errors = dds__counter_get(&d->parse_errors);
+    out->dsd_samples = dds__counter_get(&d->agg.samples);
+    out->dsd_samples_dropped = dds__counter_get(&d->agg.samples_dropped);
+    out->dsd_contexts_dropped = dds__counter_get(&d->agg.contexts_dropped);
+    out->dsd_contexts = dds__counter_get(&d->agg.contexts);
+    out->dsd_events_dropped = dds__counter_get(&d->ser.events_dropped);
+    out->payloads_sent = dds__counter_get(&in->sent);
+    out->payloads_retried = dds__counter_get(&in->retried);
+    out->payloads_dropped = dds__counter_get(&in->dropped) + dds__counter_get(&d->ser.items_too_large) +
+                            dds__counter_get(&d->ser.oom);
+    out->payload_bytes_sent = dds__counter_get(&in->bytes_sent);
+    out->series_sent = dds__counter_get(&in->series_sent);
+    out->sketches_sent = dds__counter_get(&in->sketches_sent);
+    out->dry_run_payloads = dds__counter_get(&in->dry_run);
+}
+
+void dds_free(dds_services *s) {
+    if (!s) return;
+    if (s->thread_started && !s->joined) {
+        dds_stop(s, DEFAULT_STOP_TIMEOUT_MS, NULL);
+        if (!s->joined) {
+            /* The loop is stuck (a status callback that never returns?): freeing under it would
+             * crash the host, so leak the instance rather than free memory still in use. */
+            dds__log_error(&s->log, "dds_free: the loop thread did not exit; the instance is leaked");
+            return;
+        }
+    }
+    services_destroy(s);
+}

@@ -1,0 +1,1 @@
+"""Fake Datadog intake for end-to-end tests: see README.md beside this file."""
