@@ -1,0 +1,207 @@
+/* Tests of src_c/config.c: defaults, DD_* variables, validation messages. */
+#include <stdlib.h>
+
+#include "config.h"
+#include "datadog_serverless.h"
+#include "test.h"
+
+static const char *const all_vars[] = {
+    "DD_API_KEY", "DD_SITE", "DD_DD_URL", "DD_URL", "DD_PROXY_HTTPS", "HTTPS_PROXY", "DD_LOG_LEVEL",
+    "DD_DOGSTATSD_PORT", "DD_USE_DOGSTATSD", "DD_STATSD_METRIC_NAMESPACE", "DD_TAGS", "DD_ENV",
+    "DD_SERVICE", "DD_VERSION", "DD_DOGSTATSD_SOCKET", "DD_DOGSTATSD_NON_LOCAL_TRAFFIC",
+    "DD_APM_RECEIVER_PORT", "DD_SKIP_SSL_VALIDATION", "DD_DOGSTATSD_BUFFER_SIZE", "DD_FORWARDER_TIMEOUT",
+};
+
+static void clear_env(void) {
+    for (size_t i = 0; i < sizeof(all_vars) / sizeof(*all_vars); i++) unsetenv(all_vars[i]);
+}
+
+TEST(defaults_are_valid) {
+    dds_config c;
+    dds_config_init(&c);
+    CHECK_EQ_STR(c.site, "datadoghq.com");
+    CHECK_EQ_INT(c.dogstatsd_port, 8125);
+    CHECK_EQ_INT(c.apm_receiver_port, 8126);
+    CHECK(c.use_dogstatsd);
+    CHECK(c.tls_verify);
+    CHECK_EQ_INT(c.log_level, DDS_LOG_INFO);
+    CHECK_EQ_INT(c.dogstatsd_buffer_size, 8192);
+    CHECK(c.api_key == NULL);
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+    CHECK(dds__config_is_dry_run(&c)); /* no key: dry run, not an error */
+}
+
+TEST(port_out_of_range_names_field_and_value) {
+    dds_config c;
+    dds_config_init(&c);
+    c.dogstatsd_port = 70000;
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK_EQ_INT(err.code, DDS_ERR_INVALID_CONFIG);
+    CHECK_EQ_STR(err.message, "Invalid configuration: dogstatsd_port must be 0-65535, got 70000");
+    c.dogstatsd_port = -1;
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    c.dogstatsd_port = 0; /* any free port */
+    CHECK_EQ_INT(dds_config_validate(&c, NULL), 0);
+    c.apm_receiver_port = 65536;
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "apm_receiver_port") != NULL);
+}
+
+TEST(site_must_be_known) {
+    dds_config c;
+    dds_config_init(&c);
+    dds_error err = {0};
+    const char *good[] = {"datadoghq.com", "us3.datadoghq.com", "us5.datadoghq.com", "datadoghq.eu",
+                          "ddog-gov.com", "ap1.datadoghq.com", "ap2.datadoghq.com"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
+        c.site = good[i];
+        CHECK_MSG(dds_config_validate(&c, &err) == 0, "site %s rejected", good[i]);
+    }
+    c.site = "example.com";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "site must be a Datadog site") != NULL);
+    CHECK(strstr(err.message, "example.com") != NULL);
+}
+
+TEST(namespace_rules) {
+    dds_config c;
+    dds_config_init(&c);
+    dds_error err = {0};
+    const char *good[] = {"app", "my_app.v2", "A1", "app."};
+    const char *bad[] = {"1app", "_app", "app-x", "app x", ".app", "caf\xc3\xa9"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
+        c.metric_namespace = good[i];
+        CHECK_MSG(dds_config_validate(&c, &err) == 0, "namespace %s rejected", good[i]);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        c.metric_namespace = bad[i];
+        CHECK_MSG(dds_config_validate(&c, &err) == DDS_ERR_INVALID_CONFIG, "namespace %s accepted", bad[i]);
+        CHECK(strstr(err.message, "metric_namespace") != NULL);
+    }
+}
+
+TEST(other_validation) {
+    dds_config c;
+    dds_error err = {0};
+    dds_config_init(&c);
+    c.log_level = (dds_log_level)9;
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "log_level") != NULL);
+    dds_config_init(&c);
+    c.dd_url = "ftp://x";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "dd_url") != NULL);
+    dds_config_init(&c);
+    c.histogram_aggregates = "max,p99";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "p99") != NULL);
+    dds_config_init(&c);
+    c.histogram_percentiles = "0.95 1.5";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    dds_config_init(&c);
+    c.dogstatsd_buffer_size = 100;
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "dogstatsd_buffer_size") != NULL);
+    CHECK_EQ_INT(dds_config_validate(NULL, &err), DDS_ERR_INVALID_CONFIG);
+}
+
+TEST(from_env_reads_every_documented_variable) {
+    clear_env();
+    setenv("DD_API_KEY", "abc123", 1);
+    setenv("DD_SITE", "datadoghq.eu", 1);
+    setenv("DD_LOG_LEVEL", "DEBUG", 1);
+    setenv("DD_DOGSTATSD_PORT", "9125", 1);
+    setenv("DD_USE_DOGSTATSD", "false", 1);
+    setenv("DD_STATSD_METRIC_NAMESPACE", "ns", 1);
+    setenv("HTTPS_PROXY", "http://proxy-b:3128", 1);
+    setenv("DD_PROXY_HTTPS", "http://proxy-a:3128", 1);
+    setenv("DD_URL", "http://127.0.0.1:1", 1);
+    setenv("DD_DD_URL", "http://127.0.0.1:2", 1);
+    setenv("DD_TAGS", "a:1,b:2", 1);
+    setenv("DD_APM_RECEIVER_PORT", "0", 1);
+    setenv("DD_SKIP_SSL_VALIDATION", "true", 1);
+    setenv("DD_FORWARDER_TIMEOUT", "7", 1);
+    dds_config c;
+    dds_config_init(&c);
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK_EQ_STR(c.api_key, "abc123");
+    CHECK_EQ_STR(c.site, "datadoghq.eu");
+    CHECK_EQ_INT(c.log_level, DDS_LOG_DEBUG);
+    CHECK_EQ_INT(c.dogstatsd_port, 9125);
+    CHECK(!c.use_dogstatsd);
+    CHECK_EQ_STR(c.metric_namespace, "ns");
+    CHECK_EQ_STR(c.https_proxy, "http://proxy-a:3128"); /* DD_PROXY_HTTPS wins */
+    CHECK_EQ_STR(c.dd_url, "http://127.0.0.1:2");         /* DD_DD_URL wins */
+    CHECK_EQ_STR(c.tags, "a:1,b:2");
+    CHECK_EQ_INT(c.apm_receiver_port, 0);
+    CHECK(!c.tls_verify);
+    CHECK_EQ_INT(c.request_timeout_ms, 7000);
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+    CHECK(!dds__config_is_dry_run(&c));
+    clear_env();
+}
+
+TEST(from_env_bad_values_name_the_variable) {
+    clear_env();
+    dds_config c;
+    dds_error err = {0};
+    setenv("DD_DOGSTATSD_PORT", "abc", 1);
+    dds_config_init(&c);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "DD_DOGSTATSD_PORT") != NULL);
+    CHECK(strstr(err.message, "abc") != NULL);
+    clear_env();
+    setenv("DD_DOGSTATSD_PORT", "70000", 1); /* converted, then refused by validation: never truncated */
+    dds_config_init(&c);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK_EQ_INT(c.dogstatsd_port, 70000);
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    clear_env();
+    setenv("DD_USE_DOGSTATSD", "maybe", 1);
+    dds_config_init(&c);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "DD_USE_DOGSTATSD") != NULL);
+    clear_env();
+    setenv("DD_LOG_LEVEL", "verbose", 1);
+    dds_config_init(&c);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "DD_LOG_LEVEL must be one of trace|debug|info|warn|error|off") != NULL);
+    clear_env();
+}
+
+TEST(error_names_and_versions) {
+    CHECK_EQ_STR(dds_errcode_name(DDS_ERR_INVALID_CONFIG), "ERR_INVALID_CONFIG");
+    CHECK_EQ_STR(dds_errcode_name(DDS_ERR_ALREADY_STARTED), "ERR_ALREADY_STARTED");
+    CHECK_EQ_STR(dds_errcode_name(DDS_ERR_NOT_RUNNING), "ERR_NOT_RUNNING");
+    CHECK_EQ_STR(dds_errcode_name(12345), "ERR_UNKNOWN");
+    CHECK(dds_version() != NULL && strchr(dds_version(), '.') != NULL);
+    CHECK_EQ_STR(dds_log_level_name(DDS_LOG_WARN), "warn");
+}
+
+TEST(owned_copy_is_deep) {
+    char key[] = "secret-key";
+    dds_config c, copy;
+    dds_config_init(&c);
+    c.api_key = key;
+    CHECK_EQ_INT(dds__config_dup(&copy, &c), 0);
+    key[0] = 'X';
+    CHECK_EQ_STR(copy.api_key, "secret-key");
+    CHECK_EQ_STR(copy.site, "datadoghq.com");
+    dds__config_release(&copy);
+}
+
+int main(void) {
+    RUN(defaults_are_valid);
+    RUN(port_out_of_range_names_field_and_value);
+    RUN(site_must_be_known);
+    RUN(namespace_rules);
+    RUN(other_validation);
+    RUN(from_env_reads_every_documented_variable);
+    RUN(from_env_bad_values_name_the_variable);
+    RUN(error_names_and_versions);
+    RUN(owned_copy_is_deep);
+    return TEST_REPORT();
+}

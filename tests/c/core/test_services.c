@@ -1,0 +1,418 @@
+/* Tests of src_c/services.c: the lifecycle rules of the public header, observed through real
+ * sockets. Payloads go to a pipe (dry-run mode), so what would be sent is read back here. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "datadog_serverless.h"
+#include "test.h"
+
+#define MAX_EVENTS 32
+
+typedef struct recorder {
+    pthread_mutex_t mu;
+    int n;
+    dds_status_type types[MAX_EVENTS];
+    dds_service_kind services[MAX_EVENTS];
+    uint16_t ports[MAX_EVENTS];
+    dds_services *stop_me;      /* when set, READY calls dds_stop on it (from the loop thread) */
+    int stop_rc, flush_rc;
+    bool try_flush;
+} recorder;
+
+static void record(const dds_status *st, void *user) {
+    recorder *r = user;
+    pthread_mutex_lock(&r->mu);
+    if (r->n < MAX_EVENTS) {
+        r->types[r->n] = st->type;
+        r->services[r->n] = st->service;
+        r->ports[r->n] = st->port;
+        r->n++;
+    }
+    dds_services *s = r->stop_me;
+    pthread_mutex_unlock(&r->mu);
+    if (st->type == DDS_STATUS_READY && r->try_flush && s) r->flush_rc = dds_flush(s, 100, NULL);
+    if (st->type == DDS_STATUS_READY && s) r->stop_rc = dds_stop(s, 1000, NULL);
+}
+
+static void recorder_init(recorder *r) {
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->mu, NULL);
+    r->stop_rc = r->flush_rc = 12345;
+}
+
+static int wait_events(recorder *r, int n, int ms) {
+    for (int i = 0; i < ms; i++) {
+        pthread_mutex_lock(&r->mu);
+        int have = r->n;
+        pthread_mutex_unlock(&r->mu);
+        if (have >= n) return have;
+        usleep(1000);
+    }
+    return r->n;
+}
+
+static void base_config(dds_config *c, int out_fd) {
+    dds_config_init(c);
+    c->dogstatsd_port = 0;
+    c->dry_run = true;
+    c->dry_run_fd = out_fd;
+    c->log_level = DDS_LOG_WARN;
+    c->use_trace_agent = false;
+}
+
+static void send_udp(uint16_t port, const char *msg, size_t len) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sendto(fd, msg, len, 0, (struct sockaddr *)&sa, sizeof(sa));
+    close(fd);
+}
+
+/* Everything readable from the pipe now (non-blocking), NUL-terminated, caller frees. */
+static char *drain_pipe(int fd) {
+    size_t cap = 1 << 20, len = 0;
+    char *out = calloc(1, cap + 1);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    for (;;) {
+        ssize_t n = read(fd, out + len, cap - len);
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    out[len] = '\0';
+    return out;
+}
+
+TEST(start_flush_stop_delivers_and_reports) {
+    int p[2];
+    CHECK(pipe(p) == 0);
+    dds_config c;
+    base_config(&c, p[1]);
+    recorder r;
+    recorder_init(&r);
+    dds_services *s = NULL;
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_start(&c, record, &r, &s, &err), 0);
+    CHECK(s != NULL);
+    CHECK(dds_is_running(s));
+    uint16_t port = 0, tport = 1;
+    dds_ports(s, &port, &tport);
+    CHECK(port != 0);
+    CHECK_EQ_INT(tport, 0);
+    wait_events(&r, 1, 2000);
+    CHECK_EQ_INT(r.types[0], DDS_STATUS_READY);
+    CHECK_EQ_INT(r.services[0], DDS_SERVICE_DOGSTATSD);
+    CHECK_EQ_INT(r.ports[0], port);
+
+    const char *pkt = "lifecycle.count:2|c|#a:b\nlifecycle.gauge:7|g\nbroken-line\n";
+    send_udp(port, pkt, strlen(pkt));
+    dds_stats st;
+    for (int i = 0; i < 2000; i++) {
+        dds_stats_get(s, &st);
+        if (st.dsd_metric_lines >= 2) break;
+        usleep(1000);
+    }
+    CHECK_EQ_INT(st.dsd_metric_lines, 2);
+    CHECK_EQ_INT(st.dsd_parse_errors, 1);
+    CHECK_EQ_INT(st.dsd_packets, 1);
+    CHECK_EQ_INT(dds_flush(s, 2000, &err), 0);
+    char *out = drain_pipe(p[0]);
+    CHECK(strstr(out, "\"lifecycle.count\"") != NULL);
+    CHECK(strstr(out, "\"lifecycle.gauge\"") != NULL);
+    CHECK(strstr(out, "/api/v2/series") != NULL);
+    free(out);
+
+    CHECK_EQ_INT(dds_stop(s, 2000, &err), 0);
+    CHECK(!dds_is_running(s));
+    CHECK_EQ_INT(dds_stop(s, 2000, &err), 0);                      /* idempotent */
+    CHECK_EQ_INT(dds_flush(s, 100, &err), DDS_ERR_NOT_RUNNING);    /* after stop */
+    CHECK(strstr(err.message, "Services not running") != NULL);
+    wait_events(&r, 2, 1000);
+    CHECK_EQ_INT(r.types[r.n - 1], DDS_STATUS_STOPPED);           /* last event */
+    dds_stats_get(s, &st);                                          /* works after stop */
+    CHECK_EQ_INT(st.dsd_metric_lines, 2);
+    dds_free(s);
+    close(p[0]);
+    close(p[1]);
+}
+
+TEST(stop_drains_what_the_socket_already_holds) {
+    int p[2];
+    CHECK(pipe(p) == 0);
+    dds_config c;
+    base_config(&c, p[1]);
+    dds_services *s = NULL;
+    CHECK_EQ_INT(dds_start(&c, NULL, NULL, &s, NULL), 0);
+    uint16_t port;
+    dds_ports(s, &port, NULL);
+    /* Sent and then stopped at once: the datagrams sit in the socket buffer when stop starts. */
+    char line[64];
+    for (int i = 0; i < 200; i++) {
+        int n = snprintf(line, sizeof(line), "drain.m%d:1|c", i);
+        send_udp(port, line, (size_t)n);
+    }
+    CHECK_EQ_INT(dds_stop(s, 3000, NULL), 0);
+    dds_stats st;
+    dds_stats_get(s, &st);
+    CHECK_EQ_INT(st.dsd_metric_lines, 200);
+    char *out = drain_pipe(p[0]);
+    CHECK(strstr(out, "\"drain.m0\"") != NULL);
+    CHECK(strstr(out, "\"drain.m199\"") != NULL);
+    free(out);
+    dds_free(s);
+    close(p[0]);
+    close(p[1]);
+}
+
+TEST(stop_from_status_callback) {
+    int p[2];
+    CHECK(pipe(p) == 0);
+    dds_config c;
+    base_config(&c, p[1]);
+    recorder r;
+    recorder_init(&r);
+    r.try_flush = true;
+    dds_services *s = NULL;
+    /* The callback may run before dds_start returns: hold it until stop_me is set. */
+    pthread_mutex_lock(&r.mu);
+    CHECK_EQ_INT(dds_start(&c, record, &r, &s, NULL), 0);
+    r.stop_me = s;
+    pthread_mutex_unlock(&r.mu);
+    wait_events(&r, 2, 3000);
+    CHECK_EQ_INT(r.stop_rc, 0);
+    CHECK_EQ_INT(r.flush_rc, DDS_ERR_RUNTIME); /* would wait on itself */
+    CHECK_EQ_INT(r.types[r.n - 1], DDS_STATUS_STOPPED);
+    CHECK(!dds_is_running(s));
+    CHECK_EQ_INT(dds_stop(s, 1000, NULL), 0); /* joins */
+    dds_free(s);
+    close(p[0]);
+    close(p[1]);
+}
+
+TEST(start_after_stop_and_two_instances) {
+    int p[2];
+    CHECK(pipe(p) == 0);
+    dds_config c;
+    base_config(&c, p[1]);
+    dds_services *a = NULL, *b = NULL;
+    CHECK_EQ_INT(dds_start(&c, NULL, NULL, &a, NULL), 0);
+    CHECK_EQ_INT(dds_start(&c, NULL, NULL, &b, NULL), 0);
+    uint16_t pa, pb;
+    dds_ports(a, &pa, NULL);
+    dds_ports(b, &pb, NULL);
+    CHECK(pa != pb);
+    send_udp(pa, "inst.a:1|c", 10);
+    send_udp(pb, "inst.b:1|c", 10);
+    CHECK_EQ_INT(dds_stop(a, 2000, NULL), 0);
+    CHECK_EQ_INT(dds_stop(b, 2000, NULL), 0);
+    dds_free(a);
+    dds_free(b);
+    char *out = drain_pipe(p[0]);
+    CHECK(strstr(out, "\"inst.a\"") != NULL);
+    CHECK(strstr(out, "\"inst.b\"") != NULL);
+    free(out);
+    /* Start again on the very port the stopped instance used. */
+    c.dogstatsd_port = pa;
+    dds_services *again = NULL;
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_start(&c, NULL, NULL, &again, &err), 0);
+    if (again) {
+        uint16_t pp;
+        dds_ports(again, &pp, NULL);
+        CHECK_EQ_INT(pp, pa);
+        dds_free(again); /* free without stop: stops first */
+    }
+    close(p[0]);
+    close(p[1]);
+}
+
+TEST(taken_port_is_a_clear_start_error) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    socklen_t sl = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    dds_config c;
+    base_config(&c, 1);
+    c.dogstatsd_port = ntohs(sa.sin_port);
+    recorder r;
+    recorder_init(&r);
+    dds_services *s = (dds_services *)0x1;
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_start(&c, record, &r, &s, &err), DDS_ERR_DOGSTATSD_START);
+    CHECK(s == (dds_services *)0x1); /* untouched */
+    CHECK(strstr(err.message, "Failed to start DogStatsD: cannot bind UDP 127.0.0.1:") != NULL);
+    CHECK(strstr(err.message, "Address already in use") != NULL);
+    usleep(20000);
+    CHECK_EQ_INT(r.n, 0); /* a failed call never invokes its callback */
+    close(fd);
+}
+
+TEST(invalid_config_fails_start) {
+    dds_config c;
+    base_config(&c, 1);
+    c.dogstatsd_port = 70000;
+    dds_services *s = NULL;
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_start(&c, NULL, NULL, &s, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(s == NULL);
+    CHECK_EQ_STR(err.message, "Invalid configuration: dogstatsd_port must be 0-65535, got 70000");
+    CHECK_EQ_INT(dds_stop(NULL, 0, &err), DDS_ERR_NOT_RUNNING);
+    CHECK(!dds_is_running(NULL));
+    dds_free(NULL);
+}
+
+TEST(unix_socket_and_truncation) {
+    int p[2];
+    CHECK(pipe(p) == 0);
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/dds-test-%d.sock", (int)getpid());
+    dds_config c;
+    base_config(&c, p[1]);
+    c.dogstatsd_socket = path;
+    c.dogstatsd_buffer_size = 512;
+    dds_services *s = NULL;
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_start(&c, NULL, NULL, &s, &err), 0);
+    if (!s) return;
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, path);
+    const char *m = "uds.metric:3|g";
+    CHECK(sendto(fd, m, strlen(m), 0, (struct sockaddr *)&sa, sizeof(sa)) == (ssize_t)strlen(m));
+    close(fd);
+    /* A datagram larger than the 512-byte buffer is counted and dropped; its neighbour is kept. */
+    char big[1000];
+    memset(big, 'x', sizeof(big));
+    memcpy(big, "trunc.metric:1|c\n", 17);
+    uint16_t port;
+    dds_ports(s, &port, NULL);
+    send_udp(port, big, sizeof(big));
+    send_udp(port, "after.trunc:1|c", 15);
+    CHECK_EQ_INT(dds_stop(s, 2000, NULL), 0);
+    dds_stats st;
+    dds_stats_get(s, &st);
+    CHECK_EQ_INT(st.dsd_packets_truncated, 1);
+    char *out = drain_pipe(p[0]);
+    CHECK(strstr(out, "\"uds.metric\"") != NULL);
+    CHECK(strstr(out, "\"after.trunc\"") != NULL);
+    CHECK(strstr(out, "trunc.metric") == NULL);
+    free(out);
+    CHECK(access(path, F_OK) != 0); /* socket file removed at stop */
+    dds_free(s);
+    close(p[0]);
+    close(p[1]);
+}
+
+typedef struct { dds_services *s; atomic_int ok, not_running, other; } flusher_arg;
+
+static void *flusher(void *arg) {
+    flusher_arg *f = arg;
+    for (int i = 0; i < 50; i++) {
+        int rc = dds_flush(f->s, 1000, NULL);
+        if (rc == 0) atomic_fetch_add(&f->ok, 1);
+        else if (rc == DDS_ERR_NOT_RUNNING) atomic_fetch_add(&f->not_running, 1);
+        else atomic_fetch_add(&f->other, 1);
+    }
+    return NULL;
+}
+
+TEST(concurrent_flush_and_stop) {
+    int p[2];
+    CHECK(pipe(p) == 0);
+    dds_config c;
+    base_config(&c, p[1]);
+    dds_services *s = NULL;
+    CHECK_EQ_INT(dds_start(&c, NULL, NULL, &s, NULL), 0);
+    flusher_arg f = {.s = s};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, flusher, &f);
+    usleep(5000);
+    CHECK_EQ_INT(dds_stop(s, 2000, NULL), 0);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    CHECK_EQ_INT(atomic_load(&f.other), 0);
+    CHECK_EQ_INT(atomic_load(&f.ok) + atomic_load(&f.not_running), 200);
+    dds_free(s);
+    close(p[0]);
+    close(p[1]);
+}
+
+typedef struct { pthread_mutex_t mu; char lines[8192]; } log_capture;
+
+static void capture_log(dds_log_level level, const char *line, void *user) {
+    (void)level;
+    log_capture *lc = user;
+    pthread_mutex_lock(&lc->mu);
+    size_t n = strlen(lc->lines);
+    snprintf(lc->lines + n, sizeof(lc->lines) - n, "%s\n", line);
+    pthread_mutex_unlock(&lc->mu);
+}
+
+TEST(api_key_never_logged_and_stop_is_bounded) {
+    /* A port with nothing listening: every send fails and is retried until stop's deadline. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    socklen_t sl = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    close(fd);
+
+    static log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    dds_set_log_fn(capture_log, &lc);
+    dds_config c;
+    base_config(&c, 1);
+    c.dry_run = false;
+    c.api_key = "SUPERSECRETAPIKEY0123456789";
+    c.dd_url = url;
+    c.log_level = DDS_LOG_TRACE;
+    dds_services *s = NULL;
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_start(&c, NULL, NULL, &s, &err), 0);
+    if (!s) return;
+    uint16_t port;
+    dds_ports(s, &port, NULL);
+    send_udp(port, "secret.test:1|c", 15);
+    usleep(20000);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = dds_stop(s, 600, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+    CHECK_EQ_INT(rc, DDS_ERR_SHUTDOWN_TIMEOUT);
+    CHECK(strstr(err.message, "Shutdown timeout exceeded") != NULL);
+    CHECK_MSG(ms < 600 + 1500, "stop took %.0f ms for a 600 ms timeout", ms);
+    dds_stats st;
+    dds_stats_get(s, &st);
+    CHECK(st.payloads_dropped >= 1);
+    CHECK(st.payloads_retried >= 1);
+    dds_free(s);
+    dds_set_log_fn(NULL, NULL);
+    pthread_mutex_lock(&lc.mu);
+    CHECK(strlen(lc.lines) > 0); /* trace level did log */
+    CHECK_MSG(strstr(lc.lines, "SUPERSECRETAPIKEY") == NULL, "API key found in logs:\n%s", lc.lines);
+    pthread_mutex_unlock(&lc.mu);
+}
+
+int main(void) {
+    RUN(start_flush_stop_delivers_and_reports);
+    RUN(stop_drains_what_the_socket_already_holds);
+    RUN(stop_from_status_callback);
+    RUN(start_after_stop_and_two_instances);
+    RUN(taken_port_is_a_clear_start_error);
+    RUN(invalid_config_fails_start);
+    RUN(unix_socket_and_truncation);
+    RUN(concurrent_flush_and_stop);
+    RUN(api_key_never_logged_and_stop_is_bounded);
+    return TEST_REPORT();
+}
