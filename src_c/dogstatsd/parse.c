@@ -33,6 +33,9 @@ static inline bool has_prefix(const char *p, size_t n, const char *prefix, size_
     return n >= plen && memcmp(p, prefix, plen) == 0;
 }
 
+/* Exact, case-sensitive match of a slice against a string literal. */
+#define SLICE_IS(s, lit) ((s).len == sizeof(lit) - 1 && memcmp((s).ptr, lit, sizeof(lit) - 1) == 0)
+
 /* ---- numbers ------------------------------------------------------------------------------ */
 
 /* strtod follows LC_NUMERIC, and an embedder may well run under a locale whose decimal
@@ -53,7 +56,7 @@ static bool ascii_ieq(const char *p, size_t n, const char *lower) {
     return i == n && lower[i] == '\0';
 }
 
-/* Everything the fast path does not take: exponents, long mantissas, inf/nan, garbage. The
+/* Everything the fast path does not take: long mantissas, large exponents, inf/nan, garbage. The
  * accepted language is the Go agent's strconv.ParseFloat minus hex floats and '_' digit
  * separators (no client sends those): [+-] then a decimal float, "inf", "infinity" or "nan"
  * (any case). The charset check keeps strtod away from what it would accept beyond that
@@ -90,16 +93,17 @@ static bool parse_double_slow(const char *p, size_t n, double *out) {
     return true;
 }
 
-/* 10^0..10^22 are exact doubles; beyond, 10^k is rounded and one division is no longer exact. */
+/* 10^0..10^22 are exact doubles; beyond, 10^k is rounded and one operation is no longer exact. */
 static const double pow10_exact[] = {
     1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 };
+enum { POW10_EXACT_MAX = 22 };
 
-/* Hot path: nearly every value is "42" or "3.25". An integer of <= 19 digits fits a uint64 and
- * its conversion is correctly rounded; a decimal m / 10^k with m <= 2^53 and k <= 22 is one
- * IEEE division of two exact doubles, so it is correctly rounded too. Both give exactly what
- * strtod gives; anything else goes to strtod. */
+/* Hot path: nearly every value is "42", "3.25" or "1.5e-3". The value is m * 10^k with m the
+ * digits. m of <= 19 digits fits a uint64 and its conversion is correctly rounded; with
+ * m <= 2^53 and |k| <= 22 both m and 10^k are exact doubles, so one IEEE multiply or divide is
+ * correctly rounded too. Either way the result is exactly strtod's; anything else goes there. */
 static bool parse_double(const char *p, size_t n, double *out) {
     if (n == 0) return false;
     size_t i = 0;
@@ -108,19 +112,35 @@ static bool parse_double(const char *p, size_t n, double *out) {
         neg = p[0] == '-';
         i = 1;
     }
-    uint64_t mant = 0; /* wraps past 19 digits, but is then thrown away */
+    uint64_t mant = 0; /* digits past the 19th are counted, not added: that goes to strtod */
     size_t ndigits = 0, nfrac = 0;
-    for (; i < n && is_digit(p[i]); i++, ndigits++) mant = mant * 10 + (uint64_t)(p[i] - '0');
+    for (; i < n && is_digit(p[i]); i++, ndigits++)
+        if (ndigits < 19) mant = mant * 10 + (uint64_t)(p[i] - '0');
     if (i < n && p[i] == '.') {
         for (i++; i < n && is_digit(p[i]); i++, ndigits++, nfrac++)
-            mant = mant * 10 + (uint64_t)(p[i] - '0');
+            if (ndigits < 19) mant = mant * 10 + (uint64_t)(p[i] - '0');
+    }
+    int exp10 = 0;
+    if (i < n && (p[i] | 0x20) == 'e') {
+        size_t k = i + 1, first;
+        bool exp_neg = false;
+        if (k < n && (p[k] == '-' || p[k] == '+')) exp_neg = p[k++] == '-';
+        /* Three exponent digits cover every exact case; longer ones are strtod's. */
+        for (first = k; k < n && is_digit(p[k]) && k - first < 3; k++)
+            exp10 = exp10 * 10 + (p[k] - '0');
+        if (k == first) return parse_double_slow(p, n, out);
+        if (exp_neg) exp10 = -exp10;
+        i = k;
     }
     if (i != n || ndigits == 0 || ndigits > 19) return parse_double_slow(p, n, out);
+
+    int scale = exp10 - (int)nfrac;
     double v;
-    if (nfrac == 0) v = (double)mant;
-    else if (mant <= (UINT64_C(1) << 53) && nfrac < sizeof pow10_exact / sizeof pow10_exact[0])
-        v = (double)mant / pow10_exact[nfrac];
-    else return parse_double_slow(p, n, out);
+    if (scale == 0) v = (double)mant;
+    else if (mant > (UINT64_C(1) << 53) || scale < -POW10_EXACT_MAX || scale > POW10_EXACT_MAX)
+        return parse_double_slow(p, n, out);
+    else if (scale > 0) v = (double)mant * pow10_exact[scale];
+    else v = (double)mant / pow10_exact[-scale];
     *out = neg ? -v : v;
     return true;
 }
@@ -206,7 +226,9 @@ static bool parse_mtype(const char *p, size_t n, dds__mtype *t) {
 static int parse_values(const char *p, const char *end, double *vals, size_t cap, size_t *nvals) {
     size_t count = 0;
     while (p < end) {
-        const char *item_end = find(p, end, ':');
+        /* Items are a few bytes: a plain loop beats a memchr call per item. */
+        const char *item_end = p;
+        while (item_end < end && *item_end != ':') item_end++;
         if (item_end > p) {
             double v;
             if (!parse_double(p, (size_t)(item_end - p), &v)) return DDS__PARSE_ERR_VALUE;
@@ -223,6 +245,7 @@ static int parse_values(const char *p, const char *end, double *vals, size_t cap
 int dds__parse_metric(const char *line, size_t len, dds__metric *out, double *vals, size_t cap,
                       size_t *nvals) {
     *nvals = 0;
+    if (len == 0) return DDS__PARSE_ERR_NAME;
     const char *end = line + len;
     /* Name and value come before the first '|' (as in the Go agent), so "a|c:1" has no ':'. */
     const char *bar = find(line, end, '|');
@@ -234,15 +257,17 @@ int dds__parse_metric(const char *line, size_t len, dds__metric *out, double *va
     if (bar == end) return DDS__PARSE_ERR_TYPE;
 
     const char *type_end = find(bar + 1, end, '|');
-    if (!parse_mtype(bar + 1, (size_t)(type_end - (bar + 1)), &out->type)) return DDS__PARSE_ERR_TYPE;
+    if (!parse_mtype(bar + 1, (size_t)(type_end - (bar + 1)), &out->type))
+        return DDS__PARSE_ERR_TYPE;
     out->sample_rate = 1.0;
     out->tags = (dds__slice){NULL, 0};
     out->timestamp = 0;
 
+    int st = DDS__PARSE_OK;
     /* Sets keep the raw member, colons included ("u:a:b|s" is member "a:b"). */
     if (out->type != DDS__MT_SET) {
-        int st = parse_values(out->raw_value.ptr, bar, vals, cap, nvals);
-        if (st != DDS__PARSE_OK) return st;
+        st = parse_values(out->raw_value.ptr, bar, vals, cap, nvals);
+        if (st != DDS__PARSE_OK) goto fail;
     }
 
     /* Optional fields, any order; a later duplicate overwrites an earlier one. */
@@ -252,15 +277,19 @@ int dds__parse_metric(const char *line, size_t len, dds__metric *out, double *va
         size_t n = (size_t)(f_end - f);
         if (n > 0) {
             switch (f[0]) {
-            case '@': {
-                double rate;
-                if (!parse_double(f + 1, n - 1, &rate)) goto bad_rate;
-                out->sample_rate = rate; /* range is the aggregator's business */
+            case '@':
+                /* The range is the aggregator's business; only a non-number rejects. */
+                if (!parse_double(f + 1, n - 1, &out->sample_rate)) {
+                    st = DDS__PARSE_ERR_SAMPLE_RATE;
+                    goto fail;
+                }
                 break;
-            }
             case '#': out->tags = span(f + 1, f_end); break;
             case 'T':
-                if (!parse_unix_ts(f + 1, n - 1, &out->timestamp)) goto bad_timestamp;
+                if (!parse_unix_ts(f + 1, n - 1, &out->timestamp)) {
+                    st = DDS__PARSE_ERR_TIMESTAMP;
+                    goto fail;
+                }
                 break;
             default:
                 /* `c:` container id, `e:` external data, `card:` cardinality: origin detection we
@@ -272,12 +301,9 @@ int dds__parse_metric(const char *line, size_t len, dds__metric *out, double *va
     }
     return DDS__PARSE_OK;
 
-bad_rate:
+fail:
     *nvals = 0;
-    return DDS__PARSE_ERR_SAMPLE_RATE;
-bad_timestamp:
-    *nvals = 0;
-    return DDS__PARSE_ERR_TIMESTAMP;
+    return st;
 }
 
 /* ---- events ------------------------------------------------------------------------------- */
@@ -329,7 +355,8 @@ static bool utf16_units_to_bytes(const char *p, size_t n, uint64_t units, size_t
  * small for non-ASCII text, the same lengths read as UTF-16 units (PROTOCOL.md section 1). */
 static bool split_event_body(const char *body, size_t n, uint64_t title_len, uint64_t text_len,
                              size_t *title_bytes, size_t *text_bytes) {
-    if (title_len < n && text_len < n && lengths_land(body, n, (size_t)title_len, (size_t)text_len)) {
+    if (title_len < n && text_len < n &&
+        lengths_land(body, n, (size_t)title_len, (size_t)text_len)) {
         *title_bytes = (size_t)title_len;
         *text_bytes = (size_t)text_len;
         return true;
@@ -368,10 +395,10 @@ int dds__parse_event(const char *line, size_t len, dds__event *out) {
         f++; /* the '|' */
         const char *f_end = find(f, end, '|');
         size_t n = (size_t)(f_end - f);
-        dds__slice v = span(f + (n >= 2 ? 2 : n), f_end);
         if (n >= 1 && f[0] == '#') {
             out->tags = span(f + 1, f_end);
         } else if (n >= 2 && f[1] == ':') {
+            dds__slice v = span(f + 2, f_end);
             switch (f[0]) {
             case 'd': {
                 int64_t ts;
@@ -382,14 +409,14 @@ int dds__parse_event(const char *line, size_t len, dds__event *out) {
             case 'k': out->aggregation_key = v; break;
             case 's': out->source_type_name = v; break;
             case 'p':
-                if (ascii_eq(v, "normal")) out->priority = DDS__PRIO_NORMAL;
-                else if (ascii_eq(v, "low")) out->priority = DDS__PRIO_LOW;
+                if (SLICE_IS(v, "normal")) out->priority = DDS__PRIO_NORMAL;
+                else if (SLICE_IS(v, "low")) out->priority = DDS__PRIO_LOW;
                 break;
             case 't':
-                if (ascii_eq(v, "info")) out->alert_type = DDS__ALERT_INFO;
-                else if (ascii_eq(v, "error")) out->alert_type = DDS__ALERT_ERROR;
-                else if (ascii_eq(v, "warning")) out->alert_type = DDS__ALERT_WARNING;
-                else if (ascii_eq(v, "success")) out->alert_type = DDS__ALERT_SUCCESS;
+                if (SLICE_IS(v, "info")) out->alert_type = DDS__ALERT_INFO;
+                else if (SLICE_IS(v, "error")) out->alert_type = DDS__ALERT_ERROR;
+                else if (SLICE_IS(v, "warning")) out->alert_type = DDS__ALERT_WARNING;
+                else if (SLICE_IS(v, "success")) out->alert_type = DDS__ALERT_SUCCESS;
                 break;
             default: break;
             }
