@@ -96,6 +96,7 @@ static size_t utf8_seq(const uint8_t *p, size_t avail, size_t *skip) {
 
 void dds__jsonw_escape(dds__buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
+    if (n == 0) return;  /* s may be NULL */
     const uint8_t *p = (const uint8_t *)s, *end = p + n;
     while (p < end) {
         const uint8_t *run = p;
@@ -187,6 +188,16 @@ void dds__jsonw_double(dds__jsonw *w, double v) {
     if (n <= 0 || (size_t)n >= sizeof(tmp)) {
         w->err = true;
         return;
+    }
+    /* %g switches to an exponent once it exceeds the precision: 4277834443099750 would come
+     * out as 4.27783444309975e+15. An integer below 1e17 is shorter written out, and exact. */
+    if (fabs(v) < 1e17 && v == trunc(v) && memchr(tmp, 'e', (size_t)n)) {
+        char alt[40];
+        int m = snprintf(alt, sizeof(alt), "%.0f", v);
+        if (m > 0 && m < n) {
+            memcpy(tmp, alt, (size_t)m);
+            n = m;
+        }
     }
     /* An embedding program may have set a locale whose decimal point is ','. */
     for (int i = 0; i < n; i++)
