@@ -37,6 +37,7 @@ typedef struct cmd {
     int result;
     bool done;
     int refs;
+    bool heap;               /* flush commands are malloc'd; the stop command is embedded */
 } cmd;
 
 /* Every counter of the instance, in one place so dds_stats_get works after stop too. Written on
@@ -124,7 +125,7 @@ static bool on_loop_thread(const dds_services *s) {
 }
 
 static void cmd_release_locked(cmd *c) {
-    if (--c->refs == 0 && c->kind == CMD_FLUSH) free(c);
+    if (--c->refs == 0 && c->heap) free(c);
 }
 
 /* Loop thread: finish a command and wake its caller. */
@@ -229,7 +230,11 @@ static void finish_stop(dds_services *s, int result) {
     atomic_store(&s->state, ST_STOPPED);
     emit(s, DDS_STATUS_STOPPED, DDS_SERVICE_NONE, 0, result ? "stopped: shutdown timeout exceeded" : "stopped");
     event_base_loopbreak(s->base);
-    cmd_complete(s, &s->stop_cmd, result);
+    pthread_mutex_lock(&s->mu);
+    s->stop_cmd.result = result;
+    s->stop_cmd.done = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void begin_stop(dds_services *s, cmd *c) {
@@ -500,6 +505,7 @@ int dds_flush(dds_services *s, uint32_t timeout_ms, dds_error *err) {
     cmd *c = calloc(1, sizeof(*c));
     if (!c) return dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
     c->kind = CMD_FLUSH;
+    c->heap = true;
     c->deadline_ms = dds__mono_ms() + timeout_ms;
     c->refs = 2;
     cmd_post(s, c);
@@ -519,7 +525,7 @@ static bool request_stop(dds_services *s, int64_t deadline_ms) {
     atomic_store(&s->state, ST_STOPPING);
     s->stop_cmd.kind = CMD_STOP;
     s->stop_cmd.deadline_ms = deadline_ms;
-    s->stop_cmd.refs = 1; /* embedded in the instance: cmd_release_locked never frees a stop */
+    s->stop_cmd.refs = 1;
     cmd_post(s, &s->stop_cmd);
     return true;
 }

@@ -155,10 +155,12 @@ static int read_batch(dds__listener *l, int fd) {
         dds__counter_add(&l->counters->read_errors, 1);
         return -1;
     }
-    uint64_t bytes = 0, truncated = 0;
+    uint64_t truncated = 0;
+    /* Counted before dispatch, so a reader that sees a line's effect also sees its datagram. */
+    dds__counter_add(&l->counters->packets, (uint64_t)n);
     for (int i = 0; i < n; i++) {
         size_t len = l->msgs[i].msg_len;
-        bytes += len;
+        dds__counter_add(&l->counters->bytes, len);
         if (l->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
             /* The kernel cut the datagram at buffer_size: its last line is incomplete and its
              * first lines may be fine, but which line was cut cannot be known reliably, so the
@@ -168,8 +170,6 @@ static int read_batch(dds__listener *l, int fd) {
         }
         l->fn(l->user, (const char *)l->iovs[i].iov_base, len);
     }
-    dds__counter_add(&l->counters->packets, (uint64_t)n);
-    dds__counter_add(&l->counters->bytes, bytes);
     if (truncated) {
         dds__counter_add(&l->counters->truncated, truncated);
         uint64_t skipped = 0;
