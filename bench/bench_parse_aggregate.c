@@ -105,6 +105,7 @@ int main(int argc, char **argv) {
     ac.percentiles[0] = 0.95;
     ac.n_percentiles = 1;
     ac.counter_expiry_s = 300;
+    ac.context_expiry_s = 20; /* as server.c */
     ac.client_telemetry = true;
     dds__agg *agg = dds__agg_new(&ac, &counters);
     double *vals = malloc(sizeof(double) * (8192 / 2 + 1));

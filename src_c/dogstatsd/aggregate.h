@@ -74,6 +74,11 @@ typedef struct dds__agg_config {
     uint32_t counter_expiry_s;       /* zero-fill window; 0 = off */
     uint32_t context_limit;          /* 0 = unlimited */
     bool client_telemetry;           /* false: drop datadog.dogstatsd.client.* (counted in dropped) */
+    /* Added: keep a context with nothing to emit this long after its last sample, so a steady
+     * sender does not re-create (hash, allocate, copy) its contexts after every flush. The Go
+     * agent's dogstatsd_context_expiry_seconds is 20. 0 = release at the first flush that leaves
+     * the context empty. Idle contexts still count against context_limit. */
+    uint32_t context_expiry_s;
 } dds__agg_config;
 
 typedef struct dds__agg_counters {

@@ -109,6 +109,9 @@ dds__dsd *dds__dsd_new(const dds_config *cfg, const dds__slice *base_tags, size_
     dds__config_histogram_percentiles(cfg->histogram_percentiles, ac.percentiles, DDS__MAX_PERCENTILES,
                                       &ac.n_percentiles, NULL, 0);
     ac.counter_expiry_s = cfg->counter_expiry_s;
+    /* Go agent: an idle context is kept 20 s before release, so a metric sent every flush
+     * interval does not rebuild its context each time. */
+    ac.context_expiry_s = 20;
     ac.context_limit = cfg->context_limit;
     ac.client_telemetry = cfg->client_telemetry;
 

@@ -20,6 +20,11 @@ typedef struct dds__sketch {
     /* Exact summary */
     int64_t count;
     double min, max, sum;
+    /* Added: weights parallel to pending (same capacity). */
+    uint32_t *pending_n;
+    /* Added: running average, updated incrementally as the Go agent does (not sum/count, which
+     * can differ in the last bits); this is what a Dogsketch's avg carries. */
+    double avg;
 } dds__sketch;
 
 void dds__sketch_init(dds__sketch *s);
@@ -35,4 +40,12 @@ void dds__sketch_bins(dds__sketch *s, const int16_t **keys, const uint16_t **cou
 double dds__sketch_key_value(int key);
 /* Quantile estimate from the bins, q in [0,1]. */
 double dds__sketch_quantile(dds__sketch *s, double q);
+
+/* Added: back to the empty state but keep the allocated arrays, so a sketch reused for the next
+ * bucket does not allocate again. */
+void dds__sketch_reset(dds__sketch *s);
+/* Added: insert one DogStatsD sample with its sample rate, exactly as the Go agent's sketch does:
+ * a rate outside (0,1] counts as 1; otherwise the bins and count get trunc(1/rate) while the sum
+ * gets v * (1/rate) untruncated. Returns 0, or -1 on allocation failure (sample lost). */
+int dds__sketch_insert_rate(dds__sketch *s, double v, double rate);
 #endif

@@ -1,0 +1,1083 @@
+/* test_aggregate.c - DogStatsD aggregation (PROTOCOL.md section 2): buckets, contexts, types,
+ * tags, sample rates, zero-fill, timestamped samples, limits. Metrics are built by hand. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "dogstatsd/aggregate.h"
+#include "dogstatsd/sketch.h"
+#include "test.h"
+
+/* ---- capturing sink: deep copies, so the test can check after the sink call returns ---- */
+
+typedef struct cseries {
+    char *name, *host;
+    char **tags;
+    size_t ntags;
+    char **res; /* "type=name" */
+    size_t nres;
+    int type;
+    int64_t interval;
+    dds__point *pts;
+    size_t npts;
+} cseries;
+
+typedef struct cpoint {
+    dds__sketch_point p;
+    int16_t *keys;
+    uint16_t *counts;
+} cpoint;
+
+typedef struct csketch {
+    char *name, *host;
+    char **tags;
+    size_t ntags;
+    cpoint *pts;
+    size_t npts;
+} csketch;
+
+typedef struct capture {
+    cseries s[4096];
+    size_t ns;
+    csketch k[256];
+    size_t nk;
+} capture;
+
+static char *dup_slice(dds__slice s) {
+    char *p = malloc(s.len + 1);
+    memcpy(p, s.ptr ? s.ptr : "", s.len);
+    p[s.len] = 0;
+    return p;
+}
+
+static char **dup_tags(const dds__slice *t, size_t n) {
+    char **out = calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++) out[i] = dup_slice(t[i]);
+    return out;
+}
+
+static void on_series(void *user, const dds__series *s) {
+    capture *c = user;
+    if (c->ns == sizeof(c->s) / sizeof(c->s[0])) abort();
+    cseries *o = &c->s[c->ns++];
+    o->name = dup_slice(s->name);
+    o->host = dup_slice(s->host);
+    o->tags = dup_tags(s->tags, s->ntags);
+    o->ntags = s->ntags;
+    o->res = calloc(s->nresources + 1, sizeof(char *));
+    for (size_t i = 0; i < s->nresources; i++) {
+        size_t n = s->resources[i].type.len + s->resources[i].name.len + 2;
+        o->res[i] = malloc(n);
+        snprintf(o->res[i], n, "%.*s=%.*s", (int)s->resources[i].type.len, s->resources[i].type.ptr,
+                 (int)s->resources[i].name.len, s->resources[i].name.ptr);
+    }
+    o->nres = s->nresources;
+    o->type = s->type;
+    o->interval = s->interval;
+    o->pts = malloc((s->npoints + 1) * sizeof(dds__point));
+    memcpy(o->pts, s->points, s->npoints * sizeof(dds__point));
+    o->npts = s->npoints;
+}
+
+static void on_sketch(void *user, const dds__sketch_series *s) {
+    capture *c = user;
+    if (c->nk == sizeof(c->k) / sizeof(c->k[0])) abort();
+    csketch *o = &c->k[c->nk++];
+    o->name = dup_slice(s->name);
+    o->host = dup_slice(s->host);
+    o->tags = dup_tags(s->tags, s->ntags);
+    o->ntags = s->ntags;
+    o->pts = calloc(s->npoints + 1, sizeof(cpoint));
+    for (size_t i = 0; i < s->npoints; i++) {
+        o->pts[i].p = s->points[i];
+        o->pts[i].keys = malloc((s->points[i].nbins + 1) * sizeof(int16_t));
+        o->pts[i].counts = malloc((s->points[i].nbins + 1) * sizeof(uint16_t));
+        memcpy(o->pts[i].keys, s->points[i].keys, s->points[i].nbins * sizeof(int16_t));
+        memcpy(o->pts[i].counts, s->points[i].counts, s->points[i].nbins * sizeof(uint16_t));
+    }
+    o->npts = s->npoints;
+}
+
+static void free_strv(char **v, size_t n) {
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+static void cap_reset(capture *c) {
+    for (size_t i = 0; i < c->ns; i++) {
+        free(c->s[i].name);
+        free(c->s[i].host);
+        free_strv(c->s[i].tags, c->s[i].ntags);
+        free_strv(c->s[i].res, c->s[i].nres);
+        free(c->s[i].pts);
+    }
+    for (size_t i = 0; i < c->nk; i++) {
+        free(c->k[i].name);
+        free(c->k[i].host);
+        free_strv(c->k[i].tags, c->k[i].ntags);
+        for (size_t j = 0; j < c->k[i].npts; j++) {
+            free(c->k[i].pts[j].keys);
+            free(c->k[i].pts[j].counts);
+        }
+        free(c->k[i].pts);
+    }
+    c->ns = c->nk = 0;
+}
+
+static capture *cap_new(void) { return calloc(1, sizeof(capture)); }
+static void cap_free(capture *c) {
+    cap_reset(c);
+    free(c);
+}
+
+static const cseries *find(const capture *c, const char *name) {
+    for (size_t i = 0; i < c->ns; i++)
+        if (!strcmp(c->s[i].name, name)) return &c->s[i];
+    return NULL;
+}
+static size_t count_named(const capture *c, const char *name) {
+    size_t n = 0;
+    for (size_t i = 0; i < c->ns; i++) n += !strcmp(c->s[i].name, name);
+    return n;
+}
+static bool has(char **v, size_t n, const char *s) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(v[i], s)) return true;
+    return false;
+}
+
+/* ---- helpers to build input ------------------------------------------------------------- */
+
+typedef struct env {
+    dds__agg *a;
+    dds__agg_counters ctr;
+    capture *cap;
+    dds__agg_sink sink;
+} env;
+
+static dds__agg_config base_config(void) {
+    dds__agg_config c;
+    memset(&c, 0, sizeof(c));
+    c.histogram_aggregates = DDS__HAGG_DEFAULT;
+    c.percentiles[0] = 0.95;
+    c.n_percentiles = 1;
+    c.counter_expiry_s = 0;
+    c.client_telemetry = true;
+    return c;
+}
+
+static void env_open(env *e, const dds__agg_config *cfg) {
+    memset(&e->ctr, 0, sizeof(e->ctr));
+    e->a = dds__agg_new(cfg, &e->ctr);
+    if (!e->a) abort();
+    e->cap = cap_new();
+    e->sink = (dds__agg_sink){.user = e->cap, .series = on_series, .sketch = on_sketch};
+}
+
+static void env_close(env *e) {
+    dds__agg_free(e->a);
+    cap_free(e->cap);
+}
+
+static void flush(env *e, int64_t now, bool force) {
+    cap_reset(e->cap);
+    dds__agg_flush(e->a, now, force, &e->sink);
+}
+
+/* Name and tags live in a scratch buffer that is scribbled over after the call: anything the
+ * aggregator kept without copying would show up as garbage. */
+static void addv(env *e, const char *name, dds__mtype t, const double *vals, size_t n, const char *tags, double rate,
+                 int64_t ts, int64_t now) {
+    char buf[8192];
+    size_t nl = strlen(name), tl = tags ? strlen(tags) : 0;
+    memcpy(buf, name, nl);
+    memcpy(buf + nl, tags ? tags : "", tl);
+    dds__metric m;
+    memset(&m, 0, sizeof(m));
+    m.name = dds__slice_make(buf, nl);
+    m.type = t;
+    m.sample_rate = rate;
+    m.tags = dds__slice_make(buf + nl, tl);
+    m.timestamp = ts;
+    m.raw_value = dds__slice_make("", 0);
+    dds__agg_add(e->a, &m, vals, n, now);
+    memset(buf, 'X', nl + tl);
+}
+
+static void add(env *e, const char *name, dds__mtype t, double v, const char *tags, int64_t now) {
+    addv(e, name, t, &v, 1, tags, 1.0, 0, now);
+}
+
+static void add_rate(env *e, const char *name, dds__mtype t, double v, const char *tags, double rate, int64_t now) {
+    addv(e, name, t, &v, 1, tags, rate, 0, now);
+}
+
+static void add_set(env *e, const char *name, const char *member, const char *tags, int64_t now) {
+    char buf[512], mem[512];
+    size_t nl = strlen(name), tl = tags ? strlen(tags) : 0, ml = strlen(member);
+    memcpy(buf, name, nl);
+    memcpy(buf + nl, tags ? tags : "", tl);
+    memcpy(mem, member, ml);
+    dds__metric m;
+    memset(&m, 0, sizeof(m));
+    m.name = dds__slice_make(buf, nl);
+    m.type = DDS__MT_SET;
+    m.sample_rate = 1;
+    m.tags = dds__slice_make(buf + nl, tl);
+    m.raw_value = dds__slice_make(mem, ml);
+    dds__agg_add(e->a, &m, NULL, 0, now);
+    memset(buf, 'X', nl + tl);
+    memset(mem, 'Y', ml);
+}
+
+#define SAMPLES(e) dds__counter_get(&(e)->ctr.samples)
+#define DROPPED(e) dds__counter_get(&(e)->ctr.samples_dropped)
+#define CTX_DROPPED(e) dds__counter_get(&(e)->ctr.contexts_dropped)
+#define CONTEXTS(e) dds__counter_get(&(e)->ctr.contexts)
+
+/* ---- per type ---------------------------------------------------------------------------- */
+
+TEST(count_is_a_rate_over_the_bucket) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "req", DDS__MT_COUNT, 3, "a:1", 100);
+    add(&e, "req", DDS__MT_COUNT, 2, "a:1", 105);
+    flush(&e, 110, false);
+    CHECK_EQ_INT(e.cap->ns, 1);
+    const cseries *s = find(e.cap, "req");
+    CHECK(s != NULL);
+    if (s) {
+        CHECK_EQ_INT(s->type, DDS__API_RATE);
+        CHECK_EQ_INT(s->interval, 10);
+        CHECK_EQ_INT(s->npts, 1);
+        CHECK_EQ_DBL(s->pts[0].value, 0.5, 1e-12);
+        CHECK_EQ_INT(s->pts[0].ts, 100);
+        CHECK_EQ_STR(s->host, "");
+        CHECK_EQ_INT(s->ntags, 1);
+        CHECK_EQ_STR(s->tags[0], "a:1");
+        CHECK_EQ_INT(s->nres, 0);
+    }
+    CHECK_EQ_INT(SAMPLES(&e), 2);
+    CHECK_EQ_INT(DROPPED(&e), 0);
+    env_close(&e);
+}
+
+TEST(gauge_keeps_the_last_value) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "temp", DDS__MT_GAUGE, 1, NULL, 100);
+    add(&e, "temp", DDS__MT_GAUGE, 5, NULL, 101);
+    double packed[] = {7, 3};
+    addv(&e, "temp", DDS__MT_GAUGE, packed, 2, NULL, 1, 0, 102);
+    flush(&e, 110, false);
+    const cseries *s = find(e.cap, "temp");
+    CHECK(s && s->type == DDS__API_GAUGE && s->npts == 1);
+    if (s) {
+        CHECK_EQ_DBL(s->pts[0].value, 3, 0);
+        CHECK_EQ_INT(s->pts[0].ts, 100);
+        CHECK_EQ_INT(s->interval, 10);
+        CHECK_EQ_INT(s->ntags, 0);
+    }
+    CHECK_EQ_INT(SAMPLES(&e), 4);
+    env_close(&e);
+}
+
+TEST(set_counts_distinct_members) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    add_set(&e, "users", "alice", NULL, 100);
+    add_set(&e, "users", "bob", NULL, 101);
+    add_set(&e, "users", "alice", NULL, 102);
+    add_set(&e, "users", "a:b", NULL, 103);
+    add_set(&e, "users", "alice", NULL, 111); /* next bucket: counted again */
+    flush(&e, 120, false);
+    const cseries *s = find(e.cap, "users");
+    CHECK(s && s->type == DDS__API_GAUGE && s->npts == 2);
+    if (s && s->npts == 2) {
+        CHECK_EQ_DBL(s->pts[0].value, 3, 0);
+        CHECK_EQ_INT(s->pts[0].ts, 100);
+        CHECK_EQ_DBL(s->pts[1].value, 1, 0);
+        CHECK_EQ_INT(s->pts[1].ts, 110);
+    }
+    CHECK_EQ_INT(SAMPLES(&e), 5);
+    /* Reused bucket slot starts empty. */
+    add_set(&e, "users", "carol", NULL, 125);
+    flush(&e, 130, false);
+    s = find(e.cap, "users");
+    CHECK(s && s->npts == 1 && s->pts[0].value == 1);
+    env_close(&e);
+}
+
+TEST(set_members_are_bounded) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    char m[32];
+    for (int i = 0; i < 70000; i++) {
+        snprintf(m, sizeof(m), "member-%d", i);
+        add_set(&e, "big", m, NULL, 100);
+    }
+    flush(&e, 110, false);
+    const cseries *s = find(e.cap, "big");
+    CHECK(s && s->npts == 1);
+    if (s) CHECK_EQ_DBL(s->pts[0].value, 65536, 0);
+    CHECK_EQ_INT(DROPPED(&e), 70000 - 65536);
+    env_close(&e);
+}
+
+TEST(histogram_aggregates_and_percentiles) {
+    dds__agg_config cfg = base_config();
+    cfg.histogram_aggregates = DDS__HAGG_DEFAULT | DDS__HAGG_MIN | DDS__HAGG_SUM;
+    cfg.percentiles[0] = 0.95;
+    cfg.percentiles[1] = 0.5;
+    cfg.percentiles[2] = 0.999;
+    cfg.n_percentiles = 3;
+    env e;
+    env_open(&e, &cfg);
+    /* 1..100 in a scrambled order */
+    for (int i = 0; i < 100; i++) add(&e, "lat", DDS__MT_HISTOGRAM, (double)((i * 37) % 100 + 1), "x", 100);
+    flush(&e, 110, false);
+    CHECK_EQ_INT(e.cap->ns, 9);
+    const cseries *s;
+    CHECK((s = find(e.cap, "lat.max")) && s->type == DDS__API_GAUGE && s->pts[0].value == 100 && s->pts[0].ts == 100);
+    CHECK((s = find(e.cap, "lat.min")) && s->type == DDS__API_GAUGE && s->pts[0].value == 1);
+    /* Go: median = first sample whose cumulative weight passes (100-1)/2 = 49 -> the 50th. */
+    CHECK((s = find(e.cap, "lat.median")) && s->pts[0].value == 50);
+    CHECK((s = find(e.cap, "lat.avg")) && s->pts[0].value == 50.5);
+    CHECK((s = find(e.cap, "lat.sum")) && s->pts[0].value == 5050);
+    CHECK((s = find(e.cap, "lat.count")) && s->type == DDS__API_RATE && s->pts[0].value == 10);
+    /* (95*100-1)/100 = 94 -> the 95th sample. */
+    CHECK((s = find(e.cap, "lat.95percentile")) && s->type == DDS__API_GAUGE && s->pts[0].value == 95);
+    CHECK((s = find(e.cap, "lat.50percentile")) && s->pts[0].value == 50);
+    CHECK((s = find(e.cap, "lat.100percentile")) && s->pts[0].value == 100);
+    CHECK(find(e.cap, "lat") == NULL);
+    CHECK((s = find(e.cap, "lat.max")) && s->ntags == 1 && !strcmp(s->tags[0], "x"));
+    env_close(&e);
+}
+
+TEST(histogram_default_series_and_small_counts) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "h", DDS__MT_HISTOGRAM, 4, NULL, 100);
+    add(&e, "h", DDS__MT_HISTOGRAM, 2, NULL, 100);
+    flush(&e, 110, false);
+    /* default: max median avg count + .95percentile */
+    CHECK_EQ_INT(e.cap->ns, 5);
+    const cseries *s;
+    CHECK((s = find(e.cap, "h.median")) && s->pts[0].value == 2); /* target (2-1)/2 = 0 */
+    CHECK((s = find(e.cap, "h.95percentile")) && s->pts[0].value == 4); /* (190-1)/100 = 1 */
+    CHECK((s = find(e.cap, "h.avg")) && s->pts[0].value == 3);
+    CHECK((s = find(e.cap, "h.count")) && s->pts[0].value == 0.2);
+    CHECK(find(e.cap, "h.min") == NULL && find(e.cap, "h.sum") == NULL);
+    env_close(&e);
+}
+
+TEST(timing_is_its_own_context_but_a_histogram) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "t", DDS__MT_HISTOGRAM, 1, NULL, 100);
+    add(&e, "t", DDS__MT_TIMING, 9, NULL, 100);
+    CHECK_EQ_INT(CONTEXTS(&e), 2);
+    flush(&e, 110, false);
+    CHECK_EQ_INT(count_named(e.cap, "t.max"), 2);
+    CHECK_EQ_INT(count_named(e.cap, "t.count"), 2);
+    env_close(&e);
+}
+
+TEST(distribution_one_sketch_per_bucket) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    double v[] = {1, 2, 3};
+    addv(&e, "d", DDS__MT_DISTRIBUTION, v, 3, "k:v", 0.5, 0, 100);
+    add(&e, "d", DDS__MT_DISTRIBUTION, 10, "k:v", 115);
+    flush(&e, 120, false);
+    CHECK_EQ_INT(e.cap->ns, 0);
+    CHECK_EQ_INT(e.cap->nk, 1);
+    if (e.cap->nk == 1) {
+        const csketch *k = &e.cap->k[0];
+        CHECK_EQ_STR(k->name, "d");
+        CHECK_EQ_INT(k->ntags, 1);
+        CHECK_EQ_STR(k->tags[0], "k:v");
+        CHECK_EQ_INT(k->npts, 2);
+        const dds__sketch_point *p = &k->pts[0].p;
+        CHECK_EQ_INT(p->ts, 100);
+        CHECK_EQ_INT(p->cnt, 6); /* weight trunc(1/0.5) = 2 each */
+        CHECK_EQ_DBL(p->sum, 12, 0);
+        CHECK_EQ_DBL(p->min, 1, 0);
+        CHECK_EQ_DBL(p->max, 3, 0);
+        CHECK_EQ_DBL(p->avg, 2, 1e-12);
+        CHECK_EQ_INT(p->nbins, 3);
+        if (p->nbins == 3) {
+            CHECK_EQ_INT(k->pts[0].keys[0], 1338);
+            CHECK_EQ_INT(k->pts[0].keys[1], 1383);
+            CHECK_EQ_INT(k->pts[0].keys[2], dds__sketch_key(3));
+            CHECK_EQ_INT(k->pts[0].counts[0], 2);
+            CHECK_EQ_INT(k->pts[0].counts[2], 2);
+        }
+        CHECK_EQ_INT(k->pts[1].p.ts, 110);
+        CHECK_EQ_INT(k->pts[1].p.cnt, 1);
+        CHECK_EQ_INT(k->pts[1].p.nbins, 1);
+        CHECK_EQ_INT(k->pts[1].keys[0], 1487);
+    }
+    CHECK_EQ_INT(SAMPLES(&e), 4);
+    env_close(&e);
+}
+
+/* ---- contexts and tags ---------------------------------------------------------------------- */
+
+TEST(tag_order_and_duplicates_do_not_split_contexts) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "c", DDS__MT_COUNT, 1, "a,b", 100);
+    add(&e, "c", DDS__MT_COUNT, 1, "b,a,a", 101);
+    add(&e, "c", DDS__MT_COUNT, 1, "a,,b,a,", 102);
+    add(&e, "c", DDS__MT_COUNT, 1, "b,a", 103);
+    CHECK_EQ_INT(CONTEXTS(&e), 1);
+    add(&e, "c", DDS__MT_COUNT, 1, "a", 104);
+    add(&e, "c", DDS__MT_COUNT, 1, "a,b,c", 104);
+    CHECK_EQ_INT(CONTEXTS(&e), 3);
+    flush(&e, 110, false);
+    CHECK_EQ_INT(e.cap->ns, 3);
+    bool found = false;
+    for (size_t i = 0; i < e.cap->ns; i++) {
+        const cseries *s = &e.cap->s[i];
+        if (s->ntags == 2 && has(s->tags, 2, "a") && has(s->tags, 2, "b")) {
+            found = true;
+            CHECK_EQ_DBL(s->pts[0].value, 0.4, 1e-12);
+        }
+    }
+    CHECK(found);
+    env_close(&e);
+}
+
+TEST(type_is_part_of_the_context) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "m", DDS__MT_COUNT, 10, "t", 100);
+    add(&e, "m", DDS__MT_GAUGE, 42, "t", 100);
+    CHECK_EQ_INT(CONTEXTS(&e), 2);
+    flush(&e, 110, false);
+    CHECK_EQ_INT(count_named(e.cap, "m"), 2);
+    int rate = 0, gauge = 0;
+    for (size_t i = 0; i < e.cap->ns; i++) {
+        if (e.cap->s[i].type == DDS__API_RATE && e.cap->s[i].pts[0].value == 1) rate++;
+        if (e.cap->s[i].type == DDS__API_GAUGE && e.cap->s[i].pts[0].value == 42) gauge++;
+    }
+    CHECK(rate == 1 && gauge == 1);
+    env_close(&e);
+}
+
+TEST(host_tag_sets_the_host) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "h", DDS__MT_GAUGE, 1, "host:web1,x", 100);
+    add(&e, "h", DDS__MT_GAUGE, 2, "x,host:web2", 100);
+    add(&e, "h", DDS__MT_GAUGE, 3, "host:a,host:web3,x", 100); /* the last host: wins */
+    add(&e, "h", DDS__MT_GAUGE, 4, "x", 100);
+    CHECK_EQ_INT(CONTEXTS(&e), 4);
+    flush(&e, 110, false);
+    CHECK_EQ_INT(e.cap->ns, 4);
+    for (size_t i = 0; i < e.cap->ns; i++) {
+        const cseries *s = &e.cap->s[i];
+        CHECK(s->ntags == 1 && !strcmp(s->tags[0], "x"));
+        double v = s->pts[0].value;
+        const char *want = v == 1 ? "web1" : v == 2 ? "web2" : v == 3 ? "web3" : "";
+        CHECK_EQ_STR(s->host, want);
+    }
+    env_close(&e);
+}
+
+TEST(device_and_resource_tags) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "io", DDS__MT_GAUGE, 1, "device:sda,dd.internal.resource:database_instance:db1,x", 100);
+    add(&e, "io2", DDS__MT_GAUGE, 1, "dd.internal.resource:foo,dd.internal.resource::x,dd.internal.resource:y:,z", 100);
+    add(&e, "dist", DDS__MT_DISTRIBUTION, 1, "device:sda,x", 100);
+    flush(&e, 110, false);
+    const cseries *s = find(e.cap, "io");
+    CHECK(s != NULL);
+    if (s) {
+        CHECK_EQ_INT(s->ntags, 1);
+        CHECK_EQ_STR(s->tags[0], "x");
+        CHECK_EQ_INT(s->nres, 2);
+        if (s->nres == 2) {
+            CHECK_EQ_STR(s->res[0], "device=sda");
+            CHECK_EQ_STR(s->res[1], "database_instance=db1");
+        }
+    }
+    /* Malformed resource tags are dropped (Go PopulateResources). */
+    s = find(e.cap, "io2");
+    CHECK(s && s->ntags == 1 && !strcmp(s->tags[0], "z") && s->nres == 0);
+    /* Sketches have no resources: the Go agent keeps device: as a tag there. */
+    CHECK_EQ_INT(e.cap->nk, 1);
+    if (e.cap->nk == 1) {
+        CHECK_EQ_INT(e.cap->k[0].ntags, 2);
+        CHECK(has(e.cap->k[0].tags, e.cap->k[0].ntags, "device:sda"));
+    }
+    env_close(&e);
+}
+
+TEST(empty_tags_are_dropped) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "e", DDS__MT_GAUGE, 1, ",x,,y,", 100);
+    add(&e, "e", DDS__MT_GAUGE, 2, "x,y", 101);
+    add(&e, "none", DDS__MT_GAUGE, 1, "", 100);
+    add(&e, "none", DDS__MT_GAUGE, 2, ",,", 101);
+    CHECK_EQ_INT(CONTEXTS(&e), 2);
+    flush(&e, 110, false);
+    const cseries *s = find(e.cap, "e");
+    CHECK(s && s->ntags == 2 && has(s->tags, 2, "x") && has(s->tags, 2, "y") && s->pts[0].value == 2);
+    s = find(e.cap, "none");
+    CHECK(s && s->ntags == 0 && s->pts[0].value == 2);
+    env_close(&e);
+}
+
+TEST(base_tags_are_added_once) {
+    dds__agg_config cfg = base_config();
+    dds__slice base[] = {DDS__SLICE_LIT("env:prod"), DDS__SLICE_LIT("origin:lambda"), DDS__SLICE_LIT("env:prod"),
+                         DDS__SLICE_LIT("")};
+    cfg.base_tags = base;
+    cfg.n_base_tags = 4;
+    env e;
+    env_open(&e, &cfg);
+    base[0] = DDS__SLICE_LIT("changed:after-new"); /* the aggregator copied them */
+    add(&e, "b", DDS__MT_COUNT, 1, "env:prod,x", 100);
+    add(&e, "b2", DDS__MT_GAUGE, 1, NULL, 100);
+    add(&e, "b3", DDS__MT_DISTRIBUTION, 1, "env:prod", 100);
+    add(&e, "b4", DDS__MT_HISTOGRAM, 1, NULL, 100);
+    flush(&e, 110, false);
+    const cseries *s = find(e.cap, "b");
+    CHECK(s && s->ntags == 3 && has(s->tags, 3, "env:prod") && has(s->tags, 3, "x") && has(s->tags, 3, "origin:lambda"));
+    s = find(e.cap, "b2");
+    CHECK(s && s->ntags == 2 && has(s->tags, 2, "env:prod") && has(s->tags, 2, "origin:lambda"));
+    s = find(e.cap, "b4.max");
+    CHECK(s && s->ntags == 2);
+    CHECK(e.cap->nk == 1 && e.cap->k[0].ntags == 2 && has(e.cap->k[0].tags, 2, "origin:lambda"));
+    env_close(&e);
+}
+
+TEST(namespace_is_prefixed) {
+    dds__agg_config cfg = base_config();
+    cfg.metric_namespace = DDS__SLICE_LIT("app");
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "a", DDS__MT_COUNT, 1, NULL, 100);
+    add(&e, "h", DDS__MT_HISTOGRAM, 1, NULL, 100);
+    add(&e, "d", DDS__MT_DISTRIBUTION, 1, NULL, 100);
+    double v = 1;
+    addv(&e, "t", DDS__MT_GAUGE, &v, 1, NULL, 1, 50, 100);
+    flush(&e, 110, false);
+    CHECK(find(e.cap, "app.a") != NULL);
+    CHECK(find(e.cap, "app.h.max") != NULL);
+    CHECK(find(e.cap, "app.t") != NULL);
+    CHECK(e.cap->nk == 1 && !strcmp(e.cap->k[0].name, "app.d"));
+    env_close(&e);
+
+    cfg.metric_namespace = DDS__SLICE_LIT("svc.");
+    env_open(&e, &cfg);
+    add(&e, "a", DDS__MT_COUNT, 1, NULL, 100);
+    flush(&e, 110, false);
+    CHECK(find(e.cap, "svc.a") != NULL);
+    env_close(&e);
+}
+
+/* ---- sample rates and bad values ------------------------------------------------------------ */
+
+TEST(sample_rates) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    add_rate(&e, "c", DDS__MT_COUNT, 1, NULL, 0.5, 100);       /* counts 2 */
+    add_rate(&e, "c0", DDS__MT_COUNT, 1, NULL, 0, 100);        /* rate 0 -> 1 */
+    add_rate(&e, "c2", DDS__MT_COUNT, 1, NULL, 2, 100);        /* rate 2 -> 1 */
+    add_rate(&e, "cn", DDS__MT_COUNT, 1, NULL, -0.5, 100);     /* negative -> 1 */
+    add_rate(&e, "h", DDS__MT_HISTOGRAM, 6, NULL, 0.3, 100);   /* weight trunc(1/0.3) = 3 */
+    add_rate(&e, "h", DDS__MT_HISTOGRAM, 1, NULL, 1, 100);
+    add_rate(&e, "h2", DDS__MT_HISTOGRAM, 5, NULL, 2, 100);    /* rate 2 -> weight 1 */
+    add_rate(&e, "g", DDS__MT_GAUGE, 7, NULL, 0.1, 100);       /* gauges ignore the rate */
+    flush(&e, 110, false);
+    const cseries *s;
+    CHECK((s = find(e.cap, "c")) && s->pts[0].value == 0.2);
+    CHECK((s = find(e.cap, "c0")) && s->pts[0].value == 0.1);
+    CHECK((s = find(e.cap, "c2")) && s->pts[0].value == 0.1);
+    CHECK((s = find(e.cap, "cn")) && s->pts[0].value == 0.1);
+    CHECK((s = find(e.cap, "h.count")) && s->pts[0].value == 0.4);
+    /* Go: sum adds v * (1/rate) untruncated, count adds trunc(1/rate). */
+    CHECK((s = find(e.cap, "h.avg")) && fabs(s->pts[0].value - (6 * (1 / 0.3) + 1) / 4) < 1e-12);
+    CHECK((s = find(e.cap, "h.median")) && s->pts[0].value == 6); /* weights 1:1, 6:3, target 1 */
+    CHECK((s = find(e.cap, "h2.count")) && s->pts[0].value == 0.1);
+    CHECK((s = find(e.cap, "g")) && s->pts[0].value == 7);
+    env_close(&e);
+}
+
+TEST(nan_and_inf_are_dropped_and_counted) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    double v[] = {1, NAN, INFINITY, -INFINITY, 2};
+    addv(&e, "c", DDS__MT_COUNT, v, 5, NULL, 1, 0, 100);
+    addv(&e, "h", DDS__MT_HISTOGRAM, v, 5, NULL, 1, 0, 100);
+    addv(&e, "d", DDS__MT_DISTRIBUTION, v, 5, NULL, 1, 0, 100);
+    double bad[] = {NAN, INFINITY};
+    addv(&e, "only_bad", DDS__MT_GAUGE, bad, 2, NULL, 1, 0, 100);
+    CHECK_EQ_INT(DROPPED(&e), 3 * 3 + 2);
+    CHECK_EQ_INT(SAMPLES(&e), 6);
+    CHECK_EQ_INT(CONTEXTS(&e), 3); /* no context for a line with nothing to aggregate */
+    flush(&e, 110, false);
+    const cseries *s;
+    CHECK((s = find(e.cap, "c")) && s->pts[0].value == 0.3);
+    CHECK((s = find(e.cap, "h.count")) && s->pts[0].value == 0.2);
+    CHECK(e.cap->nk == 1 && e.cap->k[0].pts[0].p.cnt == 2);
+    CHECK(find(e.cap, "only_bad") == NULL);
+    env_close(&e);
+}
+
+/* ---- buckets --------------------------------------------------------------------------------- */
+
+TEST(closed_and_open_buckets) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "c", DDS__MT_COUNT, 1, NULL, 100);
+    add(&e, "c", DDS__MT_COUNT, 1, NULL, 105);
+    flush(&e, 109, false);
+    CHECK_EQ_INT(e.cap->ns, 0);
+    flush(&e, 110, false);
+    CHECK_EQ_INT(e.cap->ns, 1);
+    CHECK(e.cap->ns == 1 && e.cap->s[0].pts[0].ts == 100 && e.cap->s[0].pts[0].value == 0.2);
+    flush(&e, 115, false);
+    CHECK_EQ_INT(e.cap->ns, 0); /* forgotten once emitted */
+
+    /* force emits the open bucket */
+    add(&e, "g", DDS__MT_GAUGE, 4, NULL, 115);
+    add(&e, "d", DDS__MT_DISTRIBUTION, 4, NULL, 116);
+    flush(&e, 116, false);
+    CHECK_EQ_INT(e.cap->ns + e.cap->nk, 0);
+    flush(&e, 116, true);
+    const cseries *s = find(e.cap, "g");
+    CHECK(s && s->pts[0].ts == 110 && s->pts[0].value == 4);
+    CHECK(e.cap->nk == 1 && e.cap->k[0].pts[0].p.ts == 110);
+    flush(&e, 117, true);
+    CHECK_EQ_INT(e.cap->ns + e.cap->nk, 0);
+    env_close(&e);
+}
+
+TEST(several_buckets_make_one_series) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "g", DDS__MT_GAUGE, 1, "k", 100);
+    add(&e, "g", DDS__MT_GAUGE, 2, "k", 112);
+    add(&e, "g", DDS__MT_GAUGE, 3, "k", 125);
+    add(&e, "g", DDS__MT_GAUGE, 9, "k", 105); /* the clock went back: older bucket, kept in order */
+    add(&e, "h", DDS__MT_HISTOGRAM, 1, NULL, 100);
+    add(&e, "h", DDS__MT_HISTOGRAM, 3, NULL, 121);
+    flush(&e, 140, false);
+    const cseries *s = find(e.cap, "g");
+    CHECK(s && s->npts == 3);
+    if (s && s->npts == 3) {
+        CHECK(s->pts[0].ts == 100 && s->pts[0].value == 9);
+        CHECK(s->pts[1].ts == 110 && s->pts[1].value == 2);
+        CHECK(s->pts[2].ts == 120 && s->pts[2].value == 3);
+    }
+    CHECK_EQ_INT(count_named(e.cap, "g"), 1);
+    s = find(e.cap, "h.max");
+    CHECK(s && s->npts == 2 && s->pts[0].ts == 100 && s->pts[1].ts == 120 && s->pts[1].value == 3);
+    env_close(&e);
+}
+
+/* ---- counter zero-fill ------------------------------------------------------------------- */
+
+TEST(counter_zero_fill_and_expiry) {
+    dds__agg_config cfg = base_config();
+    cfg.counter_expiry_s = 30;
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "c", DDS__MT_COUNT, 5, NULL, 100);
+    flush(&e, 110, false);
+    const cseries *s = find(e.cap, "c");
+    CHECK(s && s->npts == 1 && s->pts[0].value == 0.5 && s->pts[0].ts == 100);
+    CHECK_EQ_INT(CONTEXTS(&e), 1); /* kept: it will be zero-filled */
+    /* Nothing received: one zero per interval, at the last closed bucket. */
+    flush(&e, 120, false);
+    s = find(e.cap, "c");
+    CHECK(s && s->npts == 1 && s->pts[0].value == 0 && s->pts[0].ts == 110);
+    flush(&e, 125, false); /* less than an interval since the last flush: nothing */
+    CHECK_EQ_INT(e.cap->ns, 0);
+    /* Other traffic: zeros go into the buckets that hold data. */
+    add(&e, "g", DDS__MT_GAUGE, 1, NULL, 121);
+    flush(&e, 130, false);
+    s = find(e.cap, "c");
+    CHECK(s && s->npts == 1 && s->pts[0].value == 0 && s->pts[0].ts == 120);
+    /* Last seen 100 + 30 > 120 gave that zero; no later bucket (start >= 130) can get one, so
+     * the counter is released along with the gauge. */
+    CHECK_EQ_INT(CONTEXTS(&e), 0);
+    flush(&e, 140, false);
+    CHECK_EQ_INT(e.cap->ns, 0);
+    flush(&e, 150, false);
+    CHECK_EQ_INT(e.cap->ns, 0);
+    /* A bucket with real data is not changed by the zero. */
+    add(&e, "c", DDS__MT_COUNT, 1, NULL, 151);
+    add(&e, "c", DDS__MT_COUNT, 1, NULL, 165);
+    flush(&e, 170, false);
+    s = find(e.cap, "c");
+    CHECK(s && s->npts == 2 && s->pts[0].value == 0.1 && s->pts[1].value == 0.1);
+    env_close(&e);
+}
+
+TEST(counter_zero_fill_between_buckets_and_with_force) {
+    dds__agg_config cfg = base_config();
+    cfg.counter_expiry_s = 300;
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "c", DDS__MT_COUNT, 1, NULL, 100);
+    add(&e, "g", DDS__MT_GAUGE, 1, NULL, 112);
+    add(&e, "g", DDS__MT_GAUGE, 1, NULL, 125);
+    flush(&e, 126, true);
+    const cseries *s = find(e.cap, "c");
+    /* Buckets 100 (data), 110 and 120 (zeros): force includes the open bucket. */
+    CHECK(s && s->npts == 3);
+    if (s && s->npts == 3) {
+        CHECK(s->pts[0].ts == 100 && s->pts[0].value == 0.1);
+        CHECK(s->pts[1].ts == 110 && s->pts[1].value == 0);
+        CHECK(s->pts[2].ts == 120 && s->pts[2].value == 0);
+    }
+    /* Forced flush with nothing received: a zero for the current bucket. */
+    flush(&e, 145, true);
+    s = find(e.cap, "c");
+    CHECK(s && s->npts == 1 && s->pts[0].ts == 140 && s->pts[0].value == 0);
+    env_close(&e);
+}
+
+TEST(counter_zero_fill_off) {
+    dds__agg_config cfg = base_config();
+    cfg.counter_expiry_s = 0;
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "c", DDS__MT_COUNT, 1, NULL, 100);
+    add(&e, "g", DDS__MT_GAUGE, 1, NULL, 112);
+    flush(&e, 120, false);
+    const cseries *s = find(e.cap, "c");
+    CHECK(s && s->npts == 1 && s->pts[0].ts == 100);
+    flush(&e, 130, false);
+    CHECK_EQ_INT(e.cap->ns, 0);
+    CHECK_EQ_INT(CONTEXTS(&e), 0);
+    env_close(&e);
+}
+
+/* ---- timestamped samples --------------------------------------------------------------------- */
+
+TEST(timestamped_samples_skip_aggregation) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    double g = 5, c = 20, h = 1;
+    addv(&e, "tg", DDS__MT_GAUGE, &g, 1, "host:h1,device:sda,x", 1, 1000, 2000);
+    addv(&e, "tc", DDS__MT_COUNT, &c, 1, "x", 0.5, 1003, 2000);
+    double two[] = {1, 2};
+    addv(&e, "tc2", DDS__MT_COUNT, two, 2, NULL, 1, 1007, 2000);
+    addv(&e, "th", DDS__MT_HISTOGRAM, &h, 1, NULL, 1, 1000, 2000);
+    addv(&e, "td", DDS__MT_DISTRIBUTION, &h, 1, NULL, 1, 1000, 2000);
+    CHECK_EQ_INT(DROPPED(&e), 2);
+    CHECK_EQ_INT(CONTEXTS(&e), 0);
+    flush(&e, 2001, false); /* emitted at the next flush, even a normal one */
+    CHECK_EQ_INT(e.cap->ns, 4);
+    CHECK_EQ_INT(e.cap->nk, 0);
+    const cseries *s = find(e.cap, "tg");
+    CHECK(s && s->type == DDS__API_GAUGE && s->npts == 1 && s->pts[0].ts == 1000 && s->pts[0].value == 5);
+    if (s) {
+        CHECK_EQ_STR(s->host, "h1");
+        CHECK(s->ntags == 1 && !strcmp(s->tags[0], "x"));
+        CHECK(s->nres == 1 && !strcmp(s->res[0], "device=sda"));
+        CHECK_EQ_INT(s->interval, 10);
+    }
+    s = find(e.cap, "tc");
+    /* v/10 at its own timestamp, no sample-rate scaling. */
+    CHECK(s && s->type == DDS__API_RATE && s->pts[0].ts == 1003 && s->pts[0].value == 2);
+    CHECK_EQ_INT(count_named(e.cap, "tc2"), 2);
+    flush(&e, 2002, false);
+    CHECK_EQ_INT(e.cap->ns, 0);
+    env_close(&e);
+}
+
+/* ---- limits and telemetry -------------------------------------------------------------------- */
+
+TEST(context_limit_drops_new_contexts_and_recovers) {
+    dds__agg_config cfg = base_config();
+    cfg.context_limit = 2;
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "a", DDS__MT_GAUGE, 1, NULL, 100);
+    add(&e, "b", DDS__MT_GAUGE, 1, NULL, 100);
+    double v[] = {1, 2, 3};
+    addv(&e, "c", DDS__MT_GAUGE, v, 3, NULL, 1, 0, 100);
+    CHECK_EQ_INT(CTX_DROPPED(&e), 3);
+    add(&e, "a", DDS__MT_GAUGE, 2, NULL, 101); /* existing contexts keep working */
+    CHECK_EQ_INT(CONTEXTS(&e), 2);
+    flush(&e, 110, false);
+    CHECK_EQ_INT(e.cap->ns, 2);
+    CHECK(find(e.cap, "a") && find(e.cap, "a")->pts[0].value == 2);
+    CHECK(find(e.cap, "c") == NULL);
+    CHECK_EQ_INT(CONTEXTS(&e), 0); /* released: nothing left to emit */
+    add(&e, "c", DDS__MT_GAUGE, 3, NULL, 111);
+    CHECK_EQ_INT(CTX_DROPPED(&e), 3);
+    CHECK_EQ_INT(CONTEXTS(&e), 1);
+    flush(&e, 120, false);
+    CHECK(find(e.cap, "c") && find(e.cap, "c")->pts[0].value == 3);
+    env_close(&e);
+}
+
+TEST(released_slot_reuse_does_not_confuse_lines) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "first", DDS__MT_GAUGE, 1, "t:1", 100);
+    flush(&e, 110, false);
+    CHECK_EQ_INT(CONTEXTS(&e), 0);
+    add(&e, "second", DDS__MT_GAUGE, 2, "t:2", 111); /* reuses the slab slot */
+    add(&e, "first", DDS__MT_GAUGE, 3, "t:1", 112); /* same bytes as an old alias */
+    CHECK_EQ_INT(CONTEXTS(&e), 2);
+    flush(&e, 120, false);
+    const cseries *s = find(e.cap, "first");
+    CHECK(s && s->pts[0].value == 3 && !strcmp(s->tags[0], "t:1"));
+    s = find(e.cap, "second");
+    CHECK(s && s->pts[0].value == 2 && !strcmp(s->tags[0], "t:2"));
+    env_close(&e);
+}
+
+TEST(context_expiry_keeps_idle_contexts) {
+    dds__agg_config cfg = base_config();
+    cfg.context_expiry_s = 20;
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "g", DDS__MT_GAUGE, 1, NULL, 100);
+    flush(&e, 110, false);
+    CHECK_EQ_INT(CONTEXTS(&e), 1);
+    flush(&e, 119, false);
+    CHECK_EQ_INT(CONTEXTS(&e), 1);
+    flush(&e, 120, false);
+    CHECK_EQ_INT(CONTEXTS(&e), 0);
+    env_close(&e);
+}
+
+TEST(client_telemetry_can_be_dropped) {
+    dds__agg_config cfg = base_config();
+    cfg.client_telemetry = false;
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "datadog.dogstatsd.client.packets_sent", DDS__MT_COUNT, 1, NULL, 100);
+    add(&e, "datadog.dogstatsd.clientele", DDS__MT_COUNT, 1, NULL, 100);
+    add(&e, "app.requests", DDS__MT_COUNT, 1, NULL, 100);
+    CHECK_EQ_INT(DROPPED(&e), 1);
+    flush(&e, 110, false);
+    CHECK_EQ_INT(e.cap->ns, 2);
+    CHECK(find(e.cap, "datadog.dogstatsd.client.packets_sent") == NULL);
+    env_close(&e);
+
+    cfg.client_telemetry = true;
+    env_open(&e, &cfg);
+    add(&e, "datadog.dogstatsd.client.packets_sent", DDS__MT_COUNT, 1, NULL, 100);
+    flush(&e, 110, false);
+    CHECK(find(e.cap, "datadog.dogstatsd.client.packets_sent") != NULL);
+    CHECK_EQ_INT(DROPPED(&e), 0);
+    env_close(&e);
+}
+
+/* ---- many contexts: table growth, permutations, release -------------------------------------- */
+
+TEST(many_contexts_and_permutations) {
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    enum { N = 3000 };
+    char tags[256];
+    uint64_t seed = 12345;
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            /* Same tag set for context i, in a different order every time. */
+            const char *t[4] = {"env:prod", "service:web", "zone:a", NULL};
+            char id[32];
+            snprintf(id, sizeof(id), "id:%d", i);
+            t[3] = id;
+            for (int j = 3; j > 0; j--) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                int k = (int)((seed >> 33) % (uint64_t)(j + 1));
+                const char *x = t[j];
+                t[j] = t[k];
+                t[k] = x;
+            }
+            snprintf(tags, sizeof(tags), "%s,%s,%s,%s", t[0], t[1], t[2], t[3]);
+            add(&e, i % 2 ? "m.count" : "m.gauge", i % 2 ? DDS__MT_COUNT : DDS__MT_GAUGE, 1, tags, 100 + round);
+        }
+        CHECK_EQ_INT(CONTEXTS(&e), N);
+    }
+    flush(&e, 110, false);
+    CHECK_EQ_INT(e.cap->ns, N);
+    int bad = 0;
+    for (size_t i = 0; i < e.cap->ns; i++) {
+        const cseries *s = &e.cap->s[i];
+        double want = !strcmp(s->name, "m.count") ? 0.3 : 1;
+        if (s->ntags != 4 || fabs(s->pts[0].value - want) > 1e-12) bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(CONTEXTS(&e), 0);
+    /* Everything again after the release: aliases and slots are reused correctly. */
+    for (int i = 0; i < N; i++) {
+        snprintf(tags, sizeof(tags), "id:%d,zone:a", i);
+        add(&e, "again", DDS__MT_GAUGE, i, tags, 111);
+    }
+    CHECK_EQ_INT(CONTEXTS(&e), N);
+    flush(&e, 120, false);
+    CHECK_EQ_INT(e.cap->ns, N);
+    env_close(&e);
+}
+
+TEST(lines_differing_outside_the_sampled_windows) {
+    /* The alias locator samples windows of the name and tag list; lines that differ only
+     * elsewhere must still be told apart (and verified byte for byte). */
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    enum { N = 200 };
+    char tags[256], name[128];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            /* same length; the id sits between the first and the middle window */
+            snprintf(tags, sizeof(tags), "aaaaaaaaaaaaaaaaaaaa,id:%04d,bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb,cccccccccccccccccccc", i);
+            add(&e, "same.name", DDS__MT_COUNT, 1, tags, 100);
+            snprintf(name, sizeof(name), "a.long.metric.name.prefix.%04d.that.goes.on.and.on.and.on.x", i);
+            add(&e, name, DDS__MT_COUNT, 1, "t", 100);
+        }
+        CHECK_EQ_INT(CONTEXTS(&e), 2 * N);
+    }
+    flush(&e, 110, false);
+    CHECK_EQ_INT(e.cap->ns, 2 * N);
+    int bad = 0;
+    for (size_t i = 0; i < e.cap->ns; i++)
+        if (fabs(e.cap->s[i].pts[0].value - 0.3) > 1e-12) bad++;
+    CHECK_EQ_INT(bad, 0);
+    env_close(&e);
+}
+
+/* Canonical form for the reference model: sorted, de-duplicated, non-empty tags. */
+static int cmp_str(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
+static void canonical(const char *name, const char *tags, char *out, size_t cap) {
+    char buf[512], *v[64];
+    size_t n = 0;
+    snprintf(buf, sizeof(buf), "%s", tags);
+    for (char *p = buf, *q; p; p = q) {
+        q = strchr(p, ',');
+        if (q) *q++ = 0;
+        if (*p) v[n++] = p;
+    }
+    qsort(v, n, sizeof(char *), cmp_str);
+    size_t o = (size_t)snprintf(out, cap, "%s|", name);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(v[i], v[i - 1])) o += (size_t)snprintf(out + o, cap - o, "%s,", v[i]);
+}
+static void canonical_series(const cseries *s, char *out, size_t cap) {
+    char tags[512];
+    size_t o = 0;
+    tags[0] = 0;
+    for (size_t i = 0; i < s->ntags; i++) o += (size_t)snprintf(tags + o, sizeof(tags) - o, "%s%s", i ? "," : "", s->tags[i]);
+    canonical(s->name, tags, out, cap);
+}
+
+TEST(random_lines_match_a_reference_model) {
+    enum { POOL = 240, ROUNDS = 25, PER_ROUND = 3000, KEYS = 400 };
+    static char names[POOL][64], tags[POOL][256], keys[POOL][600];
+    static char seen[KEYS][600];
+    static double want[KEYS];
+    uint64_t r = 99;
+#define NEXT() (r = r * 6364136223846793005ull + 1442695040888963407ull, (uint32_t)(r >> 33))
+    for (int i = 0; i < POOL; i++) {
+        int base = i / 3; /* three spellings per context: as is, permuted, with duplicates */
+        snprintf(names[i], sizeof(names[i]), "%s", base % 5 == 0 ? "shared.name" : "m");
+        if (base % 5 != 0) snprintf(names[i], sizeof(names[i]), "metric.%d", base % 7);
+        char a[40], b[40];
+        snprintf(a, sizeof(a), "id:%04d", base);
+        snprintf(b, sizeof(b), "grp:%d", base % 3);
+        const char *pad = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+        if (i % 3 == 0) snprintf(tags[i], sizeof(tags[i]), "%s,%s,%s,zzzzzzzzzzzzzzzzzzzzzz", pad, a, b);
+        else if (i % 3 == 1) snprintf(tags[i], sizeof(tags[i]), "%s,%s,%s,zzzzzzzzzzzzzzzzzzzzzz", pad, b, a);
+        else snprintf(tags[i], sizeof(tags[i]), "%s,,%s,%s,%s,zzzzzzzzzzzzzzzzzzzzzz", pad, a, a, b);
+        canonical(names[i], tags[i], keys[i], sizeof(keys[i]));
+    }
+    dds__agg_config cfg = base_config();
+    env e;
+    env_open(&e, &cfg);
+    int bad = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        size_t nkeys = 0;
+        for (int j = 0; j < PER_ROUND; j++) {
+            int i = (int)(NEXT() % POOL);
+            if (round % 2 && i % 2) continue; /* odd rounds: only half of the lines */
+            add(&e, names[i], DDS__MT_COUNT, 1, tags[i], 100 + round * 10);
+            size_t k = 0;
+            while (k < nkeys && strcmp(seen[k], keys[i])) k++;
+            if (k == nkeys) {
+                snprintf(seen[nkeys], sizeof(seen[0]), "%s", keys[i]);
+                want[nkeys++] = 0;
+            }
+            want[k] += 0.1;
+        }
+        flush(&e, 110 + round * 10, false);
+        if (e.cap->ns != nkeys) bad++;
+        for (size_t x = 0; x < e.cap->ns; x++) {
+            char key[600];
+            canonical_series(&e.cap->s[x], key, sizeof(key));
+            size_t k = 0;
+            while (k < nkeys && strcmp(seen[k], key)) k++;
+            if (k == nkeys || fabs(e.cap->s[x].pts[0].value - want[k]) > 1e-9) bad++;
+        }
+        if (CONTEXTS(&e) != 0) bad++;
+    }
+#undef NEXT
+    CHECK_EQ_INT(bad, 0);
+    env_close(&e);
+}
+
+int main(void) {
+    RUN(count_is_a_rate_over_the_bucket);
+    RUN(gauge_keeps_the_last_value);
+    RUN(set_counts_distinct_members);
+    RUN(set_members_are_bounded);
+    RUN(histogram_aggregates_and_percentiles);
+    RUN(histogram_default_series_and_small_counts);
+    RUN(timing_is_its_own_context_but_a_histogram);
+    RUN(distribution_one_sketch_per_bucket);
+    RUN(tag_order_and_duplicates_do_not_split_contexts);
+    RUN(type_is_part_of_the_context);
+    RUN(host_tag_sets_the_host);
+    RUN(device_and_resource_tags);
+    RUN(empty_tags_are_dropped);
+    RUN(base_tags_are_added_once);
+    RUN(namespace_is_prefixed);
+    RUN(sample_rates);
+    RUN(nan_and_inf_are_dropped_and_counted);
+    RUN(closed_and_open_buckets);
+    RUN(several_buckets_make_one_series);
+    RUN(counter_zero_fill_and_expiry);
+    RUN(counter_zero_fill_between_buckets_and_with_force);
+    RUN(counter_zero_fill_off);
+    RUN(timestamped_samples_skip_aggregation);
+    RUN(context_limit_drops_new_contexts_and_recovers);
+    RUN(released_slot_reuse_does_not_confuse_lines);
+    RUN(context_expiry_keeps_idle_contexts);
+    RUN(client_telemetry_can_be_dropped);
+    RUN(many_contexts_and_permutations);
+    RUN(lines_differing_outside_the_sampled_windows);
+    RUN(random_lines_match_a_reference_model);
+    return TEST_REPORT();
+}
