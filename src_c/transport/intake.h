@@ -49,4 +49,9 @@ void dds__intake_set_drained_cb(dds__intake *in, void (*cb)(void *user), void *u
 /* Give up on everything pending (counted as dropped, on_done called); returns how many. */
 size_t dds__intake_abandon(dds__intake *in);
 void dds__intake_free(dds__intake *in);  /* abandons what is left; accepts NULL */
+
+/* Re-entrancy: a payload's on_done, cfg->on_error and the drained callback run on the loop thread
+ * from inside the intake. They may call submit, pending and abandon, never dds__intake_free.
+ * Nothing finishes inside dds__intake_submit: payloads (dry run included) are dispatched from the
+ * loop, so on_done never runs before submit returns. */
 #endif
