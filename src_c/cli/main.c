@@ -93,10 +93,10 @@ int main(int argc, char **argv) {
     dds_stats_get(svc, &stats);
     fprintf(stderr,
             "datadog-serverless-compat: stopped: %llu metric lines, %llu events, %llu service checks, "
-            "%llu parse errors, %llu payloads sent, %llu dropped\n",
+            "%llu parse errors, %llu payloads sent, %llu written (dry run), %llu dropped\n",
             (unsigned long long)stats.dsd_metric_lines, (unsigned long long)stats.dsd_events,
             (unsigned long long)stats.dsd_service_checks, (unsigned long long)stats.dsd_parse_errors,
-            (unsigned long long)(stats.payloads_sent + stats.dry_run_payloads),
+            (unsigned long long)stats.payloads_sent, (unsigned long long)stats.dry_run_payloads,
             (unsigned long long)stats.payloads_dropped);
     dds_free(svc);
     if (rc != 0) {
