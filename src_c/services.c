@@ -70,6 +70,10 @@ struct dds_services {
 
     pthread_t thread;
     bool thread_started;
+    /* Set by the loop thread itself before its first callback: pthread_create may store
+     * `thread` only after the new thread has already run a status callback. */
+    pthread_t loop_id;
+    _Atomic bool loop_id_set;
     _Atomic int state;
     _Atomic bool stop_requested;
 
@@ -121,7 +125,7 @@ static void on_intake_error(void *user, const char *message) {
 /* ---- commands ---------------------------------------------------------------------------------- */
 
 static bool on_loop_thread(const dds_services *s) {
-    return s->thread_started && pthread_equal(pthread_self(), s->thread);
+    return atomic_load(&s->loop_id_set) && pthread_equal(pthread_self(), s->loop_id);
 }
 
 static void cmd_release_locked(cmd *c) {
@@ -319,6 +323,8 @@ static void on_flush_timer(evutil_socket_t fd, short what, void *arg) {
 
 static void *loop_main(void *arg) {
     dds_services *s = arg;
+    s->loop_id = pthread_self();
+    atomic_store(&s->loop_id_set, true);
     if (s->dsd) emit(s, DDS_STATUS_READY, DDS_SERVICE_DOGSTATSD, s->dsd_port, "dogstatsd ready");
     event_base_loop(s->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
