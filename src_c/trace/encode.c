@@ -1,0 +1,544 @@
+/* encode.c - the trace intake's wire formats. In: processed tracer payloads, each copied into
+ * the pending AgentPayload protobuf (or dry-run JSON) as it is added, and client stats bodies.
+ * Out: dds__payload objects, gzip'd, with their headers. Keeps no pointer into what it is given,
+ * never blocks, and never aborts: what an allocation failure costs is dropped and counted. */
+#include "trace/encode.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/jsonw.h"
+#include "common/msgpack.h"
+#include "common/pbw.h"
+#include "transport/compress.h"
+
+#define PATH_TRACES "/api/v0.2/traces"
+#define PATH_STATS "/api/v0.2/stats"
+#define CT_PROTOBUF "application/x-protobuf"
+#define CT_MSGPACK "application/msgpack"
+#define CT_JSON "application/json"
+/* Go agent defaults (pkg/trace/config New): the samplers' targets it reports in every payload. */
+#define TARGET_TPS 10.0
+#define ERROR_TPS 10.0
+/* Go sends sampler.PriorityNone (math.MinInt8) for a chunk without a sampling decision. */
+#define GO_PRIORITY_NONE (-128)
+/* Go writer: gzip.BestSpeed. The payloads are flushed every few seconds from a function that
+ * may be frozen right after: CPU time matters more than the last few percent of size. */
+#define GZIP_LEVEL 1
+/* The languages header lists what tracers sent in Datadog-Meta-Lang; a handful in practice.
+ * Past these bounds a language is not listed (the spans are still sent). */
+#define MAX_LANGS 16
+#define MAX_LANG_LEN 32
+
+/* AgentPayload, TracerPayload, TraceChunk, Span, SpanLink field numbers (PROTOCOL.md 3). */
+enum { AP_HOSTNAME = 1, AP_ENV = 2, AP_TRACER_PAYLOADS = 5, AP_AGENT_VERSION = 7, AP_TARGET_TPS = 8, AP_ERROR_TPS = 9 };
+enum {
+    TP_CONTAINER_ID = 1, TP_LANGUAGE_NAME, TP_LANGUAGE_VERSION, TP_TRACER_VERSION, TP_RUNTIME_ID, TP_CHUNKS,
+    TP_TAGS, TP_ENV, TP_HOSTNAME, TP_APP_VERSION,
+};
+enum { TC_PRIORITY = 1, TC_ORIGIN, TC_SPANS, TC_TAGS, TC_DROPPED_TRACE };
+enum {
+    SP_SERVICE = 1, SP_NAME, SP_RESOURCE, SP_TRACE_ID, SP_SPAN_ID, SP_PARENT_ID, SP_START, SP_DURATION, SP_ERROR,
+    SP_META, SP_METRICS, SP_TYPE, SP_META_STRUCT, SP_SPAN_LINKS,
+};
+enum { SL_TRACE_ID = 1, SL_TRACE_ID_HIGH, SL_SPAN_ID, SL_ATTRIBUTES, SL_TRACESTATE, SL_FLAGS };
+enum { MAP_KEY = 1, MAP_VALUE = 2 };
+
+/* Loop thread only. */
+struct dds__trace_encoder {
+    char *traces_url, *hostname, *env, *agent_version;   /* owned copies */
+    bool dry_run;
+    size_t flush_bytes;
+    dds__buf body;            /* protobuf: the AgentPayload scalars, then one field 5 per tracer payload;
+                               * dry run: the tracer payloads as JSON objects separated by ',' */
+    uint32_t ntp;             /* tracer payloads in body */
+    uint32_t nspans;          /* spans in body: the payload's item count */
+    char langs[MAX_LANGS][MAX_LANG_LEN + 1];
+    uint32_t nlangs;
+    uint64_t spans_dropped;   /* lost to allocation failure */
+};
+
+static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
+
+dds__trace_encoder *dds__trace_encoder_new(const dds__trace_encoder_config *cfg) {
+    dds__trace_encoder *e = calloc(1, sizeof(*e));
+    if (!e) return NULL;
+    e->traces_url = dup_or_empty(cfg->traces_url);
+    e->hostname = dup_or_empty(cfg->hostname);
+    e->env = dup_or_empty(cfg->env);
+    e->agent_version = dup_or_empty(cfg->agent_version);
+    if (!e->traces_url || !e->hostname || !e->env || !e->agent_version) {
+        dds__trace_encoder_free(e);
+        return NULL;
+    }
+    e->dry_run = cfg->dry_run;
+    e->flush_bytes = cfg->flush_bytes ? cfg->flush_bytes : DDS__TRACE_FLUSH_BYTES;
+    dds__buf_init(&e->body);
+    return e;
+}
+
+void dds__trace_encoder_free(dds__trace_encoder *e) {
+    if (!e) return;
+    free(e->traces_url);
+    free(e->hostname);
+    free(e->env);
+    free(e->agent_version);
+    dds__buf_free(&e->body);
+    free(e);
+}
+
+size_t dds__trace_encoder_pending_bytes(const dds__trace_encoder *e) { return e->ntp ? e->body.len : 0; }
+
+uint64_t dds__trace_encoder_spans_dropped(const dds__trace_encoder *e) { return e->spans_dropped; }
+
+/* ---- protobuf ------------------------------------------------------------------------------ */
+
+/* proto3 leaves empty strings and zero numbers out; so do we (the intake reads them as unset). */
+static void pb_str(dds__buf *b, uint32_t field, dds__slice s) {
+    if (s.len) dds__pbw_bytes(b, field, s.ptr, s.len);
+}
+static void pb_u64(dds__buf *b, uint32_t field, uint64_t v) {
+    if (v) dds__pbw_uint64(b, field, v);
+}
+static void pb_i64(dds__buf *b, uint32_t field, int64_t v) {
+    if (v) dds__pbw_int64(b, field, v);
+}
+
+/* A proto3 map is a repeated {key = 1, value = 2} message. Entries keep the array order; both
+ * fields are always written. */
+static void pb_map(dds__buf *b, uint32_t field, const dds__kv *kv, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        size_t m = dds__pbw_begin(b, field);
+        dds__pbw_bytes(b, MAP_KEY, kv[i].key.ptr, kv[i].key.len);
+        dds__pbw_bytes(b, MAP_VALUE, kv[i].value.ptr, kv[i].value.len);
+        dds__pbw_end(b, m);
+    }
+}
+
+static void pb_span(dds__buf *b, const dds__span *s) {
+    size_t m = dds__pbw_begin(b, TC_SPANS);
+    pb_str(b, SP_SERVICE, s->service);
+    pb_str(b, SP_NAME, s->name);
+    pb_str(b, SP_RESOURCE, s->resource);
+    pb_u64(b, SP_TRACE_ID, s->trace_id);
+    pb_u64(b, SP_SPAN_ID, s->span_id);
+    pb_u64(b, SP_PARENT_ID, s->parent_id);
+    pb_i64(b, SP_START, s->start);
+    pb_i64(b, SP_DURATION, s->duration);
+    pb_i64(b, SP_ERROR, s->error);
+    pb_map(b, SP_META, s->meta, s->nmeta);
+    for (uint32_t i = 0; i < s->nmetrics; i++) {
+        size_t me = dds__pbw_begin(b, SP_METRICS);
+        dds__pbw_bytes(b, MAP_KEY, s->metrics[i].key.ptr, s->metrics[i].key.len);
+        dds__pbw_double(b, MAP_VALUE, s->metrics[i].value);
+        dds__pbw_end(b, me);
+    }
+    pb_str(b, SP_TYPE, s->type);
+    pb_map(b, SP_META_STRUCT, s->meta_struct, s->nmeta_struct);
+    for (uint32_t i = 0; i < s->nlinks; i++) {
+        const dds__span_link *l = &s->links[i];
+        size_t ml = dds__pbw_begin(b, SP_SPAN_LINKS);
+        pb_u64(b, SL_TRACE_ID, l->trace_id);
+        pb_u64(b, SL_TRACE_ID_HIGH, l->trace_id_high);
+        pb_u64(b, SL_SPAN_ID, l->span_id);
+        pb_map(b, SL_ATTRIBUTES, l->attributes, l->nattributes);
+        pb_str(b, SL_TRACESTATE, l->tracestate);
+        pb_u64(b, SL_FLAGS, l->flags);
+        dds__pbw_end(b, ml);
+    }
+    dds__pbw_end(b, m);
+}
+
+static int32_t wire_priority(int32_t p) { return p == DDS__PRIORITY_NONE ? GO_PRIORITY_NONE : p; }
+
+static void pb_tracer_payload(dds__buf *b, const dds__tracer_payload *tp) {
+    size_t m = dds__pbw_begin(b, AP_TRACER_PAYLOADS);
+    pb_str(b, TP_CONTAINER_ID, tp->container_id);
+    pb_str(b, TP_LANGUAGE_NAME, tp->language_name);
+    pb_str(b, TP_LANGUAGE_VERSION, tp->language_version);
+    pb_str(b, TP_TRACER_VERSION, tp->tracer_version);
+    pb_str(b, TP_RUNTIME_ID, tp->runtime_id);
+    for (uint32_t i = 0; i < tp->nchunks; i++) {
+        const dds__trace_chunk *c = &tp->chunks[i];
+        size_t mc = dds__pbw_begin(b, TP_CHUNKS);
+        pb_i64(b, TC_PRIORITY, wire_priority(c->priority));
+        pb_str(b, TC_ORIGIN, c->origin);
+        for (uint32_t j = 0; j < c->nspans; j++) pb_span(b, &c->spans[j]);
+        pb_map(b, TC_TAGS, c->tags, c->ntags);
+        pb_u64(b, TC_DROPPED_TRACE, c->dropped_trace);
+        dds__pbw_end(b, mc);
+    }
+    pb_map(b, TP_TAGS, tp->tags, tp->ntags);
+    pb_str(b, TP_ENV, tp->env);
+    pb_str(b, TP_HOSTNAME, tp->hostname);
+    pb_str(b, TP_APP_VERSION, tp->app_version);
+    dds__pbw_end(b, m);
+}
+
+/* The AgentPayload's own fields: known at creation, written first so take() has nothing to
+ * prepend (no copy of a 3 MB body). */
+static void pb_agent_header(const dds__trace_encoder *e, dds__buf *b) {
+    pb_str(b, AP_HOSTNAME, dds__slice_cstr(e->hostname));
+    pb_str(b, AP_ENV, dds__slice_cstr(e->env));
+    pb_str(b, AP_AGENT_VERSION, dds__slice_cstr(e->agent_version));
+    dds__pbw_double(b, AP_TARGET_TPS, TARGET_TPS);
+    dds__pbw_double(b, AP_ERROR_TPS, ERROR_TPS);
+}
+
+/* ---- dry-run JSON (same names as the protobuf fields) ---------------------------------------- */
+
+static void js_str(dds__jsonw *w, const char *k, dds__slice s) {
+    dds__jsonw_key(w, k);
+    dds__jsonw_string(w, s.ptr, s.len);
+}
+
+static void js_map(dds__jsonw *w, const char *k, const dds__kv *kv, uint32_t n) {
+    dds__jsonw_key(w, k);
+    dds__jsonw_object_begin(w);
+    for (uint32_t i = 0; i < n; i++) {
+        dds__jsonw_keyn(w, kv[i].key.ptr, kv[i].key.len);
+        dds__jsonw_string(w, kv[i].value.ptr, kv[i].value.len);
+    }
+    dds__jsonw_object_end(w);
+}
+
+static void js_span(dds__jsonw *w, const dds__span *s) {
+    dds__jsonw_object_begin(w);
+    js_str(w, "service", s->service);
+    js_str(w, "name", s->name);
+    js_str(w, "resource", s->resource);
+    dds__jsonw_key(w, "traceID");
+    dds__jsonw_uint(w, s->trace_id);
+    dds__jsonw_key(w, "spanID");
+    dds__jsonw_uint(w, s->span_id);
+    dds__jsonw_key(w, "parentID");
+    dds__jsonw_uint(w, s->parent_id);
+    dds__jsonw_key(w, "start");
+    dds__jsonw_int(w, s->start);
+    dds__jsonw_key(w, "duration");
+    dds__jsonw_int(w, s->duration);
+    dds__jsonw_key(w, "error");
+    dds__jsonw_int(w, s->error);
+    js_map(w, "meta", s->meta, s->nmeta);
+    dds__jsonw_key(w, "metrics");
+    dds__jsonw_object_begin(w);
+    for (uint32_t i = 0; i < s->nmetrics; i++) {
+        dds__jsonw_keyn(w, s->metrics[i].key.ptr, s->metrics[i].key.len);
+        dds__jsonw_double(w, s->metrics[i].value);
+    }
+    dds__jsonw_object_end(w);
+    js_str(w, "type", s->type);
+    /* meta_struct values are msgpack bytes: JSON shows their size only. */
+    dds__jsonw_key(w, "meta_struct");
+    dds__jsonw_object_begin(w);
+    for (uint32_t i = 0; i < s->nmeta_struct; i++) {
+        dds__jsonw_keyn(w, s->meta_struct[i].key.ptr, s->meta_struct[i].key.len);
+        dds__jsonw_uint(w, s->meta_struct[i].value.len);
+    }
+    dds__jsonw_object_end(w);
+    dds__jsonw_key(w, "spanLinks");
+    dds__jsonw_array_begin(w);
+    for (uint32_t i = 0; i < s->nlinks; i++) {
+        const dds__span_link *l = &s->links[i];
+        dds__jsonw_object_begin(w);
+        dds__jsonw_key(w, "traceID");
+        dds__jsonw_uint(w, l->trace_id);
+        dds__jsonw_key(w, "traceID_high");
+        dds__jsonw_uint(w, l->trace_id_high);
+        dds__jsonw_key(w, "spanID");
+        dds__jsonw_uint(w, l->span_id);
+        js_map(w, "attributes", l->attributes, l->nattributes);
+        js_str(w, "tracestate", l->tracestate);
+        dds__jsonw_key(w, "flags");
+        dds__jsonw_uint(w, l->flags);
+        dds__jsonw_object_end(w);
+    }
+    dds__jsonw_array_end(w);
+    dds__jsonw_object_end(w);
+}
+
+static void js_tracer_payload(dds__jsonw *w, const dds__tracer_payload *tp) {
+    dds__jsonw_object_begin(w);
+    js_str(w, "containerID", tp->container_id);
+    js_str(w, "languageName", tp->language_name);
+    js_str(w, "languageVersion", tp->language_version);
+    js_str(w, "tracerVersion", tp->tracer_version);
+    js_str(w, "runtimeID", tp->runtime_id);
+    dds__jsonw_key(w, "chunks");
+    dds__jsonw_array_begin(w);
+    for (uint32_t i = 0; i < tp->nchunks; i++) {
+        const dds__trace_chunk *c = &tp->chunks[i];
+        dds__jsonw_object_begin(w);
+        dds__jsonw_key(w, "priority");
+        dds__jsonw_int(w, wire_priority(c->priority));
+        js_str(w, "origin", c->origin);
+        dds__jsonw_key(w, "spans");
+        dds__jsonw_array_begin(w);
+        for (uint32_t j = 0; j < c->nspans; j++) js_span(w, &c->spans[j]);
+        dds__jsonw_array_end(w);
+        js_map(w, "tags", c->tags, c->ntags);
+        dds__jsonw_key(w, "droppedTrace");
+        dds__jsonw_bool(w, c->dropped_trace);
+        dds__jsonw_object_end(w);
+    }
+    dds__jsonw_array_end(w);
+    js_map(w, "tags", tp->tags, tp->ntags);
+    js_str(w, "env", tp->env);
+    js_str(w, "hostname", tp->hostname);
+    js_str(w, "appVersion", tp->app_version);
+    dds__jsonw_object_end(w);
+}
+
+/* ---- encoder ------------------------------------------------------------------------------- */
+
+/* Only names a header can carry safely (letters, digits, ". _ + -"): the value comes from a
+ * request header and ends up in ours. */
+static void note_language(dds__trace_encoder *e, dds__slice lang) {
+    if (lang.len == 0 || lang.len > MAX_LANG_LEN) return;
+    for (size_t i = 0; i < lang.len; i++) {
+        char c = lang.ptr[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                  c == '_' || c == '+' || c == '-';
+        if (!ok) return;
+    }
+    for (uint32_t i = 0; i < e->nlangs; i++)
+        if (strlen(e->langs[i]) == lang.len && memcmp(e->langs[i], lang.ptr, lang.len) == 0) return;
+    if (e->nlangs == MAX_LANGS) return;
+    memcpy(e->langs[e->nlangs], lang.ptr, lang.len);
+    e->langs[e->nlangs][lang.len] = '\0';
+    e->nlangs++;
+}
+
+bool dds__trace_encoder_add(dds__trace_encoder *e, const dds__tracer_payload *tp) {
+    uint64_t spans = 0;
+    for (uint32_t i = 0; i < tp->nchunks; i++) spans += tp->chunks[i].nspans;
+    if (tp->nchunks == 0) return dds__trace_encoder_pending_bytes(e) >= e->flush_bytes;
+
+    size_t before = e->body.len;
+    bool ok;
+    if (e->dry_run) {
+        if (e->ntp > 0) dds__buf_putc(&e->body, ',');
+        dds__jsonw w;
+        dds__jsonw_init(&w, &e->body);
+        js_tracer_payload(&w, tp);
+        ok = dds__jsonw_ok(&w);
+    } else {
+        if (e->ntp == 0) {
+            e->body.len = 0;
+            pb_agent_header(e, &e->body);
+        }
+        pb_tracer_payload(&e->body, tp);
+        ok = !e->body.oom;
+    }
+    if (!ok || spans > UINT32_MAX - e->nspans) {
+        /* Back to the state before this payload: what is pending stays valid. The buffer kept its
+         * bytes when the allocation failed, so clearing the flag is safe. */
+        e->body.len = e->ntp ? before : 0;
+        e->body.oom = false;
+        e->spans_dropped += spans;
+        return dds__trace_encoder_pending_bytes(e) >= e->flush_bytes;
+    }
+    e->ntp++;
+    e->nspans += (uint32_t)spans;
+    note_language(e, tp->language_name);
+    return e->body.len >= e->flush_bytes;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
+
+/* "X-Datadog-Reported-Languages: go|python\n": Go joins info.Languages() (sorted) with '|'. */
+static char *languages_header(dds__trace_encoder *e) {
+    if (e->nlangs == 0) return NULL;
+    qsort(e->langs, e->nlangs, sizeof(e->langs[0]), cmp_str);
+    dds__buf h;
+    dds__buf_init(&h);
+    dds__buf_puts(&h, "X-Datadog-Reported-Languages: ");
+    for (uint32_t i = 0; i < e->nlangs; i++) {
+        if (i) dds__buf_putc(&h, '|');
+        dds__buf_puts(&h, e->langs[i]);
+    }
+    dds__buf_puts(&h, "\n");
+    dds__buf_putc(&h, '\0');
+    if (h.oom) {
+        dds__buf_free(&h);
+        return NULL;
+    }
+    size_t len;
+    return (char *)dds__buf_steal(&h, &len);
+}
+
+/* {"dry_run":true,"endpoint":...,"payload":{AgentPayload fields,"tracerPayloads":[...]}} */
+static dds__payload *take_dry_run(dds__trace_encoder *e) {
+    dds__buf b;
+    dds__buf_init(&b);
+    dds__jsonw w;
+    dds__jsonw_init(&w, &b);
+    dds__jsonw_object_begin(&w);
+    dds__jsonw_key(&w, "dry_run");
+    dds__jsonw_bool(&w, true);
+    dds__jsonw_key(&w, "endpoint");
+    dds__jsonw_cstr(&w, PATH_TRACES);
+    dds__jsonw_key(&w, "payload");
+    dds__jsonw_object_begin(&w);
+    dds__jsonw_key(&w, "hostName");
+    dds__jsonw_cstr(&w, e->hostname);
+    dds__jsonw_key(&w, "env");
+    dds__jsonw_cstr(&w, e->env);
+    dds__jsonw_key(&w, "agentVersion");
+    dds__jsonw_cstr(&w, e->agent_version);
+    dds__jsonw_key(&w, "targetTPS");
+    dds__jsonw_double(&w, TARGET_TPS);
+    dds__jsonw_key(&w, "errorTPS");
+    dds__jsonw_double(&w, ERROR_TPS);
+    dds__jsonw_key(&w, "rareSamplerEnabled");
+    dds__jsonw_bool(&w, false);
+    dds__jsonw_key(&w, "tracerPayloads");
+    dds__jsonw_array_begin(&w);
+    /* The pending body is the array's items already joined by ',' (written by this file with
+     * this writer), handed over as one raw run. */
+    dds__jsonw_raw(&w, (const char *)e->body.data, e->body.len);
+    dds__jsonw_array_end(&w);
+    dds__jsonw_object_end(&w);
+    dds__jsonw_object_end(&w);
+    if (!dds__jsonw_ok(&w)) {
+        dds__buf_free(&b);
+        return NULL;
+    }
+    size_t len;
+    uint8_t *body = dds__buf_steal(&b, &len);
+    return dds__payload_new(DDS__PK_TRACES, strdup(e->traces_url), body, len, CT_JSON, NULL, e->nspans);
+}
+
+static dds__payload *take_protobuf(dds__trace_encoder *e) {
+    uint8_t *z;
+    size_t zlen;
+    if (dds__gzip_compress(e->body.data, e->body.len, GZIP_LEVEL, &z, &zlen) != 0) return NULL;
+    dds__payload *p = dds__payload_new(DDS__PK_TRACES, strdup(e->traces_url), z, zlen, CT_PROTOBUF, "gzip",
+                                       e->nspans);
+    if (p) p->extra_headers = languages_header(e);  /* the header is optional: NULL just omits it */
+    return p;
+}
+
+dds__payload *dds__trace_encoder_take(dds__trace_encoder *e) {
+    if (e->ntp == 0) return NULL;
+    dds__payload *p = e->dry_run ? take_dry_run(e) : take_protobuf(e);
+    /* Whatever happened, the pending data is gone: keeping it after a failure would only grow it
+     * and fail again. */
+    if (!p) e->spans_dropped += e->nspans;
+    dds__buf_reset(&e->body);
+    e->ntp = 0;
+    e->nspans = 0;
+    e->nlangs = 0;
+    return p;
+}
+
+/* ---- stats --------------------------------------------------------------------------------- */
+
+static void mp_str(dds__buf *b, const char *s) {
+    size_t n = strlen(s);
+    if (n < 32) {
+        dds__buf_putc(b, (uint8_t)(0xa0 | n));
+    } else if (n <= 0xff) {
+        dds__buf_putc(b, 0xd9);
+        dds__buf_putc(b, (uint8_t)n);
+    } else if (n <= 0xffff) {
+        dds__buf_putc(b, 0xda);
+        dds__buf_putc(b, (uint8_t)(n >> 8));
+        dds__buf_putc(b, (uint8_t)n);
+    } else {
+        uint8_t h[5] = {0xdb, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+        dds__buf_append(b, h, sizeof(h));
+    }
+    dds__buf_append(b, s, n);
+}
+
+static dds__payload *stats_dry_run(size_t len, const char *stats_url, const char *hostname, const char *env,
+                                   const char *agent_version) {
+    dds__buf b;
+    dds__buf_init(&b);
+    dds__jsonw w;
+    dds__jsonw_init(&w, &b);
+    dds__jsonw_object_begin(&w);
+    dds__jsonw_key(&w, "dry_run");
+    dds__jsonw_bool(&w, true);
+    dds__jsonw_key(&w, "endpoint");
+    dds__jsonw_cstr(&w, PATH_STATS);
+    dds__jsonw_key(&w, "payload");
+    dds__jsonw_object_begin(&w);
+    dds__jsonw_key(&w, "AgentHostname");
+    dds__jsonw_cstr(&w, hostname);
+    dds__jsonw_key(&w, "AgentEnv");
+    dds__jsonw_cstr(&w, env);
+    dds__jsonw_key(&w, "AgentVersion");
+    dds__jsonw_cstr(&w, agent_version);
+    dds__jsonw_key(&w, "ClientComputed");
+    dds__jsonw_bool(&w, true);
+    dds__jsonw_key(&w, "SplitPayload");
+    dds__jsonw_bool(&w, false);
+    dds__jsonw_key(&w, "stats_msgpack_bytes");
+    dds__jsonw_uint(&w, len);
+    dds__jsonw_object_end(&w);
+    dds__jsonw_object_end(&w);
+    if (!dds__jsonw_ok(&w)) {
+        dds__buf_free(&b);
+        return NULL;
+    }
+    size_t out_len;
+    uint8_t *out = dds__buf_steal(&b, &out_len);
+    return dds__payload_new(DDS__PK_STATS, strdup(stats_url), out, out_len, CT_JSON, NULL, 1);
+}
+
+dds__payload *dds__trace_stats_payload(const uint8_t *body, size_t len, const char *stats_url, const char *hostname,
+                                       const char *env, const char *agent_version, bool dry_run, char *err,
+                                       size_t errcap) {
+    const char *why = NULL;
+    hostname = hostname ? hostname : "";
+    env = env ? env : "";
+    agent_version = agent_version ? agent_version : "";
+    stats_url = stats_url ? stats_url : "";
+    dds__mp_reader r;
+    dds__mp_reader_init(&r, body, body ? len : 0, NULL);
+    if (dds__mp_peek(&r) != DDS__MP_MAP) {
+        why = len ? "is not a msgpack map" : "is empty";
+    } else {
+        dds__mp_skip(&r);  /* iterative and depth-bounded: checks the map is whole */
+        if (!dds__mp_ok(&r)) why = r.err;
+        /* The body goes inside our array verbatim: anything after the map would corrupt it. */
+        else if (dds__mp_left(&r) > 0) why = "has bytes after the msgpack map";
+    }
+    if (why) {
+        if (err && errcap) snprintf(err, errcap, "stats body %s", why);
+        return NULL;
+    }
+    if (dry_run) {
+        dds__payload *p = stats_dry_run(len, stats_url, hostname, env, agent_version);
+        if (!p && err && errcap) snprintf(err, errcap, "out of memory");
+        return p;
+    }
+    /* Go pb.StatsPayload as msgp encodes it: a map keyed by the Go field names, in field order. */
+    dds__buf b;
+    dds__buf_init(&b);
+    dds__buf_putc(&b, 0x86);
+    mp_str(&b, "AgentHostname");
+    mp_str(&b, hostname);
+    mp_str(&b, "AgentEnv");
+    mp_str(&b, env);
+    mp_str(&b, "Stats");
+    dds__buf_putc(&b, 0x91);
+    dds__buf_append(&b, body, len);
+    mp_str(&b, "AgentVersion");
+    mp_str(&b, agent_version);
+    mp_str(&b, "ClientComputed");
+    dds__buf_putc(&b, 0xc3);
+    mp_str(&b, "SplitPayload");
+    dds__buf_putc(&b, 0xc2);
+    uint8_t *z = NULL;
+    size_t zlen = 0;
+    bool ok = !b.oom && dds__gzip_compress(b.data, b.len, GZIP_LEVEL, &z, &zlen) == 0;
+    dds__buf_free(&b);
+    dds__payload *p = ok ? dds__payload_new(DDS__PK_STATS, strdup(stats_url), z, zlen, CT_MSGPACK, "gzip", 1) : NULL;
+    if (!p && err && errcap) snprintf(err, errcap, "out of memory");
+    return p;
+}

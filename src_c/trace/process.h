@@ -1,0 +1,36 @@
+/* process.h - what the trace agent does to spans between decoding and forwarding: the Go
+ * agent's normalization and trace validation, chunk priority and origin, top-level marking,
+ * enrichment (cloud origin, function name, DD_TAGS, DD_ENV), credit-card obfuscation in meta
+ * values, optional http.url query-string removal (PROTOCOL.md sections 4 and 6). In place, on
+ * the loop thread, allocating only from the request's arena. */
+#ifndef DDS_TRACE_PROCESS_H
+#define DDS_TRACE_PROCESS_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/arena.h"
+#include "common/counter.h"
+#include "trace/span.h"
+
+typedef struct dds__trace_process_config {
+    dds__slice lang;                  /* Datadog-Meta-Lang, for "unnamed-<lang>-service" */
+    bool client_computed_top_level;   /* Datadog-Client-Computed-Top-Level header set */
+    dds__slice default_env;           /* DD_ENV: used when the payload and spans carry none */
+    const char *cloud_origin;         /* "lambda", ... or NULL: root span gets _dd.origin, origin */
+    dds__slice function_name;         /* root span meta functionname, when non-empty */
+    dds__slice function_tags;         /* DD_TAGS, as the tracer payload tag _dd.tags.function */
+    bool remove_query_string;         /* DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING */
+    bool obfuscate_credit_cards;      /* Luhn-valid card numbers in meta values become "?" */
+    int64_t now_ns;
+} dds__trace_process_config;
+
+typedef struct dds__trace_process_counters {
+    dds__counter traces_dropped;      /* chunks dropped by validation (trace_id 0, span_id 0, mixed ids) */
+    dds__counter spans_dropped;       /* spans in those chunks */
+    dds__counter spans_normalized;    /* spans with at least one field fixed */
+} dds__trace_process_counters;
+
+/* Process tp in place; dropped chunks are removed from tp->chunks. Returns spans kept. */
+uint32_t dds__trace_process(dds__tracer_payload *tp, const dds__trace_process_config *cfg, dds__arena *arena,
+                            dds__trace_process_counters *counters);
+#endif
