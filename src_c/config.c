@@ -37,6 +37,7 @@ void dds_config_init(dds_config *cfg) {
     cfg->use_trace_agent = true;
     cfg->apm_receiver_port = 8126;
     cfg->apm_max_request_bytes = 25u * 1024 * 1024;
+    cfg->apm_obfuscate_credit_cards = true;
     cfg->request_timeout_ms = 20000;
     cfg->retry_queue_max_bytes = 15u * 1024 * 1024;
 }
@@ -155,6 +156,8 @@ int dds_config_from_env(dds_config *cfg, dds_error *err) {
     env_str("DD_APM_TELEMETRY_DD_URL", &cfg->apm_telemetry_dd_url);
     env_str("DD_EVP_PROXY_CONFIG_DD_URL", &cfg->evp_proxy_dd_url);
     if ((rc = env_u32("DD_APM_MAX_PAYLOAD_SIZE", &cfg->apm_max_request_bytes, 1, err))) return rc;
+    if ((rc = env_bool("DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING", &cfg->apm_remove_query_string, err))) return rc;
+    if ((rc = env_bool("DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED", &cfg->apm_obfuscate_credit_cards, err))) return rc;
 
     if ((rc = env_u32("DD_FORWARDER_TIMEOUT", &cfg->request_timeout_ms, 1000, err))) return rc;
     if ((rc = env_u32("DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE", &cfg->retry_queue_max_bytes, 1, err)))

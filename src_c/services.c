@@ -20,6 +20,7 @@
 #include "dogstatsd/server.h"
 #include "error.h"
 #include "log.h"
+#include "trace/agent.h"
 #include "transport/intake.h"
 
 #define DEFAULT_STOP_TIMEOUT_MS 5000
@@ -44,6 +45,7 @@ typedef struct cmd {
  * the loop thread only. */
 typedef struct counters {
     dds__dsd_counters dsd;
+    dds__trace_agent_counters trace;
     dds__intake_counters intake;
 } counters;
 
@@ -64,6 +66,7 @@ struct dds_services {
     struct event *flush_ev;
     struct event *deadline_ev;   /* wakes the loop at the earliest waiting command's deadline */
     dds__dsd *dsd;
+    dds__trace_agent *trace;
     dds__intake *intake;
     counters counters;
     uint16_t dsd_port, trace_port;
@@ -153,6 +156,9 @@ static void submit_all(dds_services *s, dds__payload *list) {
 
 static void flush_pipelines(dds_services *s, bool force) {
     if (s->dsd) submit_all(s, dds__dsd_flush(s->dsd, force));
+    /* Traces have no buckets: a forced flush sends what is pending, the periodic one is the
+     * trace agent's own 3 s timer. */
+    if (s->trace && force) dds__trace_agent_flush(s->trace);
 }
 
 static void arm_deadline(dds_services *s) {
@@ -245,7 +251,10 @@ static void begin_stop(dds_services *s, cmd *c) {
     if (s->stop_finished) return;
     s->stop_finished = true;
     event_del(s->flush_ev);
-    /* What the kernel already holds was sent before stop was called: read it, then close. */
+    /* Stop accepting first; requests already being served finish on this loop before the
+     * intake is waited for. What the kernel already holds was sent before stop was called:
+     * read it, then close. */
+    if (s->trace) dds__trace_agent_close(s->trace);
     if (s->dsd) dds__dsd_drain_and_close(s->dsd);
     flush_pipelines(s, true);
     wait_for_intake(s, c);
@@ -325,6 +334,7 @@ static void *loop_main(void *arg) {
     dds_services *s = arg;
     s->loop_id = pthread_self();
     atomic_store(&s->loop_id_set, true);
+    if (s->trace) emit(s, DDS_STATUS_READY, DDS_SERVICE_TRACE_AGENT, s->trace_port, "trace-agent ready");
     if (s->dsd) emit(s, DDS_STATUS_READY, DDS_SERVICE_DOGSTATSD, s->dsd_port, "dogstatsd ready");
     event_base_loop(s->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
@@ -339,6 +349,13 @@ static void add_base_tag(dds_services *s, const char *fmt, const char *a, size_t
     s->base_tag_store[s->n_base_tags] = t;
     s->base_tags[s->n_base_tags] = dds__slice_cstr(t);
     s->n_base_tags++;
+}
+
+/* /dogstatsd/v2/proxy bodies (dd-trace-js runtime metrics) join the UDP pipeline. */
+static void on_dsd_proxy(void *user, const char *body, size_t len) {
+    dds_services *s = user;
+    dds__counter_add(&s->counters.dsd.http_packets, 1);
+    dds__dsd_process(s->dsd, body, len);
 }
 
 static void add_dd_tag(void *user, const char *tag, size_t len) { add_base_tag(user, "%.*s", tag, len); }
@@ -357,8 +374,11 @@ static void build_base_tags(dds_services *s) {
 
 static void services_destroy(dds_services *s) {
     if (!s) return;
-    dds__dsd_free(s->dsd);
+    /* The intake first: abandoning its payloads answers the trace receiver's pending proxy
+     * requests, which must still exist then. */
     dds__intake_free(s->intake);
+    dds__trace_agent_free(s->trace);
+    dds__dsd_free(s->dsd);
     if (s->cmd_ev) event_free(s->cmd_ev);
     if (s->flush_ev) event_free(s->flush_ev);
     if (s->deadline_ev) event_free(s->deadline_ev);
@@ -453,6 +473,15 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
         }
         s->dsd_port = dds__dsd_port(s->dsd);
     }
+    if (s->cfg.use_trace_agent) {
+        s->trace = dds__trace_agent_new(s->base, &s->cfg, &s->cloud, s->intake, s->dry_run, s->dsd_port,
+                                        s->dsd ? on_dsd_proxy : NULL, s, &s->counters.trace, &s->log, err);
+        if (!s->trace) {
+            rc = err ? err->code : DDS_ERR_TRACE_AGENT_START;
+            goto fail;
+        }
+        s->trace_port = dds__trace_agent_port(s->trace);
+    }
 
     struct timeval every = {.tv_sec = s->cfg.flush_interval_ms / 1000,
                             .tv_usec = (s->cfg.flush_interval_ms % 1000) * 1000};
@@ -485,6 +514,15 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
     }
     s->thread_started = true;
     pthread_setname_np(s->thread, "dds-loop");
+    if (s->trace) {
+        if (s->cfg.apm_receiver_socket && s->cfg.apm_receiver_socket[0])
+            dds__log_info(&s->log, "trace agent listening on %s:%u and unix://%s",
+                          s->cfg.apm_non_local_traffic ? "0.0.0.0" : "127.0.0.1", s->trace_port,
+                          s->cfg.apm_receiver_socket);
+        else
+            dds__log_info(&s->log, "trace agent listening on %s:%u",
+                          s->cfg.apm_non_local_traffic ? "0.0.0.0" : "127.0.0.1", s->trace_port);
+    }
     if (s->dsd) {
         if (s->cfg.dogstatsd_socket && s->cfg.dogstatsd_socket[0])
             dds__log_info(&s->log, "DogStatsD listening on %s:%u and unix://%s",
@@ -614,6 +652,11 @@ void dds_stats_get(const dds_services *s, dds_stats *out) {
     out->series_sent = dds__counter_get(&in->series_sent);
     out->sketches_sent = dds__counter_get(&in->sketches_sent);
     out->dry_run_payloads = dds__counter_get(&in->dry_run);
+    const dds__trace_agent_counters *t = &s->counters.trace;
+    out->trace_requests = dds__counter_get(&t->requests_ok);
+    out->trace_spans = dds__counter_get(&t->spans);
+    out->trace_dropped = dds__counter_get(&t->traces_rejected) + dds__counter_get(&t->process.traces_dropped);
+    out->trace_spans_dropped = dds__counter_get(&t->process.spans_dropped) + dds__counter_get(&t->spans_dropped_encoding);
 }
 
 void dds_free(dds_services *s) {

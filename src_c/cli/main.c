@@ -15,7 +15,8 @@ static const char usage[] =
     "Usage: datadog-serverless-compat [--dry-run] [--help] [--version]\n"
     "\n"
     "Runs a DogStatsD server (UDP 127.0.0.1:8125) that aggregates metrics like the Datadog Agent\n"
-    "and flushes them to Datadog, until SIGTERM or SIGINT (then a final flush, exit 0).\n"
+    "and a trace agent (HTTP 127.0.0.1:8126) that forwards traces, stats, profiles and telemetry,\n"
+    "until SIGTERM or SIGINT (then a final flush, exit 0).\n"
     "\n"
     "Options:\n"
     "  --dry-run   never send: write each payload as one JSON line on stdout\n"
@@ -32,7 +33,10 @@ static const char usage[] =
     "  DD_SKIP_SSL_VALIDATION, DD_HISTOGRAM_AGGREGATES, DD_HISTOGRAM_PERCENTILES,\n"
     "  DD_DOGSTATSD_EXPIRY_SECONDS (300), DD_DOGSTATSD_CONTEXT_LIMIT, DD_DOGSTATSD_CLIENT_TELEMETRY,\n"
     "  DD_DOGSTATSD_FLUSH_INTERVAL_MS (10000), DD_FORWARDER_TIMEOUT (s),\n"
-    "  DD_APM_RECEIVER_PORT (8126), DD_APM_DD_URL, DD_APM_ENABLED\n";
+    "  DD_APM_ENABLED (true), DD_APM_RECEIVER_PORT (8126, 0 = any free port), DD_APM_RECEIVER_SOCKET,\n"
+    "  DD_APM_NON_LOCAL_TRAFFIC, DD_APM_MAX_PAYLOAD_SIZE (26214400), DD_APM_DD_URL,\n"
+    "  DD_APM_PROFILING_DD_URL, DD_APM_TELEMETRY_DD_URL, DD_EVP_PROXY_CONFIG_DD_URL,\n"
+    "  DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING, DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED\n";
 
 static void on_status(const dds_status *st, void *user) {
     (void)user;
@@ -93,9 +97,11 @@ int main(int argc, char **argv) {
     dds_stats_get(svc, &stats);
     fprintf(stderr,
             "datadog-serverless-compat: stopped: %llu metric lines, %llu events, %llu service checks, "
-            "%llu parse errors, %llu payloads sent, %llu written (dry run), %llu dropped\n",
+            "%llu parse errors, %llu trace requests, %llu spans, %llu payloads sent, %llu written (dry run), "
+            "%llu dropped\n",
             (unsigned long long)stats.dsd_metric_lines, (unsigned long long)stats.dsd_events,
             (unsigned long long)stats.dsd_service_checks, (unsigned long long)stats.dsd_parse_errors,
+            (unsigned long long)stats.trace_requests, (unsigned long long)stats.trace_spans,
             (unsigned long long)stats.payloads_sent, (unsigned long long)stats.dry_run_payloads,
             (unsigned long long)stats.payloads_dropped);
     dds_free(svc);

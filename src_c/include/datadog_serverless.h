@@ -139,11 +139,18 @@ typedef struct dds_config {
     int32_t apm_receiver_port;    /* [DD_APM_RECEIVER_PORT] 8126; 0 = any free port */
     const char *apm_receiver_socket; /* [DD_APM_RECEIVER_SOCKET] Unix stream socket path */
     bool apm_non_local_traffic;   /* [DD_APM_NON_LOCAL_TRAFFIC] false */
-    const char *apm_dd_url;       /* [DD_APM_DD_URL] traces, stats and pipeline stats intake */
-    const char *apm_profiling_dd_url; /* [DD_APM_PROFILING_DD_URL] */
-    const char *apm_telemetry_dd_url; /* [DD_APM_TELEMETRY_DD_URL] */
-    const char *evp_proxy_dd_url;     /* [DD_EVP_PROXY_CONFIG_DD_URL] */
-    uint32_t apm_max_request_bytes;   /* [DD_APM_MAX_PAYLOAD_SIZE] 26214400 (25 MiB) */
+    const char *apm_dd_url;       /* [DD_APM_DD_URL] base URL of the traces, stats and pipeline stats
+                                     intake, default https://trace.agent.<site> */
+    const char *apm_profiling_dd_url; /* [DD_APM_PROFILING_DD_URL] full URL, as in the Go agent: default
+                                         https://intake.profile.<site>/api/v2/profile */
+    const char *apm_telemetry_dd_url; /* [DD_APM_TELEMETRY_DD_URL] base URL, default
+                                         https://instrumentation-telemetry-intake.<site> */
+    const char *evp_proxy_dd_url;     /* [DD_EVP_PROXY_CONFIG_DD_URL] base URL in place of
+                                         https://<X-Datadog-EVP-Subdomain>.<site> */
+    uint32_t apm_max_request_bytes;   /* [DD_APM_MAX_PAYLOAD_SIZE] 26214400 (25 MiB): 413 past it */
+    bool apm_remove_query_string;     /* [DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING] false */
+    bool apm_obfuscate_credit_cards;  /* [DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] true: Luhn-valid
+                                         card numbers in span tags become "?" */
 
     /* Transport */
     uint32_t request_timeout_ms;  /* [DD_FORWARDER_TIMEOUT in seconds] 20000 */
@@ -281,7 +288,8 @@ typedef struct dds_stats {
     /* Trace agent */
     uint64_t trace_requests;         /* trace requests answered 2xx */
     uint64_t trace_spans;            /* spans accepted */
-    uint64_t trace_dropped;          /* traces dropped (decode error, normalization, bounds) */
+    uint64_t trace_dropped;          /* traces dropped (decode error, invalid ids, bounds) */
+    uint64_t trace_spans_dropped;    /* spans dropped in processing or encoding (invalid, out of memory) */
     uint64_t reserved[16];
 } dds_stats;
 

@@ -254,6 +254,26 @@ class FakeIntake:
     def stats(self) -> list[Any]:
         return self.accepted_payloads(STATS_PATH)
 
+    def spans(self) -> list[dict[str, Any]]:
+        """Every span of every accepted AgentPayload, flattened with snake_case ids and the
+        chunk's and tracer payload's fields alongside (chunk_priority, chunk_origin, language)."""
+        out: list[dict[str, Any]] = []
+        for payload in self.traces():
+            for tp in payload["tracerPayloads"]:
+                for chunk in tp["chunks"]:
+                    for span in chunk["spans"]:
+                        out.append({
+                            "trace_id": int(span["traceID"]), "span_id": int(span["spanID"]),
+                            "parent_id": int(span["parentID"]), "name": span["name"],
+                            "service": span["service"], "resource": span["resource"],
+                            "type": span["type"], "start": int(span["start"]),
+                            "duration": int(span["duration"]), "error": int(span["error"]),
+                            "meta": dict(span["meta"]), "metrics": dict(span["metrics"]),
+                            "chunk_priority": chunk["priority"], "chunk_origin": chunk["origin"],
+                            "language": tp["languageName"], "payload_env": tp["env"],
+                        })
+        return out
+
     def api_keys(self) -> set[str]:
         """Every DD-API-KEY value seen on an intake path, whatever the answer was."""
         return {r["api_key"] for r in self.records() if r["api_key"] is not None}

@@ -1,0 +1,262 @@
+/* agent.c - trace agent glue. In: request bodies from the receiver. Out: AgentPayloads and
+ * StatsPayloads submitted to the intake (every 3 s, at ~3.2 MB, or on flush/stop). One
+ * request's records live in one arena, reset per request; nothing here blocks the loop. */
+#include "trace/agent.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/arena.h"
+#include "common/clock.h"
+#include "error.h"
+#include "trace/decode.h"
+#include "trace/encode.h"
+
+#define TRACE_FLUSH_INTERVAL_MS 3000
+
+struct dds__trace_agent {
+    dds__receiver *receiver;
+    dds__trace_encoder *encoder;
+    dds__intake *intake;
+    dds__trace_agent_counters *counters;
+    const dds__logger *log;
+    struct event *flush_ev;
+    dds__arena arena;              /* one request's records; reset before each request */
+    dds__ratelimit decode_rl;
+    bool dry_run;
+    bool remove_query_string, obfuscate_credit_cards;
+    const char *cloud_origin;      /* static string from cloud.c, or NULL */
+    char *function_name, *function_tags, *env;
+    char *traces_url, *stats_url, *profiling_url, *pipeline_stats_url, *telemetry_url, *evp_url;
+    void (*dsd_fn)(void *user, const char *body, size_t len);  /* /dogstatsd/v2/proxy sink */
+    void *dsd_user;
+};
+
+static char *base_url(const char *override, const char *fmt, const char *site) {
+    char *out = NULL;
+    if (override && override[0]) {
+        out = strdup(override);
+        if (out) {
+            size_t n = strlen(out);
+            while (n > 0 && out[n - 1] == '/') out[--n] = '\0';
+        }
+        return out;
+    }
+    if (asprintf(&out, fmt, site) < 0) return NULL;
+    return out;
+}
+
+static char *join(const char *base, const char *path) {
+    char *out = NULL;
+    if (!base || asprintf(&out, "%s%s", base, path) < 0) return NULL;
+    return out;
+}
+
+static void submit(dds__trace_agent *a, dds__payload *p) {
+    if (p) dds__intake_submit(a->intake, p);
+}
+
+/* The encoder counts on the loop thread in a plain field; readers on other threads see this copy. */
+static void sync_encoder_counter(dds__trace_agent *a) {
+    dds__counter_set(&a->counters->spans_dropped_encoding, dds__trace_encoder_spans_dropped(a->encoder));
+}
+
+void dds__trace_agent_flush(dds__trace_agent *a) {
+    submit(a, dds__trace_encoder_take(a->encoder));
+    sync_encoder_counter(a);
+}
+
+static void on_flush_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    dds__trace_agent_flush(arg);
+}
+
+/* Tracer headers fill what the payload itself does not say (v0.4 and v0.5 carry none of it). */
+static void apply_headers(dds__tracer_payload *tp, const dds__trace_headers *h) {
+    if (!tp->language_name.len) tp->language_name = h->lang;
+    if (!tp->language_version.len) tp->language_version = h->lang_version;
+    if (!tp->tracer_version.len) tp->tracer_version = h->tracer_version;
+    if (!tp->container_id.len) tp->container_id = h->container_id;
+}
+
+static uint64_t header_count(dds__slice v) {
+    uint64_t n = 0;
+    for (size_t i = 0; i < v.len && i < 12; i++) {
+        if (v.ptr[i] < '0' || v.ptr[i] > '9') return 1;
+        n = n * 10 + (uint64_t)(v.ptr[i] - '0');
+    }
+    return n ? n : 1;
+}
+
+static int on_traces(void *user, dds__trace_format fmt, const uint8_t *body, size_t len, const dds__trace_headers *h) {
+    dds__trace_agent *a = user;
+    dds__arena_reset(&a->arena);
+    dds__tracer_payload tp;
+    char err[160];
+    if (dds__trace_decode(fmt, body, len, &a->arena, &tp, err, sizeof(err)) != 0) {
+        /* Out of arena: the body is legitimate but bigger than we hold, which is a 413. */
+        int status = a->arena.oom ? 413 : 400;
+        dds__counter_add(&a->counters->decode_errors, 1);
+        dds__counter_add(&a->counters->traces_rejected, header_count(h->trace_count));
+        uint64_t skipped = 0;
+        if (dds__ratelimit_allow(&a->decode_rl, dds__mono_ms(), &skipped))
+            dds__log_warn(a->log, "trace agent: rejected a v0.%d payload of %zu bytes (%.*s): %s (%llu more since the last message)",
+                          (int)fmt, len, (int)h->lang.len, h->lang.ptr ? h->lang.ptr : "", err,
+                          (unsigned long long)skipped);
+        return status;
+    }
+    apply_headers(&tp, h);
+    dds__trace_process_config pc = {
+        .lang = h->lang,
+        .client_computed_top_level = h->client_computed_top_level,
+        .default_env = dds__slice_cstr(a->env),
+        .cloud_origin = a->cloud_origin,
+        .function_name = dds__slice_cstr(a->function_name),
+        .function_tags = dds__slice_cstr(a->function_tags),
+        .remove_query_string = a->remove_query_string,
+        .obfuscate_credit_cards = a->obfuscate_credit_cards,
+        .now_ns = dds__wall_ns(),
+    };
+    /* Chunks that processing could not finish (out of arena memory) are already dropped and
+     * counted by it; the ones kept are complete and go on. */
+    uint32_t kept = dds__trace_process(&tp, &pc, &a->arena, &a->counters->process);
+    dds__counter_add(&a->counters->spans, kept);
+    dds__counter_add(&a->counters->requests_ok, 1);
+    if (kept && dds__trace_encoder_add(a->encoder, &tp)) dds__trace_agent_flush(a);
+    sync_encoder_counter(a);
+    return 200;
+}
+
+static void on_dogstatsd(void *user, const char *body, size_t len) {
+    dds__trace_agent *a = user;
+    a->dsd_fn(a->dsd_user, body, len);
+}
+
+static int on_stats(void *user, const uint8_t *body, size_t len, const dds__trace_headers *h) {
+    (void)h;
+    dds__trace_agent *a = user;
+    char err[160];
+    dds__payload *p = dds__trace_stats_payload(body, len, a->stats_url, "", a->env ? a->env : "", dds_version(),
+                                               a->dry_run, err, sizeof(err));
+    if (!p) {
+        dds__log_warn(a->log, "trace agent: rejected a stats payload of %zu bytes: %s", len, err);
+        return 400;
+    }
+    dds__counter_add(&a->counters->stats_payloads, 1);
+    submit(a, p);
+    return 200;
+}
+
+dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config *cfg, const dds__cloud *cloud,
+                                       dds__intake *intake, bool dry_run, uint16_t statsd_port,
+                                       void (*dogstatsd)(void *user, const char *body, size_t len), void *dsd_user,
+                                       dds__trace_agent_counters *counters, const dds__logger *log, dds_error *err) {
+    dds__trace_agent *a = calloc(1, sizeof(*a));
+    if (!a) {
+        dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
+        return NULL;
+    }
+    a->intake = intake;
+    a->counters = counters;
+    a->log = log;
+    a->dry_run = dry_run;
+    a->remove_query_string = cfg->apm_remove_query_string;
+    a->obfuscate_credit_cards = cfg->apm_obfuscate_credit_cards;
+    a->cloud_origin = cloud->origin;
+    a->decode_rl.interval_ms = 10000;
+    /* Decoded records take up to ~7x the body (v0.5: a 32-byte record per 2-3 byte string
+     * index pair); the bound keeps a hostile body from taking unbounded memory (the arena then
+     * fails, and the request gets 413). */
+    dds__arena_init(&a->arena, 256 * 1024, (size_t)cfg->apm_max_request_bytes * 8 + (1u << 20));
+    a->function_name = strdup(cloud->function_name);
+    a->function_tags = strdup(cfg->tags ? cfg->tags : "");
+    a->env = strdup(cfg->env ? cfg->env : "");
+    char *apm = base_url(cfg->apm_dd_url, "https://trace.agent.%s", cfg->site);
+    a->traces_url = join(apm, "/api/v0.2/traces");
+    a->stats_url = join(apm, "/api/v0.2/stats");
+    a->pipeline_stats_url = join(apm, "/api/v0.1/pipeline_stats");
+    free(apm);
+    a->profiling_url = base_url(cfg->apm_profiling_dd_url, "https://intake.profile.%s/api/v2/profile", cfg->site);
+    a->telemetry_url = base_url(cfg->apm_telemetry_dd_url, "https://instrumentation-telemetry-intake.%s", cfg->site);
+    if (cfg->evp_proxy_dd_url && cfg->evp_proxy_dd_url[0]) a->evp_url = base_url(cfg->evp_proxy_dd_url, "%s", "");
+    if (!a->function_name || !a->function_tags || !a->env || !a->traces_url || !a->stats_url ||
+        !a->pipeline_stats_url || !a->profiling_url || !a->telemetry_url ||
+        (cfg->evp_proxy_dd_url && cfg->evp_proxy_dd_url[0] && !a->evp_url)) {
+        dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
+        goto fail;
+    }
+    dds__trace_encoder_config ec = {
+        .traces_url = a->traces_url,
+        .hostname = "",
+        .env = a->env,
+        .agent_version = dds_version(),
+        .dry_run = dry_run,
+    };
+    a->encoder = dds__trace_encoder_new(&ec);
+    a->flush_ev = event_new(base, -1, EV_PERSIST, on_flush_timer, a);
+    if (!a->encoder || !a->flush_ev) {
+        dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
+        goto fail;
+    }
+    dds__receiver_config rc = {
+        .port = cfg->apm_receiver_port,
+        .non_local = cfg->apm_non_local_traffic,
+        .unix_path = (cfg->apm_receiver_socket && cfg->apm_receiver_socket[0]) ? cfg->apm_receiver_socket : NULL,
+        .max_body_bytes = cfg->apm_max_request_bytes,
+        .statsd_port = statsd_port,
+        .default_env = (cfg->env && cfg->env[0]) ? cfg->env : "none",
+        .stats_forwarded = true,
+        .agent_version = dds_version(),
+        .profiling_url = a->profiling_url,
+        .pipeline_stats_url = a->pipeline_stats_url,
+        .telemetry_base_url = a->telemetry_url,
+        .evp_base_url = a->evp_url,
+        .site = cfg->site,
+        .intake = intake,
+        .log = log,
+    };
+    /* The DogStatsD proxy feeds the DogStatsD pipeline, which this directory must not know:
+     * the caller's function gets the body. */
+    a->dsd_fn = dogstatsd;
+    a->dsd_user = dsd_user;
+    dds__receiver_handlers hs = {
+        .user = a, .traces = on_traces, .stats = on_stats, .dogstatsd = dogstatsd ? on_dogstatsd : NULL};
+    a->receiver = dds__receiver_new(base, &rc, &hs, &counters->receiver, err);
+    if (!a->receiver) goto fail;
+    struct timeval every = {.tv_sec = TRACE_FLUSH_INTERVAL_MS / 1000, .tv_usec = (TRACE_FLUSH_INTERVAL_MS % 1000) * 1000};
+    event_add(a->flush_ev, &every);
+    return a;
+fail:
+    dds__trace_agent_free(a);
+    return NULL;
+}
+
+uint16_t dds__trace_agent_port(const dds__trace_agent *a) { return a ? dds__receiver_port(a->receiver) : 0; }
+
+
+void dds__trace_agent_close(dds__trace_agent *a) {
+    if (!a) return;
+    if (a->flush_ev) event_del(a->flush_ev);
+    dds__receiver_close(a->receiver);
+}
+
+void dds__trace_agent_free(dds__trace_agent *a) {
+    if (!a) return;
+    dds__receiver_free(a->receiver);
+    dds__trace_encoder_free(a->encoder);
+    if (a->flush_ev) event_free(a->flush_ev);
+    dds__arena_free(&a->arena);
+    free(a->function_name);
+    free(a->function_tags);
+    free(a->env);
+    free(a->traces_url);
+    free(a->stats_url);
+    free(a->profiling_url);
+    free(a->pipeline_stats_url);
+    free(a->telemetry_url);
+    free(a->evp_url);
+    free(a);
+}
