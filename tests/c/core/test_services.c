@@ -404,6 +404,95 @@ TEST(api_key_never_logged_and_stop_is_bounded) {
     pthread_mutex_unlock(&lc.mu);
 }
 
+/* A raw HTTP/1.1 PUT of body to 127.0.0.1:port; returns the status code (0 on failure). */
+static int http_put(uint16_t port, const char *path, const void *body, size_t len) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return 0;
+    }
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "PUT %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/msgpack\r\n"
+                     "Datadog-Meta-Lang: c\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", path, len);
+    if (write(fd, head, (size_t)n) != n || write(fd, body, len) != (ssize_t)len) {
+        close(fd);
+        return 0;
+    }
+    char resp[512] = {0};
+    ssize_t got = read(fd, resp, sizeof(resp) - 1);
+    close(fd);
+    int status = 0;
+    if (got > 12) sscanf(resp, "HTTP/1.1 %d", &status);
+    return status;
+}
+
+TEST(trace_agent_lifecycle) {
+    int p[2];
+    CHECK(pipe(p) == 0);
+    dds_config c;
+    base_config(&c, p[1]);
+    c.use_trace_agent = true;
+    c.apm_receiver_port = 0;
+    recorder r;
+    recorder_init(&r);
+    dds_services *s = NULL;
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_start(&c, record, &r, &s, &err), 0);
+    if (!s) return;
+    uint16_t dport, tport;
+    dds_ports(s, &dport, &tport);
+    CHECK(tport != 0 && dport != 0 && tport != dport);
+    wait_events(&r, 2, 2000);
+    bool trace_ready = false, dsd_ready = false;
+    for (int i = 0; i < r.n; i++) {
+        if (r.types[i] == DDS_STATUS_READY && r.services[i] == DDS_SERVICE_TRACE_AGENT && r.ports[i] == tport)
+            trace_ready = true;
+        if (r.types[i] == DDS_STATUS_READY && r.services[i] == DDS_SERVICE_DOGSTATSD && r.ports[i] == dport)
+            dsd_ready = true;
+    }
+    CHECK(trace_ready && dsd_ready);
+
+    /* [[{"trace_id":7,"span_id":9,"name":"op"}]] in msgpack */
+    static const unsigned char trace[] = {0x91, 0x91, 0x83, 0xa8, 't', 'r', 'a', 'c', 'e', '_', 'i', 'd', 0x07,
+                                          0xa7, 's', 'p', 'a', 'n', '_', 'i', 'd', 0x09,
+                                          0xa4, 'n', 'a', 'm', 'e', 0xa2, 'o', 'p'};
+    CHECK_EQ_INT(http_put(tport, "/v0.4/traces", trace, sizeof(trace)), 200);
+    CHECK_EQ_INT(http_put(tport, "/v0.4/traces", "\xc1", 1), 400); /* never-used byte: decode error */
+    CHECK_EQ_INT(dds_flush(s, 2000, &err), 0);
+    char *out = drain_pipe(p[0]);
+    CHECK(strstr(out, "/api/v0.2/traces") != NULL);
+    CHECK(strstr(out, "\"op\"") != NULL);
+    free(out);
+    dds_stats st;
+    dds_stats_get(s, &st);
+    CHECK_EQ_INT(st.trace_requests, 1);
+    CHECK_EQ_INT(st.trace_spans, 1);
+    CHECK_EQ_INT(st.trace_dropped, 1);
+    CHECK_EQ_INT(dds_stop(s, 2000, &err), 0);
+    CHECK_EQ_INT(http_put(tport, "/v0.4/traces", trace, sizeof(trace)), 0); /* no longer accepting */
+    dds_free(s);
+
+    /* A taken TCP port is a trace-agent start error, and nothing is left running. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 1) == 0);
+    socklen_t sl = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    c.apm_receiver_port = ntohs(sa.sin_port);
+    s = NULL;
+    CHECK_EQ_INT(dds_start(&c, NULL, NULL, &s, &err), DDS_ERR_TRACE_AGENT_START);
+    CHECK(s == NULL);
+    CHECK(strstr(err.message, "Failed to start trace agent: cannot bind TCP 127.0.0.1:") != NULL);
+    CHECK(strstr(err.message, "Address already in use") != NULL);
+    close(fd);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void) {
     RUN(start_flush_stop_delivers_and_reports);
     RUN(stop_drains_what_the_socket_already_holds);
@@ -414,5 +503,6 @@ int main(void) {
     RUN(unix_socket_and_truncation);
     RUN(concurrent_flush_and_stop);
     RUN(api_key_never_logged_and_stop_is_bounded);
+    RUN(trace_agent_lifecycle);
     return TEST_REPORT();
 }
