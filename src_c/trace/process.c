@@ -925,7 +925,9 @@ static bool obfuscate_url(proc *p, dds__slice *v) {
 static bool obfuscate_span(proc *p, dds__span *s) {
     if (p->cfg->obfuscate_credit_cards) {
         for (uint32_t i = 0; i < s->nmeta; i++)
-            if (!card_key_exempt(s->meta[i].key) && is_card_number(s->meta[i].value))
+            /* The value test first: it rejects almost every tag at its first byte, while the
+             * key test walks a list of 33 names. */
+            if (is_card_number(s->meta[i].value) && !card_key_exempt(s->meta[i].key))
                 s->meta[i].value = DDS__SLICE_LIT("?");
     }
     if (IS(s->type, "web") || IS(s->type, "http")) {
