@@ -595,7 +595,12 @@ static void transfer_done(dds__intake *in, req *r, CURLcode rc) {
     }
     /* 400, 403, 413 and every other answer that is neither success nor worth retrying: PROTOCOL.md
      * drops them. The status and body go to on_done so a proxy can forward the rejection. */
-    if (status == 403)
+    if (p->kind == DDS__PK_PROXY)
+        /* A proxied request's answer belongs to the tracer that made it, which gets it through
+         * on_done; it says nothing certain about our API key, so the user is not alerted. */
+        report(in, &in->rl_rejected, DDS_LOG_WARN, false,
+               "upstream answered HTTP %ld to a proxied request to %s: passed back to the client", status, where);
+    else if (status == 403)
         report(in, &in->rl_key, DDS_LOG_ERROR, true, "intake rejected the API key (HTTP 403): %s payload dropped",
                kind_name(p));
     else if (status == 413)

@@ -622,6 +622,24 @@ TEST(drop_403_reports_key_never_retries) {
     srv_stop(s);
 }
 
+TEST(proxied_403_goes_to_the_client_not_to_the_user) {
+    server *s = srv_start((behave){.status = 403});
+    ctx t;
+    ctx_init(&t);
+    CHECK(ctx_start(&t));
+    dds__intake_submit(t.in, mk(&t, 0, DDS__PK_PROXY, url_to(s->port, "/api/v2/apmtelemetry"), "{}", 2, NULL, 1));
+    LOOP_UNTIL(&t, dds__intake_pending(t.in) == 0, 5000);
+    spin(&t, 300);
+    CHECK_EQ_INT(srv_nrecs(s), 1);
+    CHECK_EQ_INT(t.done[0].calls, 1);
+    CHECK_EQ_INT(t.done[0].status, 403);    /* the tracer gets the upstream's answer */
+    CHECK_EQ_STR(t.done[0].resp, ERR_BODY);
+    CHECK_EQ_INT(CNT(&t, retried), 0);
+    CHECK_EQ_INT(t.nerrors, 0);             /* no "API key rejected" alert for the user */
+    ctx_free(&t);
+    srv_stop(s);
+}
+
 TEST(drop_413_and_400) {
     server *s = srv_start((behave){.status = 202});
     behave b[] = {{.status = 413}, {.status = 400}, {.status = 404}};
@@ -932,6 +950,7 @@ int main(void) {
     RUN(large_body_sent_without_expect);
     RUN(retry_after_timeout);
     RUN(drop_403_reports_key_never_retries);
+    RUN(proxied_403_goes_to_the_client_not_to_the_user);
     RUN(drop_413_and_400);
     RUN(connection_refused_retried_then_abandoned);
     RUN(retry_queue_bound_drops_oldest);
