@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cloud.h"
 #include "common/clock.h"
@@ -73,6 +74,9 @@ struct dds_services {
 
     pthread_t thread;
     bool thread_started;
+    /* After fork() the child has a copy of this struct but no loop thread, and shares the
+     * parent's epoll instance and sockets: every call in the child leaves them alone. */
+    pid_t owner_pid;
     /* Set by the loop thread itself before its first callback: pthread_create may store
      * `thread` only after the new thread has already run a status callback. */
     pthread_t loop_id;
@@ -504,6 +508,7 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
+    s->owner_pid = getpid();
     atomic_store(&s->state, ST_RUNNING);
     int prc = pthread_create(&s->thread, NULL, loop_main, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -541,8 +546,10 @@ fail:
 
 /* ---- flush / stop / free ------------------------------------------------------------------------ */
 
+static bool forked_child(const dds_services *s) { return s->owner_pid != getpid(); }
+
 int dds_flush(dds_services *s, uint32_t timeout_ms, dds_error *err) {
-    if (!s || atomic_load(&s->state) != ST_RUNNING)
+    if (!s || atomic_load(&s->state) != ST_RUNNING || forked_child(s))
         return dds__error_set(err, DDS_ERR_NOT_RUNNING, NULL);
     if (on_loop_thread(s))
         return dds__error_set(err, DDS_ERR_RUNTIME, "dds_flush cannot wait on its own loop thread (called from the status callback)");
@@ -595,6 +602,7 @@ static int join_bounded(dds_services *s, int64_t until_ms) {
 
 int dds_stop(dds_services *s, uint32_t timeout_ms, dds_error *err) {
     if (!s) return dds__error_set(err, DDS_ERR_NOT_RUNNING, NULL);
+    if (forked_child(s)) return 0; /* the parent's instance: nothing of it runs here */
     if (timeout_ms == 0) timeout_ms = DEFAULT_STOP_TIMEOUT_MS;
     int64_t deadline = dds__mono_ms() + timeout_ms;
     if (on_loop_thread(s)) {
@@ -620,7 +628,9 @@ int dds_stop(dds_services *s, uint32_t timeout_ms, dds_error *err) {
     return 0;
 }
 
-bool dds_is_running(const dds_services *s) { return s && atomic_load(&s->state) == ST_RUNNING; }
+bool dds_is_running(const dds_services *s) {
+    return s && atomic_load(&s->state) == ST_RUNNING && !forked_child(s);
+}
 
 void dds_ports(const dds_services *s, uint16_t *dogstatsd, uint16_t *trace) {
     if (dogstatsd) *dogstatsd = s ? s->dsd_port : 0;
@@ -661,6 +671,9 @@ void dds_stats_get(const dds_services *s, dds_stats *out) {
 
 void dds_free(dds_services *s) {
     if (!s) return;
+    /* Releasing in a forked child would remove the parent's sockets from the shared epoll set
+     * and unlink its Unix socket: the child's copy is left to the process's exit. */
+    if (forked_child(s)) return;
     if (s->thread_started && !s->joined) {
         dds_stop(s, DEFAULT_STOP_TIMEOUT_MS, NULL);
         if (!s->joined) {

@@ -27,6 +27,11 @@
  *     block for long: ingestion waits while they run.
  *   - Signals: the library installs no signal handler and blocks all signals in its threads, so
  *     SIGINT/SIGTERM reach the host. The host decides when to call dds_stop.
+ *   - fork(): an instance belongs to the process that started it. In a forked child it is inert:
+ *     dds_is_running is false, dds_flush returns DDS_ERR_NOT_RUNNING, dds_stop returns 0 and
+ *     dds_free releases nothing (the child shares the parent's sockets and epoll instance, which
+ *     it must not touch). The parent's instance keeps running and sending, so nothing is sent
+ *     twice. A child that wants its own services calls dds_start in the child.
  *   - Process-wide state: the one-time library init (libevent threading, libcurl global init, done
  *     by the first dds_start) and the log sink (dds_set_log_fn). Nothing else is global.
  */

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -493,6 +494,43 @@ TEST(trace_agent_lifecycle) {
     close(p[1]);
 }
 
+TEST(forked_child_leaves_the_parents_instance_alone) {
+    int p[2];
+    CHECK(pipe(p) == 0);
+    dds_config c;
+    base_config(&c, p[1]);
+    dds_services *s = NULL;
+    CHECK_EQ_INT(dds_start(&c, NULL, NULL, &s, NULL), 0);
+    if (!s) return;
+    uint16_t port;
+    dds_ports(s, &port, NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Child: every call returns at once and leaves the parent's objects alone. */
+        int bad = 0;
+        if (dds_is_running(s)) bad |= 1;
+        if (dds_flush(s, 1000, NULL) != DDS_ERR_NOT_RUNNING) bad |= 2;
+        if (dds_stop(s, 1000, NULL) != 0) bad |= 4;
+        dds_free(s);
+        _exit(bad);
+    }
+    int status = -1;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* Parent: still running, still receiving and sending. */
+    CHECK(dds_is_running(s));
+    send_udp(port, "after.fork:1|c", 14);
+    usleep(20000);
+    CHECK_EQ_INT(dds_flush(s, 2000, NULL), 0);
+    char *out = drain_pipe(p[0]);
+    CHECK(strstr(out, "\"after.fork\"") != NULL);
+    free(out);
+    CHECK_EQ_INT(dds_stop(s, 2000, NULL), 0);
+    dds_free(s);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void) {
     RUN(start_flush_stop_delivers_and_reports);
     RUN(stop_drains_what_the_socket_already_holds);
@@ -504,5 +542,6 @@ int main(void) {
     RUN(concurrent_flush_and_stop);
     RUN(api_key_never_logged_and_stop_is_bounded);
     RUN(trace_agent_lifecycle);
+    RUN(forked_child_leaves_the_parents_instance_alone);
     return TEST_REPORT();
 }
