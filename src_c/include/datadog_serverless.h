@@ -323,6 +323,20 @@ DDS_API void dds_set_log_fn(dds_log_fn fn, void *user);
 /* "trace", "debug", "info", "warn", "error", "off". Static storage. */
 DDS_API const char *dds_log_level_name(dds_log_level level);
 
+/* ------------------------------------------------------------------------------------------ */
+/* The standalone program                                                                        */
+
+/*
+ * The whole datadog-serverless-compat program: parse argv (--help, --version, --dry-run), read
+ * the DD_* environment, start, run until SIGINT or SIGTERM, stop with a final flush, print a
+ * summary on stderr. Returns the exit code: 0 after a graceful stop, 1 when the services could
+ * not start or the stop timed out, 2 for a bad argument or configuration (one line on stderr).
+ * It blocks SIGINT and SIGTERM in the calling thread and takes them with sigwait; the caller's
+ * signal mask is restored before it returns, and a signal taken is not delivered again. Call it
+ * from the main thread (bindings release their interpreter lock around it). Blocks.
+ */
+DDS_API int dds_compat_main(int argc, char **argv);
+
 #ifdef __cplusplus
 }
 #endif
