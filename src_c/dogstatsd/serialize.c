@@ -462,12 +462,7 @@ static void emit_dry_run(dds__dsd_serializer *s, out_list *out, dds__payload_kin
     dds__buf_init(&b);
     dds__jsonw w;
     dds__jsonw_init(&w, &b);
-    dds__jsonw_object_begin(&w);
-    dds__jsonw_key(&w, "dry_run");
-    dds__jsonw_bool(&w, true);
-    dds__jsonw_key(&w, "endpoint");
-    dds__jsonw_cstr(&w, path);
-    dds__jsonw_key(&w, "payload");
+    dds__payload_dry_run_begin(&w, path);
     if (key) {
         dds__jsonw_object_begin(&w);
         dds__jsonw_key(&w, key);

@@ -375,12 +375,7 @@ static dds__payload *take_dry_run(dds__trace_encoder *e) {
     dds__buf_init(&b);
     dds__jsonw w;
     dds__jsonw_init(&w, &b);
-    dds__jsonw_object_begin(&w);
-    dds__jsonw_key(&w, "dry_run");
-    dds__jsonw_bool(&w, true);
-    dds__jsonw_key(&w, "endpoint");
-    dds__jsonw_cstr(&w, PATH_TRACES);
-    dds__jsonw_key(&w, "payload");
+    dds__payload_dry_run_begin(&w, PATH_TRACES);
     dds__jsonw_object_begin(&w);
     dds__jsonw_key(&w, "hostName");
     dds__jsonw_cstr(&w, e->hostname);
@@ -460,12 +455,7 @@ static dds__payload *stats_dry_run(size_t len, const char *stats_url, const char
     dds__buf_init(&b);
     dds__jsonw w;
     dds__jsonw_init(&w, &b);
-    dds__jsonw_object_begin(&w);
-    dds__jsonw_key(&w, "dry_run");
-    dds__jsonw_bool(&w, true);
-    dds__jsonw_key(&w, "endpoint");
-    dds__jsonw_cstr(&w, PATH_STATS);
-    dds__jsonw_key(&w, "payload");
+    dds__payload_dry_run_begin(&w, PATH_STATS);
     dds__jsonw_object_begin(&w);
     dds__jsonw_key(&w, "AgentHostname");
     dds__jsonw_cstr(&w, hostname);

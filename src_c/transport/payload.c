@@ -3,6 +3,8 @@
  * allocation fails. */
 #include "transport/payload.h"
 
+#include "common/jsonw.h"
+
 #include <stdlib.h>
 
 dds__payload *dds__payload_new(dds__payload_kind kind, char *url, uint8_t *body, size_t body_len,
@@ -49,4 +51,13 @@ const char *dds__payload_kind_name(dds__payload_kind kind) {
     case DDS__PK_PROXY: return "proxy";
     }
     return "unknown";
+}
+
+void dds__payload_dry_run_begin(struct dds__jsonw *w, const char *endpoint) {
+    dds__jsonw_object_begin(w);
+    dds__jsonw_key(w, "dry_run");
+    dds__jsonw_bool(w, true);
+    dds__jsonw_key(w, "endpoint");
+    dds__jsonw_cstr(w, endpoint);
+    dds__jsonw_key(w, "payload");
 }

@@ -45,4 +45,10 @@ dds__payload *dds__payload_new(dds__payload_kind kind, char *url, uint8_t *body,
 /* Calls on_done(user, 0, NULL, 0) if still set, then frees. Accepts NULL. */
 void dds__payload_free(dds__payload *p);
 const char *dds__payload_kind_name(dds__payload_kind kind);  /* "series", "sketches", ... */
+
+struct dds__jsonw;
+/* Every dry-run line has one envelope, {"dry_run":true,"endpoint":"<path>","payload":<value>}:
+ * this writes it up to the value. The caller writes the value, then closes the outer object
+ * with dds__jsonw_object_end. */
+void dds__payload_dry_run_begin(struct dds__jsonw *w, const char *endpoint);
 #endif
