@@ -352,18 +352,22 @@ void dds__config_release(dds_config *cfg) {
 #undef REL
 }
 
-char *dds__config_metrics_url(const dds_config *cfg) {
+char *dds__config_base_url(const char *override, const char *fmt, const char *site) {
     char *out = NULL;
-    if (cfg->dd_url && cfg->dd_url[0]) {
-        out = strdup(cfg->dd_url);
+    if (override && override[0]) {
+        out = strdup(override);
         if (out) {
             size_t n = strlen(out);
             while (n > 0 && out[n - 1] == '/') out[--n] = '\0';
         }
         return out;
     }
-    if (asprintf(&out, "https://api.%s", cfg->site) < 0) return NULL;
+    if (asprintf(&out, fmt, site) < 0) return NULL;
     return out;
+}
+
+char *dds__config_metrics_url(const dds_config *cfg) {
+    return dds__config_base_url(cfg->dd_url, "https://api.%s", cfg->site);
 }
 
 bool dds__config_is_dry_run(const dds_config *cfg) {

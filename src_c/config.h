@@ -19,6 +19,9 @@ int dds__config_histogram_percentiles(const char *spec, double *out, size_t cap,
 /* Split a DD_TAGS-style list (commas or spaces) calling fn for each non-empty tag. */
 void dds__config_each_tag(const char *list, void (*fn)(void *user, const char *tag, size_t len), void *user);
 
+/* The override (trailing '/' removed) when it is set and non-empty, else fmt with the site
+ * ("https://api.%s"). A malloc'd string, NULL on allocation failure. */
+char *dds__config_base_url(const char *override, const char *fmt, const char *site);
 /* "https://api.<site>" unless dd_url overrides; no trailing '/'. Returns a malloc'd string. */
 char *dds__config_metrics_url(const dds_config *cfg);
 /* true when the API key is unset or empty, or dry_run is forced. */

@@ -10,6 +10,7 @@
 
 #include "common/arena.h"
 #include "common/clock.h"
+#include "config.h"
 #include "error.h"
 #include "trace/decode.h"
 #include "trace/encode.h"
@@ -33,20 +34,6 @@ struct dds__trace_agent {
     void (*dsd_fn)(void *user, const char *body, size_t len);  /* /dogstatsd/v2/proxy sink */
     void *dsd_user;
 };
-
-static char *base_url(const char *override, const char *fmt, const char *site) {
-    char *out = NULL;
-    if (override && override[0]) {
-        out = strdup(override);
-        if (out) {
-            size_t n = strlen(out);
-            while (n > 0 && out[n - 1] == '/') out[--n] = '\0';
-        }
-        return out;
-    }
-    if (asprintf(&out, fmt, site) < 0) return NULL;
-    return out;
-}
 
 static char *join(const char *base, const char *path) {
     char *out = NULL;
@@ -174,14 +161,14 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
     a->function_name = strdup(cloud->function_name);
     a->function_tags = strdup(cfg->tags ? cfg->tags : "");
     a->env = strdup(cfg->env ? cfg->env : "");
-    char *apm = base_url(cfg->apm_dd_url, "https://trace.agent.%s", cfg->site);
+    char *apm = dds__config_base_url(cfg->apm_dd_url, "https://trace.agent.%s", cfg->site);
     a->traces_url = join(apm, "/api/v0.2/traces");
     a->stats_url = join(apm, "/api/v0.2/stats");
     a->pipeline_stats_url = join(apm, "/api/v0.1/pipeline_stats");
     free(apm);
-    a->profiling_url = base_url(cfg->apm_profiling_dd_url, "https://intake.profile.%s/api/v2/profile", cfg->site);
-    a->telemetry_url = base_url(cfg->apm_telemetry_dd_url, "https://instrumentation-telemetry-intake.%s", cfg->site);
-    if (cfg->evp_proxy_dd_url && cfg->evp_proxy_dd_url[0]) a->evp_url = base_url(cfg->evp_proxy_dd_url, "%s", "");
+    a->profiling_url = dds__config_base_url(cfg->apm_profiling_dd_url, "https://intake.profile.%s/api/v2/profile", cfg->site);
+    a->telemetry_url = dds__config_base_url(cfg->apm_telemetry_dd_url, "https://instrumentation-telemetry-intake.%s", cfg->site);
+    if (cfg->evp_proxy_dd_url && cfg->evp_proxy_dd_url[0]) a->evp_url = dds__config_base_url(cfg->evp_proxy_dd_url, "%s", "");
     if (!a->function_name || !a->function_tags || !a->env || !a->traces_url || !a->stats_url ||
         !a->pipeline_stats_url || !a->profiling_url || !a->telemetry_url ||
         (cfg->evp_proxy_dd_url && cfg->evp_proxy_dd_url[0] && !a->evp_url)) {
