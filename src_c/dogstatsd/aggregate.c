@@ -134,6 +134,9 @@ typedef struct alias {
 typedef struct agroup {
     uint64_t loc;
     uint32_t members;
+    /* Every group is also on the aggregator's plain list: the table holds only tagged pointers
+     * (hash bits on top), which leak checkers cannot follow, so ownership stays visible here. */
+    struct agroup *prev, *next;
 } agroup;
 
 /* One allocation per context, 64-byte aligned: the primary alias header and last_seen fill the
@@ -184,6 +187,7 @@ typedef struct timed {
 
 struct dds__agg {
     dds__agg_counters *ctr;
+    agroup *groups;          /* every live agroup (see agroup) */
     uint32_t hagg;
     uint32_t counter_expiry_s, context_expiry_s, context_limit;
     bool client_telemetry;
@@ -667,6 +671,10 @@ static bool alias_index(dds__agg *a, alias *al) {
         alias *first = aptr(*e);
         g->loc = al->loc;
         g->members = 1;
+        g->prev = NULL;
+        g->next = a->groups;
+        if (a->groups) a->groups->prev = g;
+        a->groups = g;
         *e = slot_of(al->loc, g) | AGROUP_BIT;
         ht_put(&a->afull, first->full, slot_of(first->full, first));
         first->where = ALIAS_BY_FULL;
@@ -687,6 +695,9 @@ static void alias_unindex(dds__agg *a, alias *al) {
         agroup *g = gptr(*e);
         if (--g->members == 0) {
             ht_del(&a->aloc, g->loc, *e, false);
+            if (g->prev) g->prev->next = g->next;
+            else a->groups = g->next;
+            if (g->next) g->next->prev = g->prev;
             free(g);
         }
     }
@@ -1473,8 +1484,11 @@ void dds__agg_free(dds__agg *a) {
     for (uint32_t s = 0; s < a->live; s++) ctx_free(a->all[s]);
     free(a->all);
     free(a->ctab);
-    for (uint32_t i = 0; a->aloc.s && i <= a->aloc.mask; i++)
-        if (a->aloc.s[i] & AGROUP_BIT) free(gptr(a->aloc.s[i]));
+    while (a->groups) {
+        agroup *next = a->groups->next;
+        free(a->groups);
+        a->groups = next;
+    }
     free(a->aloc.s);
     free(a->afull.s);
     for (uint32_t i = 0; i < a->ntimed; i++) {
