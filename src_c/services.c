@@ -161,8 +161,11 @@ static void submit_all(dds_services *s, dds__payload *list) {
 static void flush_pipelines(dds_services *s, bool force) {
     if (s->dsd) submit_all(s, dds__dsd_flush(s->dsd, force));
     /* Traces have no buckets: a forced flush sends what is pending, the periodic one is the
-     * trace agent's own 3 s timer. */
-    if (s->trace && force) dds__trace_agent_flush(s->trace);
+     * trace agent's own 3 s timer. A forced flush also retries at once what waits in backoff. */
+    if (force) {
+        if (s->trace) dds__trace_agent_flush(s->trace);
+        dds__intake_retry_now(s->intake);
+    }
 }
 
 static void arm_deadline(dds_services *s) {

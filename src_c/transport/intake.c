@@ -719,6 +719,14 @@ static void on_kick(evutil_socket_t fd, short what, void *arg) {
     pump(arg);
 }
 
+void dds__intake_retry_now(dds__intake *in) {
+    /* The user asked to send everything now (flush before a freeze, or stop): a payload
+     * waiting out its backoff would otherwise outlive the caller's deadline, intake back or not. */
+    int64_t now = dds__mono_ms();
+    for (dds__payload *p = in->retry.head; p; p = p->next) p->next_attempt_ms = now;
+    pump(in);
+}
+
 static void on_wake(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;

@@ -42,6 +42,9 @@ dds__intake *dds__intake_new(struct event_base *base, const dds__intake_config *
                              dds__intake_counters *counters);
 /* Takes ownership of exactly one payload (p->next must be NULL). Loop thread only. */
 void dds__intake_submit(dds__intake *in, dds__payload *p);
+/* Make every payload waiting out a retry backoff due now (explicit flush and stop: the caller
+ * has a deadline). Loop thread. */
+void dds__intake_retry_now(dds__intake *in);
 /* Payloads not finished yet: queued, in flight, or waiting for a retry. */
 size_t dds__intake_pending(const dds__intake *in);
 /* cb runs on the loop thread whenever pending drops to 0 (after a submit was made). */

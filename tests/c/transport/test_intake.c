@@ -640,6 +640,26 @@ TEST(proxied_403_goes_to_the_client_not_to_the_user) {
     srv_stop(s);
 }
 
+TEST(retry_now_skips_the_backoff) {
+    server *s = srv_start((behave){.status = 500});
+    ctx t;
+    ctx_init(&t);
+    CHECK(ctx_start(&t));
+    dds__intake_submit(t.in, mk_simple(&t, 0, s->port, 10));
+    /* After 5 failures the next backoff is at least 800 ms (1600 ms step, equal jitter). */
+    LOOP_UNTIL(&t, srv_nrecs(s) >= 5, 8000);
+    CHECK(srv_nrecs(s) >= 5);
+    int before = srv_nrecs(s);
+    int64_t t0 = dds__mono_ms();
+    dds__intake_retry_now(t.in);
+    LOOP_UNTIL(&t, srv_nrecs(s) > before, 2000);
+    CHECK(srv_nrecs(s) > before);
+    CHECK_MSG(dds__mono_ms() - t0 < 400, "next attempt came %lld ms later", (long long)(dds__mono_ms() - t0));
+    CHECK_EQ_INT(dds__intake_abandon(t.in), 1);
+    ctx_free(&t);
+    srv_stop(s);
+}
+
 TEST(drop_413_and_400) {
     server *s = srv_start((behave){.status = 202});
     behave b[] = {{.status = 413}, {.status = 400}, {.status = 404}};
@@ -951,6 +971,7 @@ int main(void) {
     RUN(retry_after_timeout);
     RUN(drop_403_reports_key_never_retries);
     RUN(proxied_403_goes_to_the_client_not_to_the_user);
+    RUN(retry_now_skips_the_backoff);
     RUN(drop_413_and_400);
     RUN(connection_refused_retried_then_abandoned);
     RUN(retry_queue_bound_drops_oldest);
