@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PORT_RE = re.compile(r"DogStatsD listening on 127\.0\.0\.1:(\d+)")
+PORT_RE = re.compile(r"DogStatsD listening on [0-9.]+:(\d+)")
 
 
 def cli_path() -> str:
