@@ -1455,6 +1455,10 @@ TEST(close_stops_accepting) {
 /* receiver_new with the Nth libevent allocation failing, for every N until none fails: a clean
  * DDS_ERR_RUNTIME each time, nothing left behind (LeakSanitizer checks at exit). */
 TEST(new_survives_allocation_failures) {
+    if (test_under_valgrind()) {
+        fprintf(stderr, "  skipped under valgrind (it owns the allocator)\n");
+        return;
+    }
     char path[108];
     snprintf(path, sizeof(path), "/tmp/dds-test-receiver-oom-%d.sock", (int)getpid());
     int failures = 0;
@@ -1487,6 +1491,10 @@ TEST(new_survives_allocation_failures) {
  * injected. An answer may be lost or degraded; nothing may crash or leak, and the receiver
  * answers normally once the failures stop. */
 TEST(answers_survive_allocation_failures) {
+    if (test_under_valgrind()) {
+        fprintf(stderr, "  skipped under valgrind (it owns the allocator)\n");
+        return;
+    }
     fixture f;
     fx_init(&f);
     if (!fx_start(&f)) return;
