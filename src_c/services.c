@@ -292,6 +292,9 @@ static void on_command(evutil_socket_t fd, short what, void *arg) {
         } else if (s->stop_finished) {
             cmd_complete(s, c, DDS_ERR_NOT_RUNNING);
         } else {
+            /* A datagram sent right before the flush may still sit in the socket: it belongs to
+             * this flush, as it does to a stop. */
+            if (s->dsd) dds__dsd_drain(s->dsd);
             flush_pipelines(s, true);
             wait_for_intake(s, c);
         }

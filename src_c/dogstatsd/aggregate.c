@@ -155,6 +155,7 @@ typedef struct ctx {
     uint32_t index;   /* in dds__agg.all */
     uint32_t naliases;
     uint8_t type;
+    uint8_t cur_sent; /* cur was sent by a forced flush while open and has had no sample since */
     char data[];      /* primary alias bytes */
 } ctx;
 
@@ -912,7 +913,8 @@ static bucket *bucket_slow(dds__agg *a, ctx *c, int64_t ts) {
     assert(c->cur.ts != NO_BUCKET || c->nold == 0); /* flush empties old before cur */
     if (c->cur.ts == NO_BUCKET || ts > c->cur.ts) {
         if (c->type != DDS__MT_DISTRIBUTION && reg_add(a, ts) < 0) return NULL;
-        if (c->cur.ts != NO_BUCKET) {
+        /* A cur already sent with everything it holds is done: its slot is reused. */
+        if (c->cur.ts != NO_BUCKET && !c->cur_sent) {
             bucket *spare = old_spare(c);
             if (!spare) return NULL;
             bucket t = *spare;
@@ -920,6 +922,7 @@ static bucket *bucket_slow(dds__agg *a, ctx *c, int64_t ts) {
             c->cur = t;
             c->nold++;
         }
+        c->cur_sent = 0;
         bucket_begin(c->type, &c->cur, ts);
         return &c->cur;
     }
@@ -1092,6 +1095,7 @@ void dds__agg_add(dds__agg *a, const dds__metric *m, const double *vals, size_t 
     }
     c->last_seen = now_s;
     bucket *b = bucket_for(a, c, bucket_start(now_s));
+    if (b == &c->cur) c->cur_sent = 0; /* new data: the next flush re-sends the whole bucket */
     if (!b) {
         drop(a, nfinite);
         return;
@@ -1299,11 +1303,23 @@ static void emit_sketch(dds__agg *a, const ctx *c, uint32_t k, const dds__agg_si
     sink->sketch(sink->user, &s);
 }
 
-static void emit_ctx(dds__agg *a, ctx *c, int64_t cutoff, bool force, const dds__agg_sink *sink) {
+/* open_from: start of the bucket still open in real time (a forced flush sends it early). */
+static void emit_ctx(dds__agg *a, ctx *c, int64_t cutoff, int64_t open_from, bool force, const dds__agg_sink *sink) {
     /* The flushable buckets, oldest first: a prefix of old[], then cur when it is flushable. */
     uint32_t kold = 0;
     while (kold < c->nold && (force || c->old[kold].ts + BUCKET <= cutoff)) kold++;
-    bool with_cur = kold == c->nold && c->cur.ts != NO_BUCKET && (force || c->cur.ts + BUCKET <= cutoff);
+    bool cur_due = kold == c->nold && c->cur.ts != NO_BUCKET && (force || c->cur.ts + BUCKET <= cutoff);
+    /* A forced flush sends the open bucket early (flush before a freeze). Points with the same
+     * series and timestamp replace each other at Datadog, so later samples of that bucket must
+     * be re-sent together with the ones already sent: the bucket is kept (cur_sent) and sent
+     * again, whole, only if it gets new samples. Sketches merge at Datadog instead: theirs is
+     * sent once and forgotten. */
+    bool with_cur = cur_due && !c->cur_sent;
+    bool keep_cur = with_cur && force && c->cur.ts >= open_from && c->type != DDS__MT_DISTRIBUTION;
+    if (cur_due && c->cur_sent && c->cur.ts < open_from) {
+        c->cur.ts = NO_BUCKET; /* sent already, and now closed: nothing more can come */
+        c->cur_sent = 0;
+    }
     uint32_t k = kold + with_cur;
     if (!k) return;
     size_t bpcap = a->bpcap;
@@ -1350,6 +1366,7 @@ static void emit_ctx(dds__agg *a, ctx *c, int64_t cutoff, bool force, const dds_
      * every slot's buffers owned exactly once). */
     for (uint32_t j = 0; j < k; j++) {
         bucket *b = a->bp[j];
+        if (keep_cur && b == &c->cur) continue;
         if (((c->type == DDS__MT_HISTOGRAM || c->type == DDS__MT_TIMING) && b->u.h.cap > HIST_KEEP_CAP) ||
             (c->type == DDS__MT_SET && b->u.set.tab && b->u.set.mask + 1 > SET_KEEP_SLOTS))
             bucket_free_buffers(c->type, b);
@@ -1360,7 +1377,8 @@ static void emit_ctx(dds__agg *a, ctx *c, int64_t cutoff, bool force, const dds_
         c->old[j + kold] = t;
     }
     c->nold -= kold;
-    if (with_cur) c->cur.ts = NO_BUCKET;
+    if (keep_cur) c->cur_sent = 1;
+    else if (with_cur) c->cur.ts = NO_BUCKET;
 }
 
 static void emit_timed(dds__agg *a, const dds__agg_sink *sink) {
@@ -1385,7 +1403,7 @@ void dds__agg_flush(dds__agg *a, int64_t now_s, bool force, const dds__agg_sink 
     if (a->counter_expiry_s) zero_fill(a, cutoff, force);
 
     for (uint32_t s = 0; s < a->live; s++)
-        if (has_buckets(a->all[s])) emit_ctx(a, a->all[s], cutoff, force, sink);
+        if (has_buckets(a->all[s])) emit_ctx(a, a->all[s], cutoff, bucket_start(now_s), force, sink);
     emit_timed(a, sink);
 
     uint32_t r = 0;

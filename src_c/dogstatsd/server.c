@@ -147,6 +147,10 @@ uint16_t dds__dsd_port(const dds__dsd *d) { return dds__listener_port(d->listene
 
 int dds__dsd_attach(dds__dsd *d, struct event_base *base) { return dds__listener_attach(d->listener, base); }
 
+void dds__dsd_drain(dds__dsd *d) {
+    if (d->listener) dds__listener_drain(d->listener);
+}
+
 void dds__dsd_drain_and_close(dds__dsd *d) {
     if (!d->listener) return;
     dds__listener_drain(d->listener);

@@ -36,6 +36,8 @@ int dds__dsd_attach(dds__dsd *d, struct event_base *base);
 /* One packet of newline-separated lines (UDP datagram or HTTP proxy body), received now.
  * Loop thread. */
 void dds__dsd_process(dds__dsd *d, const char *buf, size_t len);
+/* Read what the sockets already hold (explicit flush: "send what I sent before flushing"). */
+void dds__dsd_drain(dds__dsd *d);
 /* Stop accepting: read what the sockets hold, then close them. */
 void dds__dsd_drain_and_close(dds__dsd *d);
 /* Flush (closed buckets, or everything when force) and return the payloads to send. */

@@ -673,6 +673,50 @@ TEST(closed_and_open_buckets) {
     env_close(&e);
 }
 
+/* Flush before a freeze, twice in one 10 s bucket: the second send of a bucket must carry
+ * everything the bucket holds, since Datadog keeps one point per series and timestamp. */
+TEST(forced_flush_twice_in_one_bucket_resends_whole_buckets) {
+    dds__agg_config cfg = base_config();
+    cfg.counter_expiry_s = 300;
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "c", DDS__MT_COUNT, 1, NULL, 112);
+    add_set(&e, "s", "alice", NULL, 112);
+    add(&e, "d", DDS__MT_DISTRIBUTION, 5, NULL, 112);
+    flush(&e, 113, true);
+    const cseries *c = find(e.cap, "c");
+    CHECK(c && c->npts == 1 && c->pts[0].ts == 110 && c->pts[0].value == 0.1);
+    CHECK(e.cap->nk == 1 && e.cap->k[0].pts[0].p.cnt == 1);
+
+    add(&e, "c", DDS__MT_COUNT, 2, NULL, 115);
+    add_set(&e, "s", "bob", NULL, 115);
+    add(&e, "d", DDS__MT_DISTRIBUTION, 7, NULL, 115);
+    add(&e, "other", DDS__MT_GAUGE, 1, NULL, 115);
+    flush(&e, 116, true);
+    c = find(e.cap, "c");
+    CHECK(c && c->npts == 1 && c->pts[0].ts == 110 && c->pts[0].value == 0.3); /* 1 + 2, not 2 */
+    const cseries *st = find(e.cap, "s");
+    CHECK(st && st->npts == 1 && st->pts[0].value == 2);                        /* alice + bob */
+    CHECK(e.cap->nk == 1 && e.cap->k[0].pts[0].p.cnt == 1);                     /* sketches: the delta */
+
+    /* Nothing new: a third forced flush in the same bucket re-sends nothing for them, and the
+     * counter is not zero-filled at 110 although another context put data in that bucket. */
+    add(&e, "other", DDS__MT_GAUGE, 2, NULL, 117);
+    flush(&e, 118, true);
+    CHECK(find(e.cap, "c") == NULL);
+    CHECK(find(e.cap, "s") == NULL);
+    CHECK_EQ_INT(e.cap->nk, 0);
+
+    /* The bucket closes: still nothing more for it; the next bucket gets the counter's zero. */
+    flush(&e, 121, false);
+    c = find(e.cap, "c");
+    CHECK(c == NULL || (c->npts == 1 && c->pts[0].ts != 110));
+    flush(&e, 131, false);
+    c = find(e.cap, "c");
+    CHECK(c && c->npts == 1 && c->pts[0].ts == 120 && c->pts[0].value == 0);
+    env_close(&e);
+}
+
 TEST(several_buckets_make_one_series) {
     dds__agg_config cfg = base_config();
     env e;
@@ -1067,6 +1111,7 @@ int main(void) {
     RUN(sample_rates);
     RUN(nan_and_inf_are_dropped_and_counted);
     RUN(closed_and_open_buckets);
+    RUN(forced_flush_twice_in_one_bucket_resends_whole_buckets);
     RUN(several_buckets_make_one_series);
     RUN(counter_zero_fill_and_expiry);
     RUN(counter_zero_fill_between_buckets_and_with_force);
