@@ -1,0 +1,49 @@
+"""datadog-serverless: the Datadog DogStatsD server and trace agent, inside your function's process.
+
+    from datadog_serverless import ServerlessServices, ServicesConfig
+
+    handle = ServerlessServices(ServicesConfig.from_env()).start()
+    ...                      # clients send to 127.0.0.1:8125 (DogStatsD) and :8126 (traces)
+    handle.flush()           # before the function returns: the platform may freeze the process
+    handle.stop()            # or let the atexit hook do it when the script ends
+
+The work is done by the C library; this package converts values and manages lifetimes.
+"""
+
+from . import _core
+from .config import ServicesConfig
+from .errors import (
+    AlreadyStartedError,
+    DogStatsDStartError,
+    EnvironmentDetectionError,
+    InvalidConfigError,
+    NotRunningError,
+    RuntimeServicesError,
+    ServicesError,
+    ShutdownTimeoutError,
+    TraceAgentStartError,
+)
+from .log import TRACE
+from .services import Ports, ServerlessServices, ServicesHandle, ServicesStats, ServiceStatus
+
+__version__ = _core.version()
+
+__all__ = [
+    "ServerlessServices",
+    "ServicesConfig",
+    "ServicesHandle",
+    "ServiceStatus",
+    "ServicesStats",
+    "Ports",
+    "ServicesError",
+    "InvalidConfigError",
+    "EnvironmentDetectionError",
+    "TraceAgentStartError",
+    "DogStatsDStartError",
+    "AlreadyStartedError",
+    "NotRunningError",
+    "ShutdownTimeoutError",
+    "RuntimeServicesError",
+    "TRACE",
+    "__version__",
+]

@@ -1,0 +1,151 @@
+"""``ServicesConfig``: every option of the C library's ``dds_config``, in snake_case.
+
+A field left at ``None`` keeps the C library's default (``dds_config_init``); the defaults, the
+``DD_*`` variables and every range check live in C, not here. :meth:`ServicesConfig.defaults`
+and :meth:`ServicesConfig.from_env` read them back from C, so they show the real values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any, Union
+
+from . import _core
+
+__all__ = ["ServicesConfig"]
+
+_LIST_FIELDS = ("tags", "histogram_aggregates", "histogram_percentiles")
+
+StrList = Union[str, Iterable[Any], None]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ServicesConfig:
+    """Configuration of one services instance. ``None`` means "the C library's default".
+
+    Strings are UTF-8. ``tags``, ``histogram_aggregates`` and ``histogram_percentiles`` also
+    accept a list (joined with commas). ``log_level`` is a name (``"trace"``, ``"debug"``,
+    ``"info"``, ``"warn"``, ``"error"``, ``"off"``). The environment variable each field is read
+    from by :meth:`from_env` is in brackets.
+    """
+
+    # Datadog account
+    api_key: str | None = None
+    """[DD_API_KEY] Without one, each payload is written to ``dry_run_fd`` as JSON (dry run)."""
+    site: str | None = None
+    """[DD_SITE] A Datadog site; default ``datadoghq.com``."""
+    dd_url: str | None = None
+    """[DD_DD_URL, then DD_URL] Metrics intake base URL override."""
+    https_proxy: str | None = None
+    """[DD_PROXY_HTTPS, then HTTPS_PROXY] Proxy for every request."""
+    tls_verify: bool | None = None
+    """[DD_SKIP_SSL_VALIDATION=true clears it] Default True."""
+    dry_run: bool | None = None
+    """Never send: write each payload as one JSON line to ``dry_run_fd``. Default False."""
+    dry_run_fd: int | None = None
+    """File descriptor of the dry-run output; default 1 (stdout)."""
+
+    # Logging
+    log_level: str | int | None = None
+    """[DD_LOG_LEVEL] Lines below it are never produced; default ``"info"``."""
+
+    # Unified service tagging and tags added to every metric
+    tags: StrList = None
+    """[DD_TAGS] ``"k:v,k2:v2"`` or ``["k:v", "k2:v2"]``."""
+    env: str | None = None
+    """[DD_ENV] Adds ``env:<env>``."""
+    service: str | None = None
+    """[DD_SERVICE] Adds ``service:<service>``."""
+    version: str | None = None
+    """[DD_VERSION] Adds ``version:<version>``."""
+
+    # DogStatsD
+    use_dogstatsd: bool | None = None
+    """[DD_USE_DOGSTATSD] Run the DogStatsD server; default True."""
+    dogstatsd_port: int | None = None
+    """[DD_DOGSTATSD_PORT] UDP port, default 8125; 0 = any free port (see ``handle.ports``)."""
+    dogstatsd_socket: str | None = None
+    """[DD_DOGSTATSD_SOCKET] Also listen on this Unix datagram socket."""
+    dogstatsd_non_local_traffic: bool | None = None
+    """[DD_DOGSTATSD_NON_LOCAL_TRAFFIC] Bind 0.0.0.0 instead of 127.0.0.1; default False."""
+    dogstatsd_buffer_size: int | None = None
+    """[DD_DOGSTATSD_BUFFER_SIZE] Bytes per datagram, 512-65536; default 8192."""
+    dogstatsd_so_rcvbuf: int | None = None
+    """[DD_DOGSTATSD_SO_RCVBUF] Socket receive buffer; 0 (default) = the kernel's."""
+    metric_namespace: str | None = None
+    """[DD_STATSD_METRIC_NAMESPACE] Prefix ``<ns>.`` on every metric name."""
+    context_limit: int | None = None
+    """[DD_DOGSTATSD_CONTEXT_LIMIT] Live contexts, default 100000; 0 = unlimited."""
+    counter_expiry_s: int | None = None
+    """[DD_DOGSTATSD_EXPIRY_SECONDS] Counters report 0 this long after their last sample; 300."""
+    histogram_aggregates: StrList = None
+    """[DD_HISTOGRAM_AGGREGATES] Of max|min|median|avg|sum|count; default max,median,avg,count."""
+    histogram_percentiles: StrList = None
+    """[DD_HISTOGRAM_PERCENTILES] Numbers in (0, 1); default ``"0.95"``."""
+    client_telemetry: bool | None = None
+    """[DD_DOGSTATSD_CLIENT_TELEMETRY] False drops ``datadog.dogstatsd.client.*``; default True."""
+    flush_interval_ms: int | None = None
+    """[DD_DOGSTATSD_FLUSH_INTERVAL_MS] Period of the closed-bucket flush; default 10000."""
+
+    # Trace agent
+    use_trace_agent: bool | None = None
+    """[DD_APM_ENABLED] Run the trace agent; default True."""
+    apm_receiver_port: int | None = None
+    """[DD_APM_RECEIVER_PORT] HTTP port, default 8126; 0 = any free port."""
+    apm_receiver_socket: str | None = None
+    """[DD_APM_RECEIVER_SOCKET] Also listen on this Unix stream socket."""
+    apm_non_local_traffic: bool | None = None
+    """[DD_APM_NON_LOCAL_TRAFFIC] Bind 0.0.0.0 instead of 127.0.0.1; default False."""
+    apm_dd_url: str | None = None
+    """[DD_APM_DD_URL] Traces and stats intake base URL; default https://trace.agent.<site>."""
+    apm_profiling_dd_url: str | None = None
+    """[DD_APM_PROFILING_DD_URL] Full profiles URL."""
+    apm_telemetry_dd_url: str | None = None
+    """[DD_APM_TELEMETRY_DD_URL] Tracer telemetry base URL."""
+    evp_proxy_dd_url: str | None = None
+    """[DD_EVP_PROXY_CONFIG_DD_URL] EVP proxy base URL."""
+    apm_max_request_bytes: int | None = None
+    """[DD_APM_MAX_PAYLOAD_SIZE] Trace request bodies past it get 413; default 25 MiB."""
+    apm_remove_query_string: bool | None = None
+    """[DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING] Strip the query from ``http.url``."""
+    apm_obfuscate_credit_cards: bool | None = None
+    """[DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] Card numbers in tags become ``?``; default True."""
+
+    # Transport
+    request_timeout_ms: int | None = None
+    """[DD_FORWARDER_TIMEOUT, in seconds] Per-request timeout; default 20000."""
+    retry_queue_max_bytes: int | None = None
+    """[DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE] Bound of the retry queue; default 15 MiB."""
+
+    @classmethod
+    def defaults(cls) -> ServicesConfig:
+        """A config with every field set to the C library's default (``dds_config_init``)."""
+        return cls(**_core.Config().as_dict())
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ServicesConfig:
+        """The C library's defaults, then the ``DD_*`` variables (read in C by
+        ``dds_config_from_env``, exactly as ``datadog-serverless-compat`` reads them), then
+        ``overrides`` (field names, e.g. ``dogstatsd_port=0``).
+
+        Raises InvalidConfigError naming the variable when one cannot be converted
+        (``DD_DOGSTATSD_PORT=abc``), and TypeError for an unknown override name.
+        """
+        core = _core.Config()
+        core.load_env()
+        return dataclasses.replace(cls(**core.as_dict()), **overrides)
+
+    def validate(self) -> None:
+        """Check every field (``dds_config_validate``); raises InvalidConfigError naming it."""
+        self._to_core().validate()
+
+    def _to_core(self) -> _core.Config:
+        """The C config: ``dds_config_init``, then every field that is not None."""
+        core = _core.Config()
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name in _LIST_FIELDS and value is not None and not isinstance(value, str):
+                value = ",".join(str(item) for item in value)
+            core.set(field.name, value)
+        return core

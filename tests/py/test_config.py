@@ -1,0 +1,156 @@
+"""datadog_serverless.config: ServicesConfig <-> dds_config conversion, defaults and DD_* variables
+read by C, and validation errors from dds_config_validate that name the field."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+
+from datadog_serverless import InvalidConfigError, ServerlessServices, ServicesConfig, _core
+
+
+def converted(cfg: ServicesConfig) -> dict:
+    """What the C struct holds after the conversion."""
+    return cfg._to_core().as_dict()
+
+
+def test_every_c_field_is_a_dataclass_field_in_header_order():
+    assert [f.name for f in dataclasses.fields(ServicesConfig)] == [name for name, _, _ in _core.FIELDS]
+    assert all(getattr(ServicesConfig(), f.name) is None for f in dataclasses.fields(ServicesConfig))
+
+
+def test_defaults_come_from_dds_config_init():
+    d = ServicesConfig.defaults()
+    assert (d.site, d.dogstatsd_port, d.apm_receiver_port, d.log_level) == ("datadoghq.com", 8125, 8126, "info")
+    assert (d.use_dogstatsd, d.use_trace_agent, d.tls_verify, d.dry_run, d.dry_run_fd) == (True, True, True, False, 1)
+    assert d.histogram_aggregates == "max,median,avg,count" and d.histogram_percentiles == "0.95"
+    assert d.api_key is None and d.dd_url is None
+    # None everywhere converts to exactly the C defaults.
+    assert converted(ServicesConfig()) == dataclasses.asdict(d)
+
+
+def test_every_field_round_trips_through_the_c_struct():
+    values = dict(
+        api_key="k", site="datadoghq.eu", dd_url="http://127.0.0.1:1", https_proxy="http://127.0.0.1:2",
+        tls_verify=False, dry_run=True, dry_run_fd=2, log_level="debug", tags="a:1,b:2", env="prod",
+        service="svc", version="1.2", use_dogstatsd=False, dogstatsd_port=0, dogstatsd_socket="/tmp/dsd.sock",
+        dogstatsd_non_local_traffic=True, dogstatsd_buffer_size=1024, dogstatsd_so_rcvbuf=4096,
+        metric_namespace="ns", context_limit=7, counter_expiry_s=0, histogram_aggregates="min,sum",
+        histogram_percentiles="0.5,0.99", client_telemetry=False, flush_interval_ms=500, use_trace_agent=False,
+        apm_receiver_port=0, apm_receiver_socket="/tmp/apm.sock", apm_non_local_traffic=True,
+        apm_dd_url="http://127.0.0.1:3", apm_profiling_dd_url="http://127.0.0.1:4/p",
+        apm_telemetry_dd_url="http://127.0.0.1:5", evp_proxy_dd_url="http://127.0.0.1:6",
+        apm_max_request_bytes=2048, apm_remove_query_string=True, apm_obfuscate_credit_cards=False,
+        request_timeout_ms=1500, retry_queue_max_bytes=1 << 20,
+    )
+    assert set(values) == {f.name for f in dataclasses.fields(ServicesConfig)}
+    cfg = ServicesConfig(**values)
+    assert converted(cfg) == values
+    cfg.validate()
+
+
+def test_lists_are_joined_with_commas():
+    got = converted(ServicesConfig(tags=["a:1", "b:2"], histogram_aggregates=("max", "sum"),
+                                   histogram_percentiles=[0.5, 0.99]))
+    assert (got["tags"], got["histogram_aggregates"], got["histogram_percentiles"]) == ("a:1,b:2", "max,sum", "0.5,0.99")
+
+
+def test_log_level_by_name_or_number():
+    assert converted(ServicesConfig(log_level="WARN"))["log_level"] == "warn"
+    assert converted(ServicesConfig(log_level=0))["log_level"] == "trace"
+    assert converted(ServicesConfig(log_level="off"))["log_level"] == "off"
+
+
+def test_config_is_frozen_and_keyword_only():
+    cfg = ServicesConfig(api_key="x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.api_key = "y"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        ServicesConfig("x")  # type: ignore[misc]
+
+
+def test_from_env_reads_dd_variables_in_c(monkeypatch):
+    for k in [k for k in os.environ if k.startswith("DD_") or k == "HTTPS_PROXY"]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("DD_API_KEY", "env-key")
+    monkeypatch.setenv("DD_SITE", "datadoghq.eu")
+    monkeypatch.setenv("DD_URL", "http://ignored.invalid")
+    monkeypatch.setenv("DD_DD_URL", "http://127.0.0.1:9")  # wins over DD_URL, as in the Go agent
+    monkeypatch.setenv("DD_DOGSTATSD_PORT", "9125")
+    monkeypatch.setenv("DD_LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("DD_SKIP_SSL_VALIDATION", "true")
+    monkeypatch.setenv("DD_FORWARDER_TIMEOUT", "3")           # seconds
+    monkeypatch.setenv("DD_APM_ENABLED", "false")
+    monkeypatch.setenv("DD_TAGS", "team:a tier:b")
+    cfg = ServicesConfig.from_env()
+    assert (cfg.api_key, cfg.site, cfg.dd_url, cfg.dogstatsd_port) == ("env-key", "datadoghq.eu", "http://127.0.0.1:9", 9125)
+    assert (cfg.log_level, cfg.tls_verify, cfg.request_timeout_ms, cfg.use_trace_agent) == ("warn", False, 3000, False)
+    assert cfg.tags == "team:a tier:b"
+    assert cfg.apm_receiver_port == 8126  # unset variable: the C default
+    # Overrides come last.
+    over = ServicesConfig.from_env(dogstatsd_port=0, api_key=None, log_level="error")
+    assert (over.dogstatsd_port, over.api_key, over.log_level, over.site) == (0, None, "error", "datadoghq.eu")
+    with pytest.raises(TypeError):
+        ServicesConfig.from_env(no_such_field=1)
+
+
+def test_from_env_conversion_error_is_the_c_message(monkeypatch):
+    monkeypatch.setenv("DD_DOGSTATSD_PORT", "abc")
+    with pytest.raises(InvalidConfigError) as exc:
+        ServicesConfig.from_env()
+    assert str(exc.value) == "Invalid configuration: DD_DOGSTATSD_PORT must be an integer in -2147483648-2147483647, got 'abc'"
+    assert exc.value.code == "ERR_INVALID_CONFIG"
+    monkeypatch.setenv("DD_DOGSTATSD_PORT", "0")
+    monkeypatch.setenv("DD_USE_DOGSTATSD", "maybe")
+    with pytest.raises(InvalidConfigError, match="^Invalid configuration: DD_USE_DOGSTATSD must be true or false, got 'maybe'$"):
+        ServicesConfig.from_env()
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"dogstatsd_port": 70000}, "Invalid configuration: dogstatsd_port must be 0-65535, got 70000"),
+    ({"apm_receiver_port": -1}, "Invalid configuration: apm_receiver_port must be 0-65535, got -1"),
+    ({"site": "example.com"}, "Invalid configuration: site must be a Datadog site (datadoghq.com, us3.datadoghq.com, "
+                              "us5.datadoghq.com, datadoghq.eu, ddog-gov.com, ap1.datadoghq.com, ap2.datadoghq.com), "
+                              "got 'example.com'"),
+    ({"metric_namespace": "9lives"}, "Invalid configuration: metric_namespace must start with a letter and contain "
+                                     "only letters, digits, '_' and '.', got '9lives'"),
+    ({"dogstatsd_buffer_size": 100}, "Invalid configuration: dogstatsd_buffer_size must be 512-65536, got 100"),
+    ({"histogram_aggregates": ["max", "p99"]}, "Invalid configuration: histogram_aggregates must be a list of "
+                                               "max|min|median|avg|sum|count, got 'p99'"),
+    ({"histogram_percentiles": [1.5]}, "Invalid configuration: histogram_percentiles must be up to 16 numbers "
+                                       "between 0 and 1 exclusive, got '1.5'"),
+    ({"flush_interval_ms": 10}, "Invalid configuration: flush_interval_ms must be 100-3600000, got 10"),
+    ({"dd_url": "ftp://x"}, "Invalid configuration: dd_url must be an http:// or https:// URL, got 'ftp://x'"),
+    ({"log_level": 20}, "Invalid configuration: log_level must be one of trace|debug|info|warn|error|off, got 20"),
+])
+def test_validation_errors_come_from_c_and_name_the_field(fields, message):
+    cfg = ServicesConfig(**fields)
+    with pytest.raises(InvalidConfigError) as exc:
+        cfg.validate()
+    assert str(exc.value) == message
+    with pytest.raises(InvalidConfigError) as exc:
+        ServerlessServices(cfg)  # checked when the services object is made, before any start
+    assert str(exc.value) == message
+    assert isinstance(exc.value, ValueError)
+
+
+@pytest.mark.parametrize("fields,needle", [
+    ({"dogstatsd_port": "8125"}, "dogstatsd_port must be an integer, got '8125'"),
+    ({"dogstatsd_port": True}, "dogstatsd_port must be an integer, got True"),
+    ({"dogstatsd_port": 1 << 40}, "dogstatsd_port must be a 32-bit integer"),
+    ({"context_limit": -1}, "context_limit must be a 32-bit unsigned integer, got -1"),
+    ({"use_dogstatsd": "false"}, "use_dogstatsd must be True or False, got 'false'"),
+    ({"log_level": "loud"}, "log_level must be one of trace|debug|info|warn|error|off, got 'loud'"),
+    ({"api_key": "a\0b"}, "api_key must be a string without NUL characters"),
+    ({"site": 3}, "site must be a string, got 3"),
+])
+def test_conversion_errors_name_the_field(fields, needle):
+    with pytest.raises(InvalidConfigError) as exc:
+        ServicesConfig(**fields).validate()
+    assert str(exc.value).startswith("Invalid configuration: ") and needle in str(exc.value)
+
+
+def test_missing_api_key_is_not_an_error():
+    ServicesConfig(api_key=None).validate()
+    ServicesConfig(api_key="").validate()
