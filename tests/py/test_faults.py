@@ -27,6 +27,7 @@ def final_counts(cli: Cli) -> dict[str, int]:
 
 
 def test_intake_down_30s_then_back_delivers(tmp_path):
+    """Intake down for 30 s, then back on the same port: the retried payload arrives."""
     first = FakeIntake()
     port = first.port
     first.stop()                      # the intake is down from the start
@@ -40,6 +41,7 @@ def test_intake_down_30s_then_back_delivers(tmp_path):
 
 
 def test_429_then_202_delivers(fake_intake):
+    """429 twice, then 202: retried with backoff and delivered once."""
     fake_intake.fail(status=429, count=2, path="/api/v2/series")
     cli = start_cli(fake_intake.url)
     cli.send("throttled.metric:1|c")
@@ -51,6 +53,7 @@ def test_429_then_202_delivers(fake_intake):
 
 
 def test_413_dropped_counted_reported(fake_intake):
+    """413: dropped after one try, counted, reported as an error status."""
     fake_intake.fail(status=413, count=-1, path="/api/v2/series")
     cli = start_cli(fake_intake.url)
     cli.send("too.large:1|c")
@@ -62,6 +65,7 @@ def test_413_dropped_counted_reported(fake_intake):
 
 
 def test_connection_reset_mid_response_is_retried(fake_intake):
+    """Connection closed without an answer: retried and delivered."""
     fake_intake.fail(close=True, count=1, path="/api/v2/series")
     cli = start_cli(fake_intake.url)
     cli.send("reset.metric:1|c")
@@ -71,6 +75,7 @@ def test_connection_reset_mid_response_is_retried(fake_intake):
 
 
 def test_slow_intake_never_slows_ingestion(fake_intake):
+    """10 s intake latency: a 20,000-line burst is still counted in full, at once."""
     # Every series request waits 10 s: flushes are in flight while a burst arrives. Every line
     # of the burst must still be counted at once (the loop never waits for the intake).
     fake_intake.fail(delay_ms=10000, count=-1, path="/api/v2/series")
@@ -90,6 +95,7 @@ def test_slow_intake_never_slows_ingestion(fake_intake):
 
 
 def test_untrusted_tls_certificate_is_reported_not_sent(tmp_path):
+    """Self-signed TLS certificate: nothing sent, the certificate failure is logged."""
     cert, key = make_self_signed_cert(tmp_path)
     with FakeIntake(tls_cert=cert, tls_key=key) as tls_intake:
         cli = start_cli(f"https://127.0.0.1:{tls_intake.port}")
@@ -102,6 +108,7 @@ def test_untrusted_tls_certificate_is_reported_not_sent(tmp_path):
 
 
 def test_skip_ssl_validation_sends_to_self_signed(tmp_path):
+    """DD_SKIP_SSL_VALIDATION=true: the same intake receives the data."""
     cert, key = make_self_signed_cert(tmp_path)
     with FakeIntake(tls_cert=cert, tls_key=key) as tls_intake:
         cli = start_cli(f"https://127.0.0.1:{tls_intake.port}", DD_SKIP_SSL_VALIDATION="true")

@@ -48,6 +48,7 @@ def flood(port: int, stop: threading.Event, sent: list[int], lines_per_datagram:
 
 
 def test_sigterm_under_load_loses_nothing_accepted(fake_intake):
+    """SIGTERM during a UDP flood: every line counted as accepted reaches the intake."""
     cli = Cli({"DD_API_KEY": API_KEY, "DD_DD_URL": fake_intake.url, "DD_DOGSTATSD_SO_RCVBUF": str(4 << 20)})
     port = cli.wait_ready()
     stop, sent = threading.Event(), []
@@ -67,6 +68,7 @@ def test_sigterm_under_load_loses_nothing_accepted(fake_intake):
 
 
 def test_overload_udp_and_200_http_clients():
+    """UDP at the sender's limit + 200 clients posting 1 MB traces: alive, bounded RSS, answers right after."""
     seconds = float(os.environ.get("DDS_OVERLOAD_SECONDS", "60"))
     # The metrics intake runs in its own process (this one is busy with 200 client threads);
     # traces go to a port where nothing listens, so the retry queue and its bound work under load.

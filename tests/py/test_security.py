@@ -54,6 +54,7 @@ def request(port, method, path, body=b"", headers=None):
 
 
 def test_listeners_bind_loopback_only_by_default(fake_intake):
+    """Default listeners are on 127.0.0.1 only (read from /proc/net/udp and tcp)."""
     cli, trace_port = start(fake_intake)
     assert local_addresses("udp", cli.port) == {"127.0.0.1"}
     assert local_addresses("tcp", trace_port) == {"127.0.0.1"}
@@ -61,6 +62,7 @@ def test_listeners_bind_loopback_only_by_default(fake_intake):
 
 
 def test_non_local_traffic_binds_all_interfaces_when_asked(fake_intake):
+    """DD_*_NON_LOCAL_TRAFFIC binds 0.0.0.0, and only then."""
     cli, trace_port = start(fake_intake, DD_DOGSTATSD_NON_LOCAL_TRAFFIC="true", DD_APM_NON_LOCAL_TRAFFIC="true")
     assert local_addresses("udp", cli.port) == {"0.0.0.0"}
     assert local_addresses("tcp", trace_port) == {"0.0.0.0"}
@@ -68,6 +70,7 @@ def test_non_local_traffic_binds_all_interfaces_when_asked(fake_intake):
 
 
 def test_api_key_in_no_log_line_at_trace_level(fake_intake):
+    """At trace level, through 403s, 500s, proxies and bad input, the API key is in no log line."""
     fake_intake.fail(status=403, count=1, path="/api/v2/series")
     fake_intake.fail(status=500, count=1, path="/api/v2/apmtelemetry")
     cli, trace_port = start(fake_intake)
@@ -86,6 +89,7 @@ def test_api_key_in_no_log_line_at_trace_level(fake_intake):
 
 
 def test_browser_requests_refused(fake_intake):
+    """Sec-Fetch-Site: cross-site is refused with 403."""
     cli, port = start(fake_intake)
     status, _ = request(port, "PUT", "/v0.4/traces", b"\x90", {"Sec-Fetch-Site": "cross-site"})
     assert status == 403
@@ -95,6 +99,7 @@ def test_browser_requests_refused(fake_intake):
 
 
 def test_evp_proxy_rejects_bad_subdomains_and_paths(fake_intake):
+    """EVP proxy: bad subdomains and '..' paths get 400; a good one is forwarded."""
     cli, port = start(fake_intake)
     bad = [("evil.com/x", "/evp_proxy/v2/api/v2/x"), ("a..b", "/evp_proxy/v2/api/v2/x"),
            ("citestcycle-intake", "/evp_proxy/v2/../../etc/passwd"), ("", "/evp_proxy/v2/api/v2/x")]
