@@ -29,12 +29,12 @@ def cli_path() -> str:
 class Cli:
     """One running binary; stdout (dry-run lines) and stderr (logs) are collected by threads."""
 
-    def __init__(self, env: dict[str, str], args: list[str] | None = None):
+    def __init__(self, env: dict[str, str], args: list[str] | None = None, program: str | None = None):
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("DD_")}
         full_env.update({"DD_DOGSTATSD_PORT": "0", "DD_LOG_LEVEL": "info", "DD_APM_ENABLED": "false"})
         full_env.update(env)
         self.proc = subprocess.Popen(
-            [cli_path(), *(args or [])], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [program or cli_path(), *(args or [])], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         self.stdout_lines: list[str] = []
         self.stderr_lines: list[str] = []

@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sys
 import threading
 import time
 import urllib.request
 
 import msgpack
+import pytest
 
 from tests.intake.client import FakeIntake
 from tests.py.cli import Cli
@@ -47,9 +49,22 @@ def flood(port: int, stop: threading.Event, sent: list[int], lines_per_datagram:
     sent.append(n * lines_per_datagram)
 
 
-def test_sigterm_under_load_loses_nothing_accepted(fake_intake):
+def console_script() -> str | None:
+    """The Python package's console script next to this interpreter, when the package is installed."""
+    path = os.path.join(os.path.dirname(sys.executable), "datadog-serverless-compat")
+    return path if os.access(path, os.X_OK) else None
+
+
+@pytest.mark.parametrize("front", ["c-binary", "python-console-script"])
+def test_sigterm_under_load_loses_nothing_accepted(fake_intake, front):
     """SIGTERM during a UDP flood: every line counted as accepted reaches the intake."""
-    cli = Cli({"DD_API_KEY": API_KEY, "DD_DD_URL": fake_intake.url, "DD_DOGSTATSD_SO_RCVBUF": str(4 << 20)})
+    program = None
+    if front == "python-console-script":
+        program = console_script()
+        if program is None:
+            pytest.skip("the Python package is not installed in this interpreter's environment")
+    cli = Cli({"DD_API_KEY": API_KEY, "DD_DD_URL": fake_intake.url, "DD_DOGSTATSD_SO_RCVBUF": str(4 << 20)},
+              program=program)
     port = cli.wait_ready()
     stop, sent = threading.Event(), []
     sender = threading.Thread(target=flood, args=(port, stop, sent))
