@@ -16,6 +16,13 @@ static pthread_mutex_t sink_lock = PTHREAD_MUTEX_INITIALIZER;
 static dds_log_fn sink_fn;
 static void *sink_user;
 
+/* fork() while a loop thread holds sink_lock would leave the child's copy locked forever: the
+ * lock is taken around fork and released on both sides. Registered once, process-wide. */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void sink_lock_acquire(void) { pthread_mutex_lock(&sink_lock); }
+static void sink_lock_release(void) { pthread_mutex_unlock(&sink_lock); }
+static void register_atfork(void) { pthread_atfork(sink_lock_acquire, sink_lock_release, sink_lock_release); }
+
 static const char *const level_names[] = {"trace", "debug", "info", "warn", "error", "off"};
 
 const char *dds_log_level_name(dds_log_level level) {
@@ -24,6 +31,7 @@ const char *dds_log_level_name(dds_log_level level) {
 }
 
 void dds_set_log_fn(dds_log_fn fn, void *user) {
+    pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&sink_lock);
     sink_fn = fn;
     sink_user = user;
@@ -80,6 +88,7 @@ void dds__log(const dds__logger *lg, dds_log_level level, const char *fmt, ...) 
     if (n < 0) return;
     if (lg->secret && lg->secret[0]) redact(line, sizeof(line), lg->secret);
 
+    pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&sink_lock);
     dds_log_fn fn = sink_fn;
     void *user = sink_user;
