@@ -1,0 +1,67 @@
+'use strict';
+// Loads the native addon: the local build (build/Release, build/Debug) or the prebuild for this
+// platform (prebuilds/<platform>-<arch>/), in node-gyp-build's order, then whichever of the
+// others exists. When none loads, the error lists every file tried and why it failed.
+const fs = require('fs');
+const path = require('path');
+
+const root = path.join(__dirname, '..');
+
+function nodeFilesIn(dir) {
+  try {
+    return fs.readdirSync(dir).filter((name) => name.endsWith('.node')).map((name) => path.join(dir, name));
+  } catch {
+    return [];
+  }
+}
+
+function firstLine(message) {
+  return String(message).split('\n').find((line) => line.trim()) || String(message);
+}
+
+function load() {
+  const tried = [];
+  const seen = new Set();
+  const attempt = (file) => {
+    if (seen.has(file)) return undefined;
+    seen.add(file);
+    try {
+      return require(file);
+    } catch (err) {
+      tried.push(`${file}: ${firstLine(err.message)}`);
+      return undefined;
+    }
+  };
+
+  let addon;
+  try {
+    addon = attempt(require('node-gyp-build').resolve(root));
+  } catch (err) {
+    tried.push(`node-gyp-build: ${firstLine(err.message)}`);
+  }
+  const others = [
+    ...nodeFilesIn(path.join(root, 'build', 'Release')),
+    ...nodeFilesIn(path.join(root, 'build', 'Debug')),
+    ...nodeFilesIn(path.join(root, 'prebuilds', `${process.platform}-${process.arch}`)),
+  ];
+  for (const file of others) {
+    if (addon) break;
+    addon = attempt(file);
+  }
+  if (addon) return addon;
+
+  const searched = ['build/Release', 'build/Debug', `prebuilds/${process.platform}-${process.arch}`].map((d) => path.join(root, d));
+  const err = new Error(
+    `@datadog/serverless-node: cannot load the native addon for ${process.platform}-${process.arch} ` +
+      `(Node ${process.version}, N-API ${process.versions.napi}).\nSearched: ${searched.join(', ')}\n` +
+      `Tried:\n  - ${tried.join('\n  - ')}\n` +
+      'The addon links the shared system libraries libevent 2.1 (core, extra, pthreads), libcurl 4, libzstd and ' +
+      'zlib: install them (Debian/Ubuntu: apt-get install libevent-2.1-7 libevent-core-2.1-7 ' +
+      'libevent-extra-2.1-7 libevent-pthreads-2.1-7 libcurl4 libzstd1 zlib1g). To build it here instead, ' +
+      'install a compiler, pkg-config and their -dev packages, then run: npm rebuild @datadog/serverless-node',
+  );
+  err.code = 'ERR_DDS_ADDON_NOT_FOUND';
+  throw err;
+}
+
+module.exports = load();

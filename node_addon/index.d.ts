@@ -1,0 +1,201 @@
+// Types of @datadog/serverless-node. Option names are the camelCase names of the C library's
+// configuration fields (src_c/include/datadog_serverless.h); an option left out (undefined)
+// takes its DD_* environment variable, then the C default. For string options, null means
+// "not set" even when the environment sets it.
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'off';
+
+export interface ServicesConfig {
+  // ---- Datadog account
+  /** [DD_API_KEY] Without one the services run in dry-run mode (payloads written to stdout). */
+  apiKey?: string | null;
+  /** [DD_SITE] "datadoghq.com" (or us3., us5., datadoghq.eu, ddog-gov.com, ap1., ap2.). */
+  site?: string | null;
+  /** [DD_DD_URL, then DD_URL] Metrics intake base URL, default https://api.<site>. */
+  ddUrl?: string | null;
+  /** [DD_PROXY_HTTPS, then HTTPS_PROXY] Proxy for every request. */
+  httpsProxy?: string | null;
+  /** [DD_SKIP_SSL_VALIDATION=true clears it] true. */
+  tlsVerify?: boolean;
+  /** false. When true (or without an API key) each payload is written as a JSON line to dryRunFd. */
+  dryRun?: boolean;
+  /** 1 (stdout). */
+  dryRunFd?: number;
+
+  // ---- Logging
+  /** [DD_LOG_LEVEL] "info". Case-insensitive. */
+  logLevel?: LogLevel | Uppercase<LogLevel> | string;
+
+  // ---- Unified service tagging, tags on every metric
+  /** [DD_TAGS] "k:v,k2:v2", or an array of "k:v". */
+  tags?: string | readonly string[] | null;
+  /** [DD_ENV] Adds env:<env>. */
+  env?: string | null;
+  /** [DD_SERVICE] Adds service:<service>. */
+  service?: string | null;
+  /** [DD_VERSION] Adds version:<version>. */
+  version?: string | null;
+
+  // ---- DogStatsD
+  /** [DD_USE_DOGSTATSD] true. */
+  useDogstatsd?: boolean;
+  /** [DD_DOGSTATSD_PORT] 8125; 0 = any free port (see `ports`). */
+  dogstatsdPort?: number;
+  /** [DD_DOGSTATSD_SOCKET] Also listen on this Unix datagram socket. */
+  dogstatsdSocket?: string | null;
+  /** [DD_DOGSTATSD_NON_LOCAL_TRAFFIC] false: bind 127.0.0.1. */
+  dogstatsdNonLocalTraffic?: boolean;
+  /** [DD_DOGSTATSD_BUFFER_SIZE] 8192 bytes per datagram, 512-65536. */
+  dogstatsdBufferSize?: number;
+  /** [DD_DOGSTATSD_SO_RCVBUF] 0 = kernel default. */
+  dogstatsdSoRcvbuf?: number;
+  /** [DD_STATSD_METRIC_NAMESPACE] Prefix "<ns>." on every metric name. */
+  metricNamespace?: string | null;
+  /** [DD_DOGSTATSD_CONTEXT_LIMIT] 100000 live contexts; 0 = unlimited. */
+  contextLimit?: number;
+  /** [DD_DOGSTATSD_EXPIRY_SECONDS] 300: counters keep reporting 0 this long; 0 = off. */
+  counterExpirySeconds?: number;
+  /** [DD_HISTOGRAM_AGGREGATES] "max,median,avg,count" of max|min|median|avg|sum|count. */
+  histogramAggregates?: string | readonly string[] | null;
+  /** [DD_HISTOGRAM_PERCENTILES] "0.95"; each in (0, 1). */
+  histogramPercentiles?: string | ReadonlyArray<string | number> | null;
+  /** [DD_DOGSTATSD_CLIENT_TELEMETRY] true; false drops datadog.dogstatsd.client.*. */
+  clientTelemetry?: boolean;
+  /** [DD_DOGSTATSD_FLUSH_INTERVAL_MS] 10000. */
+  flushIntervalMs?: number;
+
+  // ---- Trace agent
+  /** [DD_APM_ENABLED] true. */
+  useTraceAgent?: boolean;
+  /** [DD_APM_RECEIVER_PORT] 8126; 0 = any free port (see `ports`). */
+  apmReceiverPort?: number;
+  /** [DD_APM_RECEIVER_SOCKET] Also listen on this Unix stream socket. */
+  apmReceiverSocket?: string | null;
+  /** [DD_APM_NON_LOCAL_TRAFFIC] false: bind 127.0.0.1. */
+  apmNonLocalTraffic?: boolean;
+  /** [DD_APM_DD_URL] Traces, stats and pipeline stats intake, default https://trace.agent.<site>. */
+  apmDdUrl?: string | null;
+  /** [DD_APM_PROFILING_DD_URL] Full URL, default https://intake.profile.<site>/api/v2/profile. */
+  apmProfilingDdUrl?: string | null;
+  /** [DD_APM_TELEMETRY_DD_URL] Default https://instrumentation-telemetry-intake.<site>. */
+  apmTelemetryDdUrl?: string | null;
+  /** [DD_EVP_PROXY_CONFIG_DD_URL] Default https://<subdomain>.<site>. */
+  evpProxyDdUrl?: string | null;
+  /** [DD_APM_MAX_PAYLOAD_SIZE] 26214400: larger request bodies get 413. */
+  apmMaxRequestBytes?: number;
+  /** [DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING] false. */
+  apmRemoveQueryString?: boolean;
+  /** [DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] true. */
+  apmObfuscateCreditCards?: boolean;
+
+  // ---- Transport
+  /** [DD_FORWARDER_TIMEOUT, in seconds there] 20000. */
+  requestTimeoutMs?: number;
+  /** [DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE] 15728640. */
+  retryQueueMaxBytes?: number;
+
+  // ---- Node only
+  /** Keep the process alive while the services run (default false: they never hold it open). */
+  keepAlive?: boolean;
+  /**
+   * Receives the C library's log lines (filtered by logLevel) instead of stderr. The C log sink
+   * is process-wide: while several instances run, the latest one started with a logger gets
+   * every line.
+   */
+  logger?: ((level: Exclude<LogLevel, 'off'>, message: string) => void) | null;
+}
+
+export interface ServiceStatus {
+  type: 'ready' | 'error' | 'stopped';
+  service?: 'trace-agent' | 'dogstatsd';
+  message?: string;
+  /** For 'ready': the bound port. */
+  port?: number;
+}
+
+export type StatusCallback = (status: ServiceStatus) => void;
+
+/** Codes of the errors start, stop and flush reject with (messages as in the design). */
+export type ServicesErrorCode =
+  | 'ERR_INVALID_CONFIG'          // "Invalid configuration: ..."
+  | 'ERR_ENVIRONMENT_DETECTION'   // "Failed to detect cloud environment"
+  | 'ERR_TRACE_AGENT_START'       // "Failed to start trace agent: ..."
+  | 'ERR_DOGSTATSD_START'         // "Failed to start DogStatsD: ..."
+  | 'ERR_ALREADY_STARTED'         // "Services already started"
+  | 'ERR_NOT_RUNNING'             // "Services not running"
+  | 'ERR_SHUTDOWN_TIMEOUT'        // "Shutdown timeout exceeded ..." / "Flush timeout exceeded ..."
+  | 'ERR_RUNTIME';                // "Runtime error: ..."
+
+export interface ServicesError extends Error {
+  code: ServicesErrorCode | 'ERR_INVALID_ARG_TYPE' | 'ERR_OUT_OF_RANGE';
+}
+
+export interface ServicePorts {
+  /** 0 when DogStatsD is not running. */
+  dogstatsd: number;
+  /** 0 when the trace agent is not running. */
+  traceAgent: number;
+}
+
+/** Counters since start; they keep their values after stop. */
+export interface ServicesStats {
+  dsdPackets: number;
+  dsdPacketsTruncated: number;
+  dsdBytes: number;
+  dsdMetricLines: number;
+  dsdEvents: number;
+  dsdServiceChecks: number;
+  dsdParseErrors: number;
+  dsdSamples: number;
+  dsdSamplesDropped: number;
+  dsdContextsDropped: number;
+  dsdContexts: number;
+  dsdEventsDropped: number;
+  payloadsSent: number;
+  payloadsRetried: number;
+  payloadsDropped: number;
+  payloadBytesSent: number;
+  seriesSent: number;
+  sketchesSent: number;
+  dryRunPayloads: number;
+  traceRequests: number;
+  traceSpans: number;
+  traceDropped: number;
+  traceSpansDropped: number;
+}
+
+export class DatadogServices {
+  /**
+   * Start Datadog serverless services
+   * @param config Service configuration (options left out come from DD_* variables)
+   * @param statusCallback Optional callback for status updates
+   * @returns Promise that resolves when both services are bound and serving
+   */
+  start(config?: ServicesConfig, statusCallback?: StatusCallback): Promise<void>;
+
+  /**
+   * Stop services gracefully: drain, flush, wait for the intake (at most timeoutMs, default 5000)
+   * @returns Promise that resolves when services are stopped
+   */
+  stop(timeoutMs?: number): Promise<void>;
+
+  /** Send everything now and wait for the intake (at most timeoutMs, default 5000). */
+  flush(timeoutMs?: number): Promise<void>;
+
+  /** Check if services are currently running */
+  isRunning(): boolean;
+
+  /** The bound ports. */
+  readonly ports: ServicePorts;
+
+  /** Counters since start. */
+  stats(): ServicesStats;
+
+  /** Stop and flush on beforeExit, SIGTERM, SIGINT and exit; signals keep their usual outcome. */
+  registerCleanupHook(): void;
+}
+
+export const services: DatadogServices;
+
+/** The C library's version. */
+export const version: string;
