@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <ucontext.h>
 
 #include "common/clock.h"
 #include "test.h"
@@ -857,7 +858,7 @@ TEST(free_with_requests_in_flight) {
 }
 
 /* Exit codes of one allocation-failure run (a child process). */
-enum { RUN_NOT_HIT = 0, RUN_DELIVERED = 1, RUN_DROPPED = 2, RUN_CHECK_FAILED = 3, RUN_LIBCURL_FPE = 77 };
+enum { RUN_NOT_HIT = 0, RUN_DELIVERED = 1, RUN_DROPPED = 2, RUN_CHECK_FAILED = 3, RUN_LIBCURL_FPE = 77, RUN_OTHER_FPE = 78 };
 
 /* libcurl 7.88's singlesocket() destroys a socket entry's transfer hash when adding to it runs
  * out of memory but keeps the entry; the next add computes "hash % 0". That crash is libcurl's,
@@ -865,9 +866,14 @@ enum { RUN_NOT_HIT = 0, RUN_DELIVERED = 1, RUN_DROPPED = 2, RUN_CHECK_FAILED = 3
 static void on_child_fpe(int sig, siginfo_t *si, void *uctx) {
     (void)sig;
     (void)uctx;
+    void *pc = si->si_addr;
+#if defined(__x86_64__) && defined(REG_RIP)
+    /* valgrind hands the handler a made-up si_addr but the real program counter. */
+    pc = (void *)((ucontext_t *)uctx)->uc_mcontext.gregs[REG_RIP];
+#endif
     Dl_info info;
-    bool in_curl = dladdr(si->si_addr, &info) && info.dli_fname && strstr(info.dli_fname, "libcurl");
-    _exit(in_curl ? RUN_LIBCURL_FPE : RUN_CHECK_FAILED);
+    bool in_curl = dladdr(pc, &info) && info.dli_fname && strstr(info.dli_fname, "libcurl");
+    _exit(in_curl ? RUN_LIBCURL_FPE : RUN_OTHER_FPE);
 }
 
 static void quiet_libevent(int severity, const char *msg) {
@@ -876,6 +882,7 @@ static void quiet_libevent(int severity, const char *msg) {
 }
 
 static int alloc_failure_run(int n) {
+    test_cur_failed = 0;  /* a failure the parent already recorded is not this run's */
     struct sigaction sa = {.sa_sigaction = on_child_fpe, .sa_flags = SA_SIGINFO};
     sigaction(SIGFPE, &sa, NULL);
     event_set_log_callback(quiet_libevent);  /* its own allocation failures are expected here */
@@ -916,8 +923,8 @@ static int alloc_failure_run(int n) {
  * child process, so that LeakSanitizer checks it alone and a crash ends only that run. Every run
  * must end with the payload finished exactly once: delivered, or dropped and counted. */
 TEST(allocation_failures_never_crash_or_lose_track) {
-    int n, dropped = 0, curl_fpe = 0;
-    for (n = 1; n < 2000; n++) {
+    int n, dropped = 0, curl_fpe = 0, bad = 0;
+    for (n = 1; n < 2000 && bad < 5; n++) {
         fflush(NULL);
         pid_t pid = fork();
         if (pid < 0) {
@@ -931,9 +938,12 @@ TEST(allocation_failures_never_crash_or_lose_track) {
         if (code == RUN_NOT_HIT) break;
         if (code == RUN_DROPPED) dropped++;
         else if (code == RUN_LIBCURL_FPE) curl_fpe++;
-        else if (code != RUN_DELIVERED) TEST_FAIL_AT("failing allocation %d: run ended with code %d", n, code);
+        else if (code != RUN_DELIVERED) {
+            TEST_FAIL_AT("failing allocation %d: run ended with code %d", n, code);
+            bad++;  /* the first few say what broke; the rest would only bury them */
+        }
     }
-    CHECK(n > 20 && n < 2000);
+    CHECK(bad > 0 || (n > 20 && n < 2000));
     fprintf(stderr, "  %d allocations failed in turn: payload dropped in %d runs, libcurl division by zero in %d\n",
             n - 1, dropped, curl_fpe);
 }
