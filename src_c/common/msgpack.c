@@ -104,14 +104,6 @@ dds__mp_type dds__mp_peek(const dds__mp_reader *r) {
     return r->p < r->end ? type_of(r->p[0]) : DDS__MP_NONE;
 }
 
-bool dds__mp_try_nil(dds__mp_reader *r) {
-    if (r->p < r->end && r->p[0] == 0xc0) {
-        r->p++;
-        return true;
-    }
-    return false;
-}
-
 /* ---- containers ----------------------------------------------------------------------------- */
 
 /* Header of an array (per_item 1) or a map (per_item 2): count of items, each needing at
@@ -152,8 +144,8 @@ truncated:
     return 0;
 }
 
-uint32_t dds__mp_read_array(dds__mp_reader *r) { return container(r, 0x90, 0xdc, 1, "is not an array"); }
-uint32_t dds__mp_read_map(dds__mp_reader *r) { return container(r, 0x80, 0xde, 2, "is not a map"); }
+uint32_t dds__mp_read_array_any(dds__mp_reader *r) { return container(r, 0x90, 0xdc, 1, "is not an array"); }
+uint32_t dds__mp_read_map_any(dds__mp_reader *r) { return container(r, 0x80, 0xde, 2, "is not a map"); }
 
 /* ---- strings -------------------------------------------------------------------------------- */
 
@@ -210,14 +202,14 @@ truncated:
     return false;
 }
 
-dds__slice dds__mp_read_bytes(dds__mp_reader *r) {
+dds__slice dds__mp_read_bytes_any(dds__mp_reader *r) {
     const uint8_t *d;
     size_t n;
     if (!str_or_bin(r, &d, &n)) return (dds__slice){empty, 0};
     return (dds__slice){(const char *)d, n};
 }
 
-dds__slice dds__mp_read_str(dds__mp_reader *r) {
+dds__slice dds__mp_read_str_any(dds__mp_reader *r) {
     const uint8_t *d;
     size_t n;
     if (!str_or_bin(r, &d, &n)) return (dds__slice){empty, 0};
@@ -369,13 +361,13 @@ static inline bool read_int(dds__mp_reader *r, uint64_t *v, bool *neg) {
     return true;
 }
 
-uint64_t dds__mp_read_u64(dds__mp_reader *r) {
+uint64_t dds__mp_read_u64_any(dds__mp_reader *r) {
     uint64_t v;
     bool neg;
     return read_int(r, &v, &neg) ? v : 0;
 }
 
-int64_t dds__mp_read_i64(dds__mp_reader *r) {
+int64_t dds__mp_read_i64_any(dds__mp_reader *r) {
     const uint8_t *at = r->p;
     uint64_t v;
     bool neg;
@@ -388,7 +380,7 @@ int64_t dds__mp_read_i64(dds__mp_reader *r) {
     return (int64_t)v;
 }
 
-int32_t dds__mp_read_i32(dds__mp_reader *r) {
+int32_t dds__mp_read_i32_any(dds__mp_reader *r) {
     const uint8_t *at = r->p;
     uint64_t v;
     bool neg;
@@ -401,7 +393,7 @@ int32_t dds__mp_read_i32(dds__mp_reader *r) {
     return (int32_t)(int64_t)v;
 }
 
-uint32_t dds__mp_read_u32(dds__mp_reader *r) {
+uint32_t dds__mp_read_u32_any(dds__mp_reader *r) {
     const uint8_t *at = r->p;
     uint64_t v;
     bool neg;
@@ -414,7 +406,7 @@ uint32_t dds__mp_read_u32(dds__mp_reader *r) {
     return (uint32_t)v;
 }
 
-double dds__mp_read_f64(dds__mp_reader *r) {
+double dds__mp_read_f64_any(dds__mp_reader *r) {
     size_t left = (size_t)(r->end - r->p);
     if (left == 0) goto truncated;
     uint8_t b = r->p[0];

@@ -778,6 +778,64 @@ TEST(random_bytes) {
     dds__arena_free(&a);
 }
 
+/* The readers inlined into the decoders take the common encodings themselves and hand the rest
+ * to the out-of-line *_any readers. On every input both must agree exactly: value, bytes
+ * consumed, error and its offset. Random bytes biased to the encodings the fast paths take,
+ * cut at every length (truncation is where a fast path could over-read). */
+TEST(inline_fast_paths_agree_with_the_full_readers) {
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    static const uint8_t hot[] = {0x00, 0x05, 0x7f, 0x80, 0x81, 0x8f, 0x90, 0x93, 0x9f, 0xa0, 0xa3, 0xbf,
+                                  0xc0, 0xcb, 0xcf, 0xd3, 0xcc, 0xce, 0xd2, 0xca, 0xd9, 0xff, 0xe3, 0xc3};
+    uint8_t buf[48];
+    dds__arena a1, a2;
+    dds__arena_init(&a1, 4096, 1 << 20);
+    dds__arena_init(&a2, 4096, 1 << 20);
+    int compared = 0;
+    for (int iter = 0; iter < 1500; iter++) {
+        for (size_t i = 0; i < sizeof(buf); i++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            uint32_t x = (uint32_t)(rng >> 20);
+            buf[i] = x % 3 == 0 ? hot[(x >> 8) % sizeof(hot)] : (x % 5 == 0 ? (uint8_t)(0x80 | (x >> 12)) : (uint8_t)(x >> 12));
+        }
+        for (size_t n = 0; n <= 20; n++) {
+            char *m = test_guarded_copy(buf, n);
+            for (int kind = 0; kind < 9; kind++) {
+                dds__mp_reader r1, r2;
+                dds__mp_reader_init(&r1, m, n, &a1);
+                dds__mp_reader_init(&r2, m, n, &a2);
+                bool same = true;
+                switch (kind) {
+                case 0: { dds__slice x = dds__mp_read_str(&r1), y = dds__mp_read_str_any(&r2);
+                          same = x.len == y.len && (x.len == 0 || memcmp(x.ptr, y.ptr, x.len) == 0); break; }
+                case 1: { dds__slice x = dds__mp_read_bytes(&r1), y = dds__mp_read_bytes_any(&r2);
+                          same = x.ptr == y.ptr && x.len == y.len; break; }
+                case 2: same = dds__mp_read_u64(&r1) == dds__mp_read_u64_any(&r2); break;
+                case 3: same = dds__mp_read_i64(&r1) == dds__mp_read_i64_any(&r2); break;
+                case 4: same = dds__mp_read_u32(&r1) == dds__mp_read_u32_any(&r2); break;
+                case 5: same = dds__mp_read_i32(&r1) == dds__mp_read_i32_any(&r2); break;
+                case 6: { double x = dds__mp_read_f64(&r1), y = dds__mp_read_f64_any(&r2);
+                          same = memcmp(&x, &y, sizeof(x)) == 0; break; }
+                case 7: same = dds__mp_read_map(&r1) == dds__mp_read_map_any(&r2); break;
+                default: same = dds__mp_read_array(&r1) == dds__mp_read_array_any(&r2); break;
+                }
+                same = same && r1.p == r2.p && (r1.err == NULL) == (r2.err == NULL) &&
+                       (!r1.err || (strcmp(r1.err, r2.err) == 0 && r1.err_offset == r2.err_offset));
+                CHECK_MSG(same, "reader %d disagrees on %zu bytes starting 0x%02x", kind, n, n ? buf[0] : 0);
+                compared++;
+                dds__arena_reset(&a1);
+                dds__arena_reset(&a2);
+                if (!same) break;
+            }
+            test_guarded_free(m, n);
+            if (test_cur_failed) goto out;
+        }
+    }
+out:
+    CHECK(compared > 100000);
+    dds__arena_free(&a1);
+    dds__arena_free(&a2);
+}
+
 int main(void) {
     RUN(integers_every_encoding);
     RUN(integers_refuse_floats_and_others);
@@ -796,5 +854,6 @@ int main(void) {
     RUN(skip_every_type);
     RUN(skip_depth_is_bounded);
     RUN(random_bytes);
+    RUN(inline_fast_paths_agree_with_the_full_readers);
     return TEST_REPORT();
 }
