@@ -3,7 +3,17 @@
 // instance adds, and the event-loop delay the embedded services add to the host process while
 // 100k DogStatsD metrics/s and a steady trace load flow through them.
 //
-//   node bench/bench_node.js [--seconds 10] [--rate 100000] [--runs 20]
+//   node bench/bench_node.js [--seconds 10] [--rate 100000] [--runs 20] [--rss-runs 3]
+//                            [--lifecycle-only] [--json]
+//
+// --lifecycle-only skips the event-loop-delay rounds (what bench/footprint.py needs); --json
+// prints the result on one line (it is JSON either way). The footprint figures come from fresh
+// processes (this file with --rss-child <intake URL>, run with --expose-gc; a full GC before each
+// reading): RSS (/proc/self/statm) after require and before start, the first start of the process
+// to both READY, RSS after 100 ms idle, and RSS with 100,000 live contexts (the lines of
+// bench_lifecycle.c, 100 names x 1000 values of one tag, in datagrams of at most 8000 bytes, at
+// most 800 lines sent and not yet counted, until the stats count 100,000 contexts). The child
+// ends itself (SIGKILL) without the final flush: 100k series would only keep the intake decoding.
 //
 // The load comes from a child process (this file with --load), so what is measured in this
 // process is only what the services cost it. The fake intake (tests/intake, Python) receives the
@@ -97,6 +107,127 @@ function runLoad() {
   }, seconds * 1000);
 }
 
+// ---- footprint (child process) -----------------------------------------------------------------
+function statmRss() {
+  const fields = require('node:fs').readFileSync('/proc/self/statm', 'utf8').split(' ');
+  return Number(fields[1]) * 4096;
+}
+
+function gcRss() {
+  if (global.gc) global.gc();
+  return statmRss();
+}
+
+async function rssChild(url) {
+  const { DatadogServices } = require(REPO);
+  const config = {
+    apiKey: 'bench-key-0123456789abcdef', ddUrl: url, apmDdUrl: url, dogstatsdPort: 0, apmReceiverPort: 0, logLevel: 'warn',
+  };
+  const s = new DatadogServices();
+  const before = gcRss();
+  const t0 = process.hrtime.bigint();
+  await s.start(config); // resolves once both services are bound and both 'ready' were delivered
+  const firstReadyMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  await sleep(100);
+  const idle = gcRss();
+  const jsIdle = process.memoryUsage();
+
+  const N = 100000;
+  const socket = dgram.createSocket('udp4');
+  const port = s.ports.dogstatsd;
+  // One datagram buffer, reused once its send completed, lines written into it byte by byte: the
+  // sender leaves (almost) nothing on the JS heap, so the RSS is the services'.
+  const buf = Buffer.alloc(8192);
+  const send = (len) => new Promise((resolve) => socket.send(buf, 0, len, port, '127.0.0.1', resolve));
+  const tick = () => new Promise((resolve) => setImmediate(resolve));
+  const head = Buffer.from('footprint.metric.');
+  const mid = Buffer.from(':1|c|#ctx:');
+  const tail = Buffer.from(',env:bench,service:footprint');
+  const writeInt = (at, v) => {
+    const digits = v < 10 ? 1 : v < 100 ? 2 : v < 1000 ? 3 : v < 10000 ? 4 : 5;
+    for (let d = digits - 1, x = v; d >= 0; d--, x = Math.floor(x / 10)) buf[at + d] = 48 + (x % 10);
+    return at + digits;
+  };
+  const writeLine = (at, i) => {
+    at += head.copy(buf, at);
+    at = writeInt(at, i % 100);
+    at += mid.copy(buf, at);
+    at = writeInt(at, Math.floor(i / 100));
+    return at + tail.copy(buf, at);
+  };
+  for (let pass = 0; pass < 3; pass++) {
+    const base = s.stats().dsdMetricLines;
+    let sent = 0;
+    const deadline = Date.now() + 20000;
+    let n = 0;
+    let inBuf = 0;
+    for (let i = 0; i <= N; i++) {
+      if (n && (i === N || n + 1 + 80 > 8000)) { // a line is at most 80 bytes
+        while (sent > s.stats().dsdMetricLines - base + 800 && Date.now() < deadline) await tick();
+        await send(n);
+        sent += inBuf;
+        n = 0;
+        inBuf = 0;
+      }
+      if (i < N) {
+        if (n) buf[n++] = 10;
+        n = writeLine(n, i);
+        inBuf++;
+      }
+    }
+    let last = s.stats().dsdMetricLines;
+    let quiet = Date.now();
+    while (s.stats().dsdMetricLines - base < sent && Date.now() - quiet < 500) {
+      await sleep(1);
+      const now = s.stats().dsdMetricLines;
+      if (now !== last) {
+        last = now;
+        quiet = Date.now();
+      }
+    }
+    if (s.stats().dsdContexts >= N) break;
+  }
+  socket.close();
+  await sleep(20);
+  const st = s.stats();
+  const rss100k = gcRss();
+  const js100k = process.memoryUsage();
+  const out = {
+    rss_before: before, rss_idle: idle, rss_100k: rss100k, first_ready_s: firstReadyMs / 1000,
+    // what the JS side (this benchmark's sender included) holds more than when idle
+    js_heap_external_added: js100k.heapTotal + js100k.external - jsIdle.heapTotal - jsIdle.external,
+    contexts: st.dsdContexts, lines: st.dsdMetricLines, contexts_dropped: st.dsdContextsDropped,
+  };
+  // No final flush: process.exit() would stop the services (their 'exit' hook) and send the 100k
+  // series, which would only keep the fake intake decoding. The child ends itself at once instead.
+  process.stdout.write(`${JSON.stringify(out)}\n`, () => process.kill(process.pid, 'SIGKILL'));
+}
+
+function footprint(url, runs) {
+  const got = [];
+  for (let i = 0; i < runs; i++) {
+    const out = spawnSync(process.execPath, ['--expose-gc', __filename, '--rss-child', url], { encoding: 'utf8', timeout: 120000 });
+    let res;
+    try {
+      res = JSON.parse(out.stdout);
+    } catch {
+      res = null;
+    }
+    if (out.signal !== 'SIGKILL' || !res || res.contexts < 100000) {
+      throw new Error(`footprint child failed (${out.status}, ${out.signal}): ${out.stdout} ${out.stderr}`);
+    }
+    got.push(res);
+  }
+  const med = (f) => median(got.map(f));
+  return {
+    rss_before: med((g) => g.rss_before),
+    rss_idle_added: med((g) => g.rss_idle - g.rss_before),
+    rss_100k_added: med((g) => g.rss_100k - g.rss_before),
+    first_ready_s: med((g) => g.first_ready_s),
+    js_heap_external_added: med((g) => g.js_heap_external_added),
+  };
+}
+
 // ---- measurements (this process) --------------------------------------------------------------
 function requireTime(runs) {
   const times = [];
@@ -163,6 +294,8 @@ async function main() {
   const seconds = arg('seconds', 10);
   const rate = arg('rate', 100000);
   const runs = arg('runs', 20);
+  const rssRuns = arg('rss-runs', 3);
+  const lifecycleOnly = process.argv.includes('--lifecycle-only');
   const rss0 = process.memoryUsage().rss;
 
   const requireMs = requireTime(10);
@@ -187,7 +320,7 @@ async function main() {
   let after;
   let cpu;
   let rssLoaded = 0;
-  for (let r = 0; r < 3; r++) {
+  for (let r = 0; r < (lifecycleOnly ? 0 : 3); r++) {
     const baseline = await eventLoopDelay(seconds);
     const sidecar = await startSidecar(config);
     const [, sidecarLoaded] = await Promise.all([runChildLoad(sidecar.ports, rate, seconds), eventLoopDelay(seconds)]);
@@ -222,14 +355,21 @@ async function main() {
         await new Promise((resolve) => socket.send(batch, s.ports.dogstatsd, '127.0.0.1', resolve));
       }
       socket.close();
+      const deadline = Date.now() + 2000; // until the stats count the 200 lines (at most 2 s)
+      while (s.stats().dsdMetricLines < 200 && Date.now() < deadline) await sleep(1);
     }
     t = process.hrtime.bigint();
     await s.stop();
     (i % 2 ? stopsWithData : stops).push(Number(process.hrtime.bigint() - t) / 1e6);
   }
-  await intake.stop();
+  let foot;
+  try {
+    foot = footprint(intake.url, rssRuns);
+  } finally {
+    await intake.stop();
+  }
 
-  const received = after.dsdMetricLines - before.dsdMetricLines;
+  const received = after ? after.dsdMetricLines - before.dsdMetricLines : null;
   const round = (x) => Number(x.toFixed(3));
   const result = {
     node: process.version,
@@ -241,6 +381,16 @@ async function main() {
     stop_ms_median_200_lines: round(median(stopsWithData)),
     rss_added_by_require_mib: mib(rssRequired - rss0),
     rss_added_by_first_start_mib: mib(rssStarted - rssRequired),
+    footprint_runs: rssRuns,
+    first_start_ready_ms_fresh_process_median: round(foot.first_ready_s * 1000),
+    rss_before_start_bytes_fresh_process_median: foot.rss_before,
+    rss_idle_added_bytes_fresh_process_median: foot.rss_idle_added,
+    rss_100k_contexts_added_bytes_fresh_process_median: foot.rss_100k_added,
+    js_heap_and_external_added_by_100k_contexts_bytes_median: foot.js_heap_external_added,
+    start_runs: starts.length,
+    stop_200_lines_runs: stopsWithData.length,
+  };
+  if (!lifecycleOnly) Object.assign(result, {
     rss_peak_under_load_minus_required_mib: mib(rssLoaded - rssRequired),
     last_round_load_sent: load,
     last_round_metric_lines_received: received,
@@ -259,11 +409,16 @@ async function main() {
     })),
     eld_p99_added_vs_no_load_ms_median: round(median(rounds.map((r) => r.loaded.p99 - r.baseline.p99))),
     eld_p99_added_vs_sidecar_ms_median: round(median(rounds.map((r) => r.loaded.p99 - r.sidecarLoaded.p99))),
-  };
-  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  });
+  const json = process.argv.includes('--json');
+  process.stdout.write(`${json ? JSON.stringify(result) : JSON.stringify(result, null, 2)}\n`);
 }
 
 if (process.argv[2] === '--load') runLoad();
+else if (process.argv[2] === '--rss-child') rssChild(process.argv[3]).catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
 else main().catch((err) => {
   console.error(err);
   process.exit(1);

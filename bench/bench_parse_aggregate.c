@@ -1,7 +1,8 @@
 /* bench_parse_aggregate.c - ns per DogStatsD metric line through packet split + parse +
  * aggregate, on one core, over a realistic mix: counts : gauges : distributions : sets :
  * histograms = 208 : 66 : 72 : 9 : 1, 2 to 50 tags per line, names 10 to 100 bytes, several
- * lines per datagram. Contexts repeat (steady state), as they do in a real function.
+ * lines per datagram (the line generator of dsdgen.h). Contexts repeat (steady state), as they
+ * do in a real function.
  *
  * Usage: bench_parse_aggregate [lines_per_round=2000000] [contexts=2000] [rounds=5] [corpus_lines=8000]
  * The corpus of datagrams is replayed round after round. The default (8000 lines, ~5 MB) stays
@@ -16,40 +17,9 @@
 #include "common/clock.h"
 #include "dogstatsd/aggregate.h"
 #include "dogstatsd/parse.h"
+#include "dsdgen.h"
 
 #define LINES_PER_BUCKET 1000000
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint32_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
-
-static const char *pick_type(void) {
-    uint32_t r = rnd() % 356; /* 208 + 66 + 72 + 9 + 1 */
-    if (r < 208) return "c";
-    if (r < 274) return "g";
-    if (r < 346) return "d";
-    if (r < 355) return "s";
-    return "h";
-}
-
-/* One line of a context: name of 10-100 bytes, 2-50 tags, a value. */
-static int make_line(char *out, size_t cap, uint32_t ctx, const char *type, const char *name_base,
-                     int ntags, uint32_t value) {
-    int n = snprintf(out, cap, "%s.%u:", name_base, ctx);
-    if (type[0] == 's')
-        n += snprintf(out + n, cap - (size_t)n, "user%u|s", value % 50);
-    else
-        n += snprintf(out + n, cap - (size_t)n, "%u.%u|%s", value % 1000, value % 10, type);
-    if (rnd() % 10 == 0) n += snprintf(out + n, cap - (size_t)n, "|@0.5");
-    n += snprintf(out + n, cap - (size_t)n, "|#");
-    for (int t = 0; t < ntags; t++)
-        n += snprintf(out + n, cap - (size_t)n, "%stag_key_%d:value_%u_%d", t ? "," : "", t, ctx % 7, t);
-    return n;
-}
 
 static int cmp_dbl(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -64,32 +34,20 @@ int main(int argc, char **argv) {
     uint32_t contexts = argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 10) : 2000;
     int rounds = argc > 3 ? atoi(argv[3]) : 5;
 
-    /* Context templates: type, name and tag count fixed per context. */
-    char **names = calloc(contexts, sizeof(char *));
-    const char **types = calloc(contexts, sizeof(char *));
-    int *ntags = calloc(contexts, sizeof(int));
-    for (uint32_t i = 0; i < contexts; i++) {
-        int len = 10 + (int)(rnd() % 91) - 8; /* the ".<ctx>" suffix adds a few bytes */
-        if (len < 4) len = 4;
-        names[i] = malloc((size_t)len + 1);
-        for (int j = 0; j < len; j++) names[i][j] = "abcdefghijklmnopqrstuvwxyz_."[rnd() % 27];
-        names[i][0] = 'm';
-        names[i][len] = '\0';
-        types[i] = pick_type();
-        ntags[i] = 2 + (int)(rnd() % 49);
-    }
+    /* Context templates (type, name and tag count fixed per context): dsdgen.h. */
+    dsdgen gen;
+    dsdgen_init(&gen, contexts, DSDGEN_SEED);
     /* A corpus of datagrams (up to 8 KiB each), replayed every round. */
     size_t corpus_lines = argc > 4 ? strtoul(argv[4], NULL, 10) : 8000;
     size_t cap = corpus_lines * 1200;
     char *corpus = malloc(cap);
     size_t *pkt_off = malloc(sizeof(size_t) * corpus_lines), *pkt_len = malloc(sizeof(size_t) * corpus_lines);
     size_t npkts = 0, used = 0, total_lines = 0;
-    char line[4096];
+    char line[DSDGEN_LINE_MAX];
     while (total_lines < corpus_lines) {
         size_t start = used;
         while (total_lines < corpus_lines) {
-            uint32_t ctx = rnd() % contexts;
-            int n = make_line(line, sizeof(line), ctx, types[ctx], names[ctx], ntags[ctx], rnd());
+            int n = dsdgen_line(&gen, line, sizeof(line));
             if (used - start + (size_t)n + 1 > 8192) break;
             memcpy(corpus + used, line, (size_t)n);
             used += (size_t)n;
@@ -154,5 +112,6 @@ int main(int argc, char **argv) {
     printf("median: %.1f ns/line over %d rounds (target <= 150)\n", ns[rounds / 2], rounds);
     dds__agg_flush(agg, fake_now + 20, true, &sink);
     dds__agg_free(agg);
+    dsdgen_free(&gen);
     return 0;
 }

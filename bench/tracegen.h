@@ -1,10 +1,11 @@
 /* tracegen.h - realistic tracer payloads for the trace benchmarks: a minimal msgpack writer and
- * v0.4 / v0.5 bodies of web-service traces (64-bit random ids, ~10 meta entries of real sizes,
+ * v0.4 / v0.5 / v0.7 bodies of web-service traces (64-bit random ids, ~10 meta entries of real sizes,
  * 3 metrics; child spans are database calls). Included by bench_trace_*.c only. */
 #ifndef DDS_BENCH_TRACEGEN_H
 #define DDS_BENCH_TRACEGEN_H
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,32 +119,63 @@ static void w_metric_value(wbuf *w, int k) {
     else w_uint(w, k == 0 ? 1 : 4242);
 }
 
+/* One span as a v0.4 / v0.7 map (the key order and the smallest encodings of Python's encoder). */
+static void w_span_map(wbuf *w, uint64_t trace_id, uint64_t root_id, uint64_t start, int s) {
+    span_text tx;
+    make_text(&tx, s == 0, rnd() % 100000);
+    w_map(w, s == 0 ? 11 : 12); /* a root omits parent_id, as Python does */
+    w_str(w, "service"); w_str(w, tx.service);
+    w_str(w, "name"); w_str(w, tx.name);
+    w_str(w, "resource"); w_str(w, tx.resource);
+    w_str(w, "trace_id"); w_uint(w, trace_id);
+    w_str(w, "span_id"); w_uint(w, s == 0 ? root_id : rnd());
+    if (s) { w_str(w, "parent_id"); w_uint(w, root_id); }
+    w_str(w, "start"); w_uint(w, start + (uint64_t)s * 1000);
+    w_str(w, "duration"); w_uint(w, 100000 + rnd() % 5000000);
+    w_str(w, "error"); w_uint(w, 0);
+    w_str(w, "type"); w_str(w, tx.type);
+    w_str(w, "meta");
+    w_map(w, (uint32_t)tx.nmeta);
+    for (int m = 0; m < tx.nmeta; m++) { w_str(w, tx.meta_keys[m]); w_str(w, tx.meta_values[m]); }
+    w_str(w, "metrics");
+    w_map(w, 3);
+    for (int k = 0; k < 3; k++) { w_str(w, metric_keys[k]); w_metric_value(w, k); }
+}
+
 static __attribute__((unused)) void build_v04(wbuf *w, int spans_per_trace, int ntraces) {
     w_arr(w, (uint32_t)ntraces);
     for (int t = 0; t < ntraces; t++) {
         uint64_t trace_id = rnd(), root_id = rnd(), start = 1700000000000000000ull + rnd() % 1000000000000ull;
         w_arr(w, (uint32_t)spans_per_trace);
-        for (int s = 0; s < spans_per_trace; s++) {
-            span_text tx;
-            make_text(&tx, s == 0, rnd() % 100000);
-            w_map(w, s == 0 ? 11 : 12); /* a root omits parent_id, as Python does */
-            w_str(w, "service"); w_str(w, tx.service);
-            w_str(w, "name"); w_str(w, tx.name);
-            w_str(w, "resource"); w_str(w, tx.resource);
-            w_str(w, "trace_id"); w_uint(w, trace_id);
-            w_str(w, "span_id"); w_uint(w, s == 0 ? root_id : rnd());
-            if (s) { w_str(w, "parent_id"); w_uint(w, root_id); }
-            w_str(w, "start"); w_uint(w, start + (uint64_t)s * 1000);
-            w_str(w, "duration"); w_uint(w, 100000 + rnd() % 5000000);
-            w_str(w, "error"); w_uint(w, 0);
-            w_str(w, "type"); w_str(w, tx.type);
-            w_str(w, "meta");
-            w_map(w, (uint32_t)tx.nmeta);
-            for (int m = 0; m < tx.nmeta; m++) { w_str(w, tx.meta_keys[m]); w_str(w, tx.meta_values[m]); }
-            w_str(w, "metrics");
-            w_map(w, 3);
-            for (int k = 0; k < 3; k++) { w_str(w, metric_keys[k]); w_metric_value(w, k); }
-        }
+        for (int s = 0; s < spans_per_trace; s++) w_span_map(w, trace_id, root_id, start, s);
+    }
+}
+
+/* A v0.7 TracerPayload: the payload-level fields once, then one chunk per trace (priority,
+ * origin, the spans as v0.4 maps, tags, dropped_trace). */
+static __attribute__((unused)) void build_v07(wbuf *w, int spans_per_trace, int ntraces) {
+    w_map(w, 10);
+    w_str(w, "container_id"); w_str(w, "");
+    w_str(w, "language_name"); w_str(w, "javascript");
+    w_str(w, "language_version"); w_str(w, "v20.11.1");
+    w_str(w, "tracer_version"); w_str(w, "5.2.0");
+    w_str(w, "runtime_id"); w_str(w, runtime_id);
+    w_str(w, "env"); w_str(w, "production");
+    w_str(w, "hostname"); w_str(w, "");
+    w_str(w, "app_version"); w_str(w, "1.42.0");
+    w_str(w, "tags"); w_map(w, 0);
+    w_str(w, "chunks");
+    w_arr(w, (uint32_t)ntraces);
+    for (int t = 0; t < ntraces; t++) {
+        uint64_t trace_id = rnd(), root_id = rnd(), start = 1700000000000000000ull + rnd() % 1000000000000ull;
+        w_map(w, 5);
+        w_str(w, "priority"); w_uint(w, 1);
+        w_str(w, "origin"); w_str(w, "");
+        w_str(w, "spans");
+        w_arr(w, (uint32_t)spans_per_trace);
+        for (int s = 0; s < spans_per_trace; s++) w_span_map(w, trace_id, root_id, start, s);
+        w_str(w, "tags"); w_map(w, 1); w_str(w, "_dd.p.dm"); w_str(w, "-0");
+        w_str(w, "dropped_trace"); w_byte(w, 0xc2);
     }
 }
 
