@@ -395,8 +395,12 @@ static bool in_tagset(const tagref *tr, size_t n, uint64_t h, dds__slice t) {
     return false;
 }
 
-/* Copy what a context (identity true) or a timestamped line needs out of the packet. */
-static keyblob *key_build(dds__agg *a, const canon *cn, dds__slice raw_name, bool identity) {
+/* Copy what a context (identity true) or a timestamped line needs out of the packet. `perm`,
+ * when not NULL, is a copy of the line's name then tag list that lives as long as the key (a
+ * context's primary alias bytes): the key's name, host and tags then point into it instead of
+ * holding the same bytes a second time. */
+static keyblob *key_build(dds__agg *a, const canon *cn, dds__slice raw_name, dds__slice raw_tags, bool identity,
+                          const char *perm) {
     size_t n = cn->n;
     /* First-seen order: place each tag at its line position, then close the gaps. */
     for (size_t i = 0; i < cn->n_raw; i++) a->tr2[i].p = NULL;
@@ -410,20 +414,26 @@ static keyblob *key_build(dds__agg *a, const canon *cn, dds__slice raw_name, boo
     size_t nbase = 0;
     for (size_t i = 0; i < a->nbase; i++)
         if (!in_tagset(a->tr, n, a->base_h[i], a->base[i])) nbase++;
-    size_t nplain = 0, nres = 0, bytes = a->ns_len + raw_name.len + cn->host.len;
+    /* Where a slice of the packet's tag list lives in perm. */
+    const char *perm_tags = perm ? perm + raw_name.len : NULL;
+    const bool name_in_perm = perm && !a->ns_len;
+    size_t nplain = 0, nres = 0, bytes = (name_in_perm ? 0 : a->ns_len + raw_name.len) + (perm ? 0 : cn->host.len);
     bool device = false;
     for (size_t i = 0; i < n; i++) {
         int k = a->tr2[i].kind;
         if (k == TAG_PLAIN) nplain++;
         else if (k == TAG_RESOURCE) nres++;
         else if (k == TAG_DEVICE) device = true;
-        bytes += a->tr2[i].len;
+        if (!perm) bytes += a->tr2[i].len;
     }
     nres += device;
+    /* When every tag is plain (no device:, no dd.internal.resource:, valid or not) the series
+     * tags are the sketch tags, in the same order: one array serves both. */
+    const bool share = nplain == n;
 
     size_t size = sizeof(keyblob);
     if (identity) size += n * (sizeof(uint64_t) + sizeof(dds__slice));
-    size += (nplain + nbase) * sizeof(dds__slice) + nres * sizeof(dds__resource) +
+    size += (share ? 0 : (nplain + nbase) * sizeof(dds__slice)) + nres * sizeof(dds__resource) +
             (n + nbase) * sizeof(dds__slice) + bytes;
     char *mem = malloc(size);
     if (!mem) return NULL;
@@ -438,27 +448,41 @@ static keyblob *key_build(dds__agg *a, const canon *cn, dds__slice raw_name, boo
         p += n * sizeof(dds__slice);
     }
     dds__slice *stags = (dds__slice *)p;
-    p += (nplain + nbase) * sizeof(dds__slice);
+    if (!share) p += (nplain + nbase) * sizeof(dds__slice);
     dds__resource *res = (dds__resource *)p;
     p += nres * sizeof(dds__resource);
     dds__slice *ktags = (dds__slice *)p;
     p += (n + nbase) * sizeof(dds__slice);
+    if (share) stags = ktags;
     char *text = p;
 
-    if (a->ns_len) memcpy(text, a->ns, a->ns_len);
-    memcpy(text + a->ns_len, raw_name.ptr, raw_name.len);
-    k->name = dds__slice_make(text, a->ns_len + raw_name.len);
-    text += k->name.len;
-    memcpy(text, cn->host.ptr, cn->host.len);
-    k->host = dds__slice_make(text, cn->host.len);
-    text += cn->host.len;
+    if (name_in_perm) {
+        k->name = dds__slice_make(perm, raw_name.len);
+    } else {
+        if (a->ns_len) memcpy(text, a->ns, a->ns_len);
+        memcpy(text + a->ns_len, raw_name.ptr, raw_name.len);
+        k->name = dds__slice_make(text, a->ns_len + raw_name.len);
+        text += k->name.len;
+    }
+    if (perm && cn->host.len) {
+        k->host = dds__slice_make(perm_tags + (cn->host.ptr - raw_tags.ptr), cn->host.len);
+    } else {
+        memcpy(text, cn->host.ptr, cn->host.len);
+        k->host = dds__slice_make(text, cn->host.len);
+        text += cn->host.len;
+    }
 
     size_t ns = 0, nr = device ? 1 : 0;
     for (size_t i = 0; i < n; i++) {
         const tagref *t = &a->tr2[i];
-        memcpy(text, t->p, t->len);
-        dds__slice s = dds__slice_make(text, t->len);
-        text += t->len;
+        dds__slice s;
+        if (perm) {
+            s = dds__slice_make(perm_tags + (t->p - raw_tags.ptr), t->len);
+        } else {
+            memcpy(text, t->p, t->len);
+            s = dds__slice_make(text, t->len);
+            text += t->len;
+        }
         if (identity) {
             hashes[t->sidx] = t->h;
             sorted[t->sidx] = s;
@@ -466,7 +490,8 @@ static keyblob *key_build(dds__agg *a, const canon *cn, dds__slice raw_name, boo
         ktags[i] = s;
         switch (t->kind) {
         case TAG_PLAIN:
-            stags[ns++] = s;
+            if (!share) stags[ns] = s;
+            ns++;
             break;
         case TAG_DEVICE:
             /* Go agent (PopulateDeviceField): every device: tag leaves the tags, the last one
@@ -484,7 +509,8 @@ static keyblob *key_build(dds__agg *a, const canon *cn, dds__slice raw_name, boo
     size_t nk = n;
     for (size_t i = 0; i < a->nbase; i++) {
         if (in_tagset(a->tr, n, a->base_h[i], a->base[i])) continue;
-        stags[ns++] = a->base[i];
+        if (!share) stags[ns] = a->base[i];
+        ns++;
         ktags[nk++] = a->base[i];
     }
     assert(ns == nplain + nbase && nr == nres && nk == n + nbase);
@@ -786,17 +812,18 @@ static ctx *ctx_create(dds__agg *a, const dds__metric *m, const canon *cn, uint6
         a->capall = (uint32_t)cap;
     }
     if (ctab_reserve(a) < 0) return NULL;
-    keyblob *k = key_build(a, cn, m->name, true);
-    if (!k) return NULL;
     size_t size = sizeof(ctx) + m->name.len + m->tags.len;
     size = (size + 63) & ~(size_t)63;
     ctx *c = aligned_alloc(64, size);
-    if (!c) {
-        free(k);
-        return NULL;
-    }
+    if (!c) return NULL;
     memset(c, 0, sizeof(*c));
     alias_fill(&c->primary, c, m, c->data, loc, full);
+    /* The key points into the primary alias bytes: they live exactly as long as the context. */
+    keyblob *k = key_build(a, cn, m->name, m->tags, true, c->data);
+    if (!k) {
+        free(c);
+        return NULL;
+    }
     (void)alias_index(a, &c->primary);
     c->hash = cn->hash;
     c->key = k;
@@ -1028,7 +1055,7 @@ static void add_timed(dds__agg *a, const dds__metric *m, const double *vals, siz
         a->captimed = (uint32_t)cap;
     }
     if (canon_tags(a, (uint8_t)m->type, m->name, m->tags, &cn) < 0) goto fail;
-    if (!(k = key_build(a, &cn, m->name, false))) goto fail;
+    if (!(k = key_build(a, &cn, m->name, m->tags, false, NULL))) goto fail;
     if (!(t = malloc(sizeof(timed) + nfinite * sizeof(double)))) goto fail;
     t->key = k;
     t->type = (uint8_t)m->type;
