@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "common/buf.h"
 #include "common/jsonw.h"
@@ -51,8 +52,17 @@ struct dds__trace_encoder {
     char *traces_url, *hostname, *env, *agent_version;   /* owned copies */
     bool dry_run;
     size_t flush_bytes;
-    dds__buf body;            /* protobuf: the AgentPayload scalars, then one field 5 per tracer payload;
+    dds__buf body;            /* protobuf: the AgentPayload bytes not yet fed to zs (the scalars, then
+                               * one field 5 per tracer payload);
                                * dry run: the tracer payloads as JSON objects separated by ',' */
+    /* Protobuf only: the pending AgentPayload is gzip'd as it grows, a tracer payload at a time
+     * (each is final bytes once encoded: the top-level message has no length prefix), so a
+     * flush never compresses megabytes at once on the loop thread, where requests wait. */
+    z_stream zs;
+    bool zs_live;             /* zs initialized for the pending payload */
+    bool z_failed;            /* out of memory while compressing: the pending payload is lost */
+    dds__buf zout;            /* gzip bytes so far */
+    size_t raw_len;           /* uncompressed bytes already fed to zs */
     uint32_t ntp;             /* tracer payloads in body */
     uint32_t nspans;          /* spans in body: the payload's item count */
     char langs[MAX_LANGS][MAX_LANG_LEN + 1];
@@ -76,6 +86,7 @@ dds__trace_encoder *dds__trace_encoder_new(const dds__trace_encoder_config *cfg)
     e->dry_run = cfg->dry_run;
     e->flush_bytes = cfg->flush_bytes ? cfg->flush_bytes : DDS__TRACE_FLUSH_BYTES;
     dds__buf_init(&e->body);
+    dds__buf_init(&e->zout);
     return e;
 }
 
@@ -86,10 +97,47 @@ void dds__trace_encoder_free(dds__trace_encoder *e) {
     free(e->env);
     free(e->agent_version);
     dds__buf_free(&e->body);
+    if (e->zs_live) deflateEnd(&e->zs);
+    dds__buf_free(&e->zout);
     free(e);
 }
 
-size_t dds__trace_encoder_pending_bytes(const dds__trace_encoder *e) { return e->ntp ? e->body.len : 0; }
+size_t dds__trace_encoder_pending_bytes(const dds__trace_encoder *e) { return e->ntp ? e->raw_len + e->body.len : 0; }
+
+/* Feed what body holds to the gzip stream (Z_FINISH ends it) and empty body. On failure the
+ * pending payload is marked lost; body is emptied all the same. */
+static void z_feed(dds__trace_encoder *e, int mode) {
+    if (!e->z_failed && !e->zs_live) {
+        memset(&e->zs, 0, sizeof(e->zs));
+        if (deflateInit2(&e->zs, GZIP_LEVEL, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK) e->zs_live = true;
+        else e->z_failed = true;
+    }
+    if (!e->z_failed) {
+        e->zs.next_in = e->body.data;
+        e->zs.avail_in = (uInt)e->body.len;
+        for (;;) {
+            /* Level 1 shrinks spans several times over: a quarter of the input is room enough for
+             * most calls, and the loop grows the buffer when it is not. */
+            size_t room = e->body.len / 4 + 4096;
+            if (!dds__buf_reserve(&e->zout, room)) {
+                e->z_failed = true;
+                break;
+            }
+            e->zs.next_out = e->zout.data + e->zout.len;
+            e->zs.avail_out = (uInt)room;
+            int rc = deflate(&e->zs, mode);
+            e->zout.len += room - e->zs.avail_out;
+            if (rc == Z_STREAM_END) break;
+            if (rc != Z_OK && rc != Z_BUF_ERROR) {
+                e->z_failed = true;
+                break;
+            }
+            if (e->zs.avail_in == 0 && e->zs.avail_out != 0 && mode != Z_FINISH) break;
+        }
+        e->raw_len += e->body.len;
+    }
+    e->body.len = 0;
+}
 
 uint64_t dds__trace_encoder_spans_dropped(const dds__trace_encoder *e) { return e->spans_dropped; }
 
@@ -343,7 +391,8 @@ bool dds__trace_encoder_add(dds__trace_encoder *e, const dds__tracer_payload *tp
     e->ntp++;
     e->nspans += (uint32_t)spans;
     note_language(e, tp->language_name);
-    return e->body.len >= e->flush_bytes;
+    if (!e->dry_run) z_feed(e, Z_NO_FLUSH);
+    return dds__trace_encoder_pending_bytes(e) >= e->flush_bytes;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
@@ -407,9 +456,20 @@ static dds__payload *take_dry_run(dds__trace_encoder *e) {
 }
 
 static dds__payload *take_protobuf(dds__trace_encoder *e) {
-    uint8_t *z;
+    z_feed(e, Z_FINISH);
+    if (e->zs_live) deflateEnd(&e->zs);
+    e->zs_live = false;
+    bool failed = e->z_failed;
+    e->z_failed = false;
+    e->raw_len = 0;
+    if (failed) {
+        dds__buf_free(&e->zout);
+        return NULL;
+    }
     size_t zlen;
-    if (dds__gzip_compress(e->body.data, e->body.len, GZIP_LEVEL, &z, &zlen) != 0) return NULL;
+    uint8_t *z = dds__buf_steal(&e->zout, &zlen);
+    uint8_t *fit = realloc(z, zlen ? zlen : 1); /* the retry queue counts body bytes: hold no more */
+    if (fit) z = fit;
     dds__payload *p = dds__payload_new(DDS__PK_TRACES, strdup(e->traces_url), z, zlen, CT_PROTOBUF, "gzip",
                                        e->nspans);
     if (p) p->extra_headers = languages_header(e);  /* the header is optional: NULL just omits it */
