@@ -1,9 +1,10 @@
 /* basic.c - embedding datadog-serverless in a C program: start the services, let a client send
  * a metric, flush before the platform freezes the process, stop.
  *
- * Build: scripts/build (target example_c_basic), or by hand:
- *   cc basic.c -Isrc_c/include build-c/libdatadog_serverless.a \
- *      $(pkg-config --libs libevent_core libevent_extra libevent_pthreads libcurl libzstd zlib) -lpthread -lm
+ * Build against the C SDK (a release tarball from scripts/dist, or `cmake --install build-c`):
+ *   cc basic.c $(PKG_CONFIG_PATH=<sdk>/lib/pkgconfig pkg-config --cflags --libs datadog-serverless)
+ *   cmake -S examples/c -B build-example -DCMAKE_PREFIX_PATH=<sdk>   (find_package, CMakeLists.txt here)
+ * or in this repository: scripts/build (target example_c_basic).
  * Without DD_API_KEY it runs in dry-run mode: the payload is printed as a JSON line. */
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -35,6 +35,13 @@
 /* Loopback never goes through a proxy from the environment: the tests and local agents live there. */
 #define LOOPBACK_NOPROXY "127.0.0.1,localhost,::1"
 
+/* Zeroes a secret before its memory is freed. explicit_bzero would do, but it is glibc 2.25 and
+ * release builds run on 2.17: a memset through a volatile pointer is never optimized away. */
+static void wipe(char *p, size_t n) {
+    static void *(*const volatile memset_v)(void *, int, size_t) = memset;
+    memset_v(p, 0, n);
+}
+
 /* One concurrent transfer slot. The easy handle is reset and reused across requests rather than
  * recreated: curl_easy_reset keeps its live connections and TLS session cache, and the multi
  * handle pools the connections between transfers. */
@@ -864,8 +871,8 @@ void dds__intake_free(dds__intake *in) {
     if (in->wake_timer) event_free(in->wake_timer);
     if (in->kick) event_free(in->kick);
     if (in->drained_ev) event_free(in->drained_ev);
-    if (in->key_header) explicit_bzero(in->key_header, strlen(in->key_header));
-    if (in->api_key) explicit_bzero(in->api_key, strlen(in->api_key));
+    if (in->key_header) wipe(in->key_header, strlen(in->key_header));
+    if (in->api_key) wipe(in->api_key, strlen(in->api_key));
     free(in->key_header);
     free(in->api_key);
     free(in->user_agent);
