@@ -131,28 +131,28 @@ def _when(ts: float) -> str:
 
 
 def _wheel(ctx) -> tuple[Path | None, str]:
-    """The repaired wheel in dist/, built by scripts/build-wheel when absent (not in --quick)."""
+    """The x86_64 release wheel in dist/, built by scripts/dist when absent (not in --quick)."""
     def find():
-        found = sorted((REPO / "dist").glob("datadog_serverless-*manylinux*.whl"), key=lambda p: p.stat().st_mtime)
+        found = sorted((REPO / "dist").glob("datadog_serverless-*-abi3-*x86_64.whl"), key=lambda p: p.stat().st_mtime)
         return found[-1] if found else None
 
     wheel, built_now = find(), False
     if wheel is None and not ctx.quick:
-        log("footprint: no wheel in dist/, running scripts/build-wheel (a few minutes)")
-        res = subprocess.run([str(REPO / "scripts" / "build-wheel")], cwd=REPO, capture_output=True, text=True,
-                             timeout=1800)
+        log("footprint: no wheel in dist/, running scripts/dist --only wheel (a few minutes)")
+        res = subprocess.run([str(REPO / "scripts" / "dist"), "--only", "wheel", "--arch", "x86_64"], cwd=REPO,
+                             capture_output=True, text=True, timeout=1800)
         if res.returncode != 0:
-            return None, f"not present, and scripts/build-wheel failed: {res.stderr.strip()[-300:]}"
+            return None, f"not present, and scripts/dist failed: {res.stderr.strip()[-300:]}"
         wheel, built_now = find(), True
     if wheel is None:
-        return None, "not present in dist/ (made by `scripts/build-wheel`; not built in --quick mode)"
+        return None, "not present in dist/ (made by `scripts/dist`; not built in --quick mode)"
     mtime = wheel.stat().st_mtime
-    how = (f"`{wheel.name}`, made by `scripts/build-wheel` ({'in this run' if built_now else _when(mtime)}): "
-           "auditwheel-repaired, libevent, libcurl and its dependency tree bundled")
+    how = (f"`{wheel.name}`, made by `scripts/dist` ({'in this run' if built_now else _when(mtime)}): "
+           "self-contained, the core and libevent, libcurl, mbedTLS, zstd and zlib linked statically into "
+           "one abi3 extension that needs only glibc 2.17")
     with zipfile.ZipFile(wheel) as z:
-        libs = sum(i.compress_size for i in z.infolist() if ".libs/" in i.filename)
         ext = sum(i.compress_size for i in z.infolist() if "/_core." in i.filename)
-    how += f"; of it, {fmt(libs / MiB)} MiB are the bundled libraries and {fmt(ext / MiB)} MiB the extension, compressed"
+    how += f"; of it, {fmt(ext / MiB)} MiB is the extension, compressed"
     src = _git_time("src_c", "pyx", "CMakeLists.txt", "pyproject.toml")
     if src and src > mtime:
         how += f" (built before the last commit to src_c/pyx/CMake, {_when(src)}: may be slightly off)"

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-SECTIONS = ["parse", "ingest", "traces", "footprint"]
+SECTIONS = ["parse", "ingest", "traces", "footprint", "artifacts"]
 
 
 def main() -> int:
@@ -53,10 +53,37 @@ def main() -> int:
             body.append(f"## {name}\n\nThis section failed in this run:\n\n```\n{traceback.format_exc()}```\n")
         common.log(f"== bench section {name}: {time.monotonic() - t0:.0f} s")
     hist = common.REPO / "bench" / "HISTORY.md"
-    tail = [hist.read_text()] if hist.exists() and not a.only else []
-    Path(a.out).write_text("\n".join(head + body + tail))
+    tail = [hist.read_text()] if hist.exists() else []
+    out = Path(a.out)
+    if a.only and out.exists():
+        # --only replaces those sections in place and keeps every other one from the last run.
+        body = merge_sections(out.read_text(), body, names, started)
+        head = []
+    out.write_text("\n".join(head + body + tail))
     common.log(f"wrote {a.out}" + (f"; failed sections: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
+
+
+def merge_sections(old: str, new_body: list[str], names: list[str], started: str) -> list[str]:
+    """The old file's head and sections with each re-run section replaced (or appended), and a
+    line saying which ones were re-run when. HISTORY.md is appended again by the caller."""
+    hist_at = old.find("\n# Tuning history")
+    if hist_at >= 0:
+        old = old[:hist_at]
+    parts = old.split("\n## ")
+    head, sections = parts[0], ["## " + p for p in parts[1:]]
+    titles = [s.splitlines()[0][3:].strip() for s in sections]
+    for text in new_body:
+        title = text.splitlines()[0][3:].strip()
+        if title in titles:
+            sections[titles.index(title)] = text
+        else:
+            sections.append(text)
+            titles.append(title)
+    note = f"Sections re-run alone on {started} (`--only {','.join(names)}`): {', '.join(names)}.\n"
+    head = "\n".join(l for l in head.rstrip().splitlines() if not l.startswith("Sections re-run alone"))
+    head = head.rstrip() + "\n\n" + note
+    return [head] + [s.rstrip() + "\n" for s in sections]
 
 
 if __name__ == "__main__":
