@@ -55,10 +55,11 @@ function load() {
     `@datadog/serverless-node: cannot load the native addon for ${process.platform}-${process.arch} ` +
       `(Node ${process.version}, N-API ${process.versions.napi}).\nSearched: ${searched.join(', ')}\n` +
       `Tried:\n  - ${tried.join('\n  - ')}\n` +
-      'The addon links the shared system libraries libevent 2.1 (core, extra, pthreads), libcurl 4, libzstd and ' +
-      'zlib: install them (Debian/Ubuntu: apt-get install libevent-2.1-7 libevent-core-2.1-7 ' +
-      'libevent-extra-2.1-7 libevent-pthreads-2.1-7 libcurl4 libzstd1 zlib1g). To build it here instead, ' +
-      'install a compiler, pkg-config and their -dev packages, then run: npm rebuild @datadog/serverless-node',
+      'The published package carries prebuilds for linux-x64 and linux-arm64 (glibc 2.17 or later) that need ' +
+      'nothing but glibc. Elsewhere (musl/Alpine, another OS or CPU) the addon is compiled from the package\'s ' +
+      'sources against the system\'s libevent 2.1, libcurl, libzstd and zlib: install a compiler, pkg-config and ' +
+      'their -dev packages (Debian/Ubuntu: apt-get install build-essential pkg-config libevent-dev ' +
+      'libcurl4-openssl-dev libzstd-dev zlib1g-dev), then run: npm rebuild @datadog/serverless-node',
   );
   err.code = 'ERR_DDS_ADDON_NOT_FOUND';
   throw err;
