@@ -71,3 +71,15 @@ def test_sends_nothing_unverified_without_the_ca(arch, door, artifacts, node_pro
         assert out["flush_error"] is not None and out["payloads_sent"] == 0 and not out["running"], detail
     assert not [r for r in https_intake.records() if r.get("path") in (SERIES_PATH, TRACES_PATH)], https_intake.describe()
     assert https_intake.health()["tls_handshake_failures"] > 0
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_skip_ssl_validation_still_delivers_without_the_ca(arch, artifacts, https_intake):
+    """DD_SKIP_SSL_VALIDATION=true: the user's explicit choice, no CA needed (the static CLI)."""
+    env = {"DD_API_KEY": "dist-test-key", "DD_DD_URL": https_intake.url, "DD_APM_DD_URL": https_intake.url,
+           "DD_SKIP_SSL_VALIDATION": "true"}
+    proc = in_root(arch, ["python3", "/t/run_cli.py", f"/dist/{artifacts.clis[arch].name}", "0.5"],
+                   binds={ROOT_SCRIPTS: "/t", artifacts.clis[arch].parent: "/dist"}, env=env)
+    out = last_json(proc.stdout)
+    assert proc.returncode == 0 and out["exit_code"] == 0, (proc.stdout, proc.stderr)
+    https_intake.wait_for(lambda i: any(s["metric"] == "dist.check" for s in i.series()), timeout=15)
