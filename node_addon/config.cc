@@ -37,6 +37,7 @@ const Field kFields[] = {
     FIELD("site", kString, site),
     FIELD("ddUrl", kString, dd_url),
     FIELD("httpsProxy", kString, https_proxy),
+    FIELD("tlsCaPath", kString, tls_ca_path),
     FIELD("tlsVerify", kBool, tls_verify),
     FIELD("dryRun", kBool, dry_run),
     FIELD("dryRunFd", kInt, dry_run_fd),
@@ -74,8 +75,8 @@ const Field kFields[] = {
 };
 #undef FIELD
 
-// 38 fields: 17 pointers, 4 ints/enums and 12 uint32/int32, 10 bools, with padding, on LP64.
-static_assert(sizeof(void *) != 8 || sizeof(dds_config) == 224,
+// 39 fields: 18 pointers, 4 ints/enums and 12 uint32/int32, 10 bools, with padding, on LP64.
+static_assert(sizeof(void *) != 8 || sizeof(dds_config) == 232,
               "dds_config changed: give the new field its camelCase option in kFields");
 
 template <typename T>

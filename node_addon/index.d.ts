@@ -15,6 +15,12 @@ export interface ServicesConfig {
   ddUrl?: string | null;
   /** [DD_PROXY_HTTPS, then HTTPS_PROXY] Proxy for every request. */
   httpsProxy?: string | null;
+  /**
+   * [DD_TLS_CA_PATH] CA certificates that verify the intake: a PEM bundle, or a directory of PEM
+   * files. Unset: found at start ($SSL_CERT_FILE, $SSL_CERT_DIR, the system bundles, then
+   * /etc/ssl/certs). Found nowhere: https requests fail, they are never sent unverified.
+   */
+  tlsCaPath?: string | null;
   /** [DD_SKIP_SSL_VALIDATION=true clears it] true. */
   tlsVerify?: boolean;
   /** false. When true (or without an API key) each payload is written as a JSON line to dryRunFd. */

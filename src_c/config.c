@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "error.h"
 
@@ -119,6 +121,7 @@ int dds_config_from_env(dds_config *cfg, dds_error *err) {
     env_str("DD_DD_URL", &cfg->dd_url);  /* wins over DD_URL, as in the Go agent */
     env_str("HTTPS_PROXY", &cfg->https_proxy);
     env_str("DD_PROXY_HTTPS", &cfg->https_proxy);
+    env_str("DD_TLS_CA_PATH", &cfg->tls_ca_path);
     bool skip_ssl = false;
     if ((rc = env_bool("DD_SKIP_SSL_VALIDATION", &skip_ssl, err))) return rc;
     if (env_nonempty("DD_SKIP_SSL_VALIDATION")) cfg->tls_verify = !skip_ssl;
@@ -257,6 +260,26 @@ static int check_unix_path(const char *field, const char *path, dds_error *err) 
     return 0;
 }
 
+/* The rule transport/cacerts.c applies to an explicit path: a readable regular file or directory.
+ * Empty is allowed (the user's choice); a path that is not there is a typo worth failing on
+ * before anything is sent, rather than a silent fallback to other certificates. */
+static int check_ca_path(const char *path, dds_error *err) {
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                              "tls_ca_path must be a readable PEM file or directory, got '%.128s' (%s)", path,
+                              strerror(errno));
+    bool dir = S_ISDIR(st.st_mode);
+    if (!dir && !S_ISREG(st.st_mode))
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                              "tls_ca_path must be a readable PEM file or directory, got '%.128s' (neither)", path);
+    if (access(path, dir ? R_OK | X_OK : R_OK) != 0)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                              "tls_ca_path must be a readable PEM file or directory, got '%.128s' (%s)", path,
+                              strerror(errno));
+    return 0;
+}
+
 int dds_config_validate(const dds_config *cfg, dds_error *err) {
     int rc;
     if (!cfg) return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "config must not be NULL");
@@ -310,6 +333,7 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
         if (urls[i].value && urls[i].value[0] && !url_ok(urls[i].value))
             return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "%s must be an http:// or https:// URL, got '%.96s'",
                                   urls[i].field, urls[i].value);
+    if (cfg->tls_ca_path && cfg->tls_ca_path[0] && (rc = check_ca_path(cfg->tls_ca_path, err))) return rc;
     if (cfg->request_timeout_ms < 100)
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "request_timeout_ms must be at least 100, got %u",
                               cfg->request_timeout_ms);
@@ -322,10 +346,10 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
 /* ---- owned copy ------------------------------------------------------------------------------ */
 
 #define DDS__CONFIG_STRINGS(X)                                                                    \
-    X(api_key) X(site) X(dd_url) X(https_proxy) X(tags) X(env) X(service) X(version)              \
-    X(dogstatsd_socket) X(metric_namespace) X(histogram_aggregates) X(histogram_percentiles)      \
-    X(apm_receiver_socket) X(apm_dd_url) X(apm_profiling_dd_url) X(apm_telemetry_dd_url)          \
-    X(evp_proxy_dd_url)
+    X(api_key) X(site) X(dd_url) X(https_proxy) X(tls_ca_path) X(tags) X(env) X(service)          \
+    X(version) X(dogstatsd_socket) X(metric_namespace) X(histogram_aggregates)                    \
+    X(histogram_percentiles) X(apm_receiver_socket) X(apm_dd_url) X(apm_profiling_dd_url)         \
+    X(apm_telemetry_dd_url) X(evp_proxy_dd_url)
 
 int dds__config_dup(dds_config *dst, const dds_config *src) {
     *dst = *src;
@@ -368,6 +392,20 @@ char *dds__config_base_url(const char *override, const char *fmt, const char *si
 
 char *dds__config_metrics_url(const dds_config *cfg) {
     return dds__config_base_url(cfg->dd_url, "https://api.%s", cfg->site);
+}
+
+static bool is_https(const char *url) { return url && strncasecmp(url, "https://", 8) == 0; }
+
+/* An override replaces the default, which is https for every intake. */
+static bool https_or_default(const char *override) { return !override || !override[0] || is_https(override); }
+
+bool dds__config_any_https(const dds_config *cfg) {
+    if (is_https(cfg->https_proxy)) return true;
+    if (cfg->use_dogstatsd && https_or_default(cfg->dd_url)) return true;
+    /* The EVP proxy has no default to override per request: https://<subdomain>.<site>. */
+    return cfg->use_trace_agent &&
+           (https_or_default(cfg->apm_dd_url) || https_or_default(cfg->apm_profiling_dd_url) ||
+            https_or_default(cfg->apm_telemetry_dd_url) || https_or_default(cfg->evp_proxy_dd_url));
 }
 
 bool dds__config_is_dry_run(const dds_config *cfg) {

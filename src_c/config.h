@@ -24,6 +24,9 @@ void dds__config_each_tag(const char *list, void (*fn)(void *user, const char *t
 char *dds__config_base_url(const char *override, const char *fmt, const char *site);
 /* "https://api.<site>" unless dd_url overrides; no trailing '/'. Returns a malloc'd string. */
 char *dds__config_metrics_url(const dds_config *cfg);
+/* true when some request of an enabled service may go over https: an https proxy, or an intake
+ * URL left at its https default or overridden with an https:// one. */
+bool dds__config_any_https(const dds_config *cfg);
 /* true when the API key is unset or empty, or dry_run is forced. */
 bool dds__config_is_dry_run(const dds_config *cfg);
 #endif

@@ -22,10 +22,13 @@
 #include "error.h"
 #include "log.h"
 #include "trace/agent.h"
+#include "transport/cacerts.h"
 #include "transport/intake.h"
 
 #define DEFAULT_STOP_TIMEOUT_MS 5000
 #define MAX_BASE_TAGS 64
+/* The "no CA certificates" message: its fixed text (about 300 bytes) and the list of places. */
+#define CA_ERROR_MAX (DDS__CACERTS_SEARCHED_MAX + 512)
 
 enum { ST_RUNNING = 1, ST_STOPPING = 2, ST_STOPPED = 3 };
 enum { CMD_FLUSH = 1, CMD_STOP = 2 };
@@ -61,6 +64,9 @@ struct dds_services {
     dds__slice base_tags[MAX_BASE_TAGS];
     size_t n_base_tags;
     bool dry_run;
+    /* Set at start when https requests cannot be verified (no CA certificates found); sent as an
+     * ERROR status event by the loop thread after the READY ones. Read-only once the loop runs. */
+    char ca_error[CA_ERROR_MAX];
 
     struct event_base *base;
     struct event *cmd_ev;
@@ -346,6 +352,7 @@ static void *loop_main(void *arg) {
     atomic_store(&s->loop_id_set, true);
     if (s->trace) emit(s, DDS_STATUS_READY, DDS_SERVICE_TRACE_AGENT, s->trace_port, "trace-agent ready");
     if (s->dsd) emit(s, DDS_STATUS_READY, DDS_SERVICE_DOGSTATSD, s->dsd_port, "dogstatsd ready");
+    if (s->ca_error[0]) emit(s, DDS_STATUS_ERROR, DDS_SERVICE_NONE, 0, s->ca_error);
     event_base_loop(s->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
@@ -380,6 +387,31 @@ static void build_base_tags(dds_services *s) {
         add_base_tag(s, "origin:%.*s", s->cloud.origin, strlen(s->cloud.origin));
         add_base_tag(s, "dd.origin:%.*s", s->cloud.origin, strlen(s->cloud.origin));
     }
+}
+
+/* Caller thread, once per instance before the intake exists: the CA certificates the intake
+ * verifies with. Nothing to look for when verification is off or nothing is ever sent. Finding
+ * nothing does not fail the start (the listeners are what the host waits for): it is said once,
+ * loudly, and the intake then fails every https request rather than send it unverified. */
+static void choose_ca(dds_services *s, dds__cacerts *ca) {
+    memset(ca, 0, sizeof(*ca));
+    if (!s->cfg.tls_verify || s->dry_run) return;
+    dds__cacerts_find(s->cfg.tls_ca_path, ca);
+    dds__log_debug(&s->log, "CA certificates: looked at %s", ca->searched);
+    if (ca->kind != DDS__CACERTS_NONE) {
+        dds__log_info(&s->log, "TLS: verifying the intake with the CA certificates of %s %s (%s)",
+                      ca->kind == DDS__CACERTS_FILE ? "the bundle" : "the directory", ca->path, ca->source);
+        return;
+    }
+    if (!dds__config_any_https(&s->cfg)) {
+        dds__log_debug(&s->log, "TLS: no CA certificates found, none needed: every intake URL is http://");
+        return;
+    }
+    snprintf(s->ca_error, sizeof(s->ca_error),
+             "no CA certificates found to verify the intake's TLS certificate: every https request will fail "
+             "(nothing is sent unverified) until you " DDS__CACERTS_HOW_TO_SET "; looked at: %s",
+             ca->searched);
+    dds__log_error(&s->log, "%s", s->ca_error);
 }
 
 static void services_destroy(dds_services *s) {
@@ -448,12 +480,16 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
         goto fail;
     }
 
+    dds__cacerts cacerts;
+    choose_ca(s, &cacerts);
     char ua[64];
     snprintf(ua, sizeof(ua), "datadog-serverless/%s", dds_version());
     dds__intake_config ic = {
         .api_key = s->cfg.api_key,
         .https_proxy = s->cfg.https_proxy,
         .tls_verify = s->cfg.tls_verify,
+        .ca_file = cacerts.kind == DDS__CACERTS_FILE ? cacerts.path : NULL,
+        .ca_dir = cacerts.kind == DDS__CACERTS_DIR ? cacerts.path : NULL,
         .request_timeout_ms = s->cfg.request_timeout_ms,
         .retry_queue_max_bytes = s->cfg.retry_queue_max_bytes,
         .user_agent = ua,

@@ -151,6 +151,7 @@ FIELDS = (
     ("site", K_STR, _at(&_probe.site)),
     ("dd_url", K_STR, _at(&_probe.dd_url)),
     ("https_proxy", K_STR, _at(&_probe.https_proxy)),
+    ("tls_ca_path", K_STR, _at(&_probe.tls_ca_path)),
     ("tls_verify", K_BOOL, _at(&_probe.tls_verify)),
     ("dry_run", K_BOOL, _at(&_probe.dry_run)),
     ("dry_run_fd", K_INT, _at(&_probe.dry_run_fd)),

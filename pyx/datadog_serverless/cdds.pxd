@@ -49,6 +49,7 @@ cdef extern from "datadog_serverless.h" nogil:
         const char *site
         const char *dd_url
         const char *https_proxy
+        const char *tls_ca_path
         bint tls_verify
         bint dry_run
         int dry_run_fd

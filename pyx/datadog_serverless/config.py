@@ -39,6 +39,10 @@ class ServicesConfig:
     """[DD_DD_URL, then DD_URL] Metrics intake base URL override."""
     https_proxy: str | None = None
     """[DD_PROXY_HTTPS, then HTTPS_PROXY] Proxy for every request."""
+    tls_ca_path: str | None = None
+    """[DD_TLS_CA_PATH] CA certificates that verify the intake: a PEM bundle, or a directory of
+    PEM files. Unset: found at start ($SSL_CERT_FILE, $SSL_CERT_DIR, the system bundles, then
+    /etc/ssl/certs). Found nowhere: https requests fail, they are never sent unverified."""
     tls_verify: bool | None = None
     """[DD_SKIP_SSL_VALIDATION=true clears it] Default True."""
     dry_run: bool | None = None

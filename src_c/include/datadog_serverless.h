@@ -109,6 +109,15 @@ typedef struct dds_config {
     const char *site;             /* [DD_SITE] "datadoghq.com"; must be a known Datadog site */
     const char *dd_url;           /* [DD_DD_URL, then DD_URL] metrics intake base URL override */
     const char *https_proxy;      /* [DD_PROXY_HTTPS, then HTTPS_PROXY] proxy for every request */
+    const char *tls_ca_path;      /* [DD_TLS_CA_PATH] CA certificates that verify the intake: a PEM
+                                     bundle file, or a directory of PEM files; one that does not
+                                     exist or cannot be read is a validation error. NULL or "":
+                                     found at start, first of $SSL_CERT_FILE, $SSL_CERT_DIR (':'
+                                     list), the system bundles (/etc/ssl/certs/ca-certificates.crt,
+                                     /etc/pki/tls/certs/ca-bundle.crt, ...), /etc/ssl/certs/.
+                                     Found nowhere (with tls_verify): one error log line and status
+                                     event at start, and every https request fails (is never sent
+                                     unverified); dds_start still succeeds */
     bool tls_verify;              /* [DD_SKIP_SSL_VALIDATION=true clears it] true */
     bool dry_run;                 /* [CLI --dry-run] false; when true (or no API key) each payload
                                      is written as one JSON line to dry_run_fd instead of sent */
@@ -176,7 +185,8 @@ DDS_API int dds_config_from_env(dds_config *cfg, dds_error *err);
 
 /*
  * Check cfg: port ranges, known Datadog site, log level, namespace rules, buffer sizes,
- * histogram aggregates/percentiles, URL overrides (http:// or https://). Returns 0 or
+ * histogram aggregates/percentiles, URL overrides (http:// or https://), tls_ca_path (when set:
+ * an existing, readable file or directory; stat only, no certificate is read). Returns 0 or
  * DDS_ERR_INVALID_CONFIG with "Invalid configuration: <field> must be ..., got ...".
  * A missing API key is not an error (dds_start warns and runs in dry-run mode). Any thread.
  */
@@ -190,7 +200,8 @@ typedef struct dds_services dds_services;  /* opaque */
 typedef enum dds_status_type {
     DDS_STATUS_READY = 0,    /* a service is bound and serving; `service` says which, `port` its port */
     DDS_STATUS_ERROR = 1,    /* a runtime problem the user should know of (intake rejected the API key,
-                                payload dropped, ...); `message` says what */
+                                payload dropped, no CA certificates found at start, ...); `message`
+                                says what */
     DDS_STATUS_STOPPED = 2,  /* the instance stopped; the last event an instance sends */
 } dds_status_type;
 
@@ -225,6 +236,8 @@ typedef void (*dds_status_fn)(const dds_status *status, void *user);
  * error says which service failed: DDS_ERR_INVALID_CONFIG, DDS_ERR_DOGSTATSD_START (port taken:
  * "Failed to start DogStatsD: cannot bind 127.0.0.1:8125: Address already in use"),
  * DDS_ERR_TRACE_AGENT_START, DDS_ERR_RUNTIME. on_status may be NULL; user is passed back to it.
+ * Finding no CA certificates (see tls_ca_path) is not a start failure: the ERROR event about it
+ * follows the READY events, and the instance runs without ever sending over an unverified link.
  * Blocks for the bind and the thread start (typically well under a millisecond). Any thread.
  * The returned handle is freed with dds_free.
  */

@@ -34,6 +34,11 @@
 #define DEFAULT_USER_AGENT "datadog-serverless"
 /* Loopback never goes through a proxy from the environment: the tests and local agents live there. */
 #define LOOPBACK_NOPROXY "127.0.0.1,localhost,::1"
+/* The CA bundle given to libcurl when none was found at start. /dev/null is not a directory, so
+ * nothing can ever exist under it: loading it fails on every TLS backend (CURLE_SSL_CACERT_BADFILE
+ * with OpenSSL and mbedTLS alike), where leaving the option unset would let an OpenSSL libcurl
+ * fall back to its compiled-in bundle and a mbedTLS one connect with no trust anchor at all. */
+#define NO_CA_BUNDLE "/dev/null/no-ca-certificates-found"
 
 /* Zeroes a secret before its memory is freed. explicit_bzero would do, but it is glibc 2.25 and
  * release builds run on 2.17: a memset through a volatile pointer is never optimized away. */
@@ -77,7 +82,7 @@ struct dds__intake {
     struct event *kick;         /* deferred dispatch after submit */
     struct event *drained_ev;   /* deferred drained callback */
     dds__intake_config cfg;     /* strings point to the owned copies below */
-    char *api_key, *user_agent, *https_proxy;
+    char *api_key, *user_agent, *https_proxy, *ca_file, *ca_dir;
     char *key_header;           /* "DD-API-KEY: ..."; wiped on free */
     dds__intake_counters *c;
     dds__intake_counters own_counters;
@@ -406,6 +411,37 @@ static uint32_t watchdog_grace_ms(const dds__intake *in) {
     return grace < WATCHDOG_GRACE_MAX_MS ? grace : WATCHDOG_GRACE_MAX_MS;
 }
 
+/* One log line per report: some TLS backends end their error text with a newline (mbedTLS) or
+ * put several lines in it. Control characters become spaces, trailing ones go. */
+static void one_line(char *msg) {
+    size_t n = 0;
+    for (char *c = msg; *c; c++, n++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = ' ';
+    while (n > 0 && msg[n - 1] == ' ') msg[--n] = '\0';
+}
+
+static bool no_ca_found(const dds__intake *in) { return in->cfg.tls_verify && !in->ca_file && !in->ca_dir; }
+
+/* Set on every request: curl_easy_reset brings back libcurl's compiled-in CA defaults. The option
+ * not chosen is set to NULL so that only the certificates found at start are trusted. A TLS
+ * backend without CA directories refuses CURLOPT_CAPATH, NULL included; it has no default
+ * directory to clear either, so only a chosen directory must be accepted. A failure here fails
+ * the request, never the verification. */
+static bool set_trust(const dds__intake *in, CURL *e) {
+    if (!in->cfg.tls_verify) return true;
+    const char *file = no_ca_found(in) ? NO_CA_BUNDLE : in->ca_file;
+    if (curl_easy_setopt(e, CURLOPT_CAINFO, file) != CURLE_OK) return false;
+    if (curl_easy_setopt(e, CURLOPT_CAPATH, in->ca_dir) != CURLE_OK && in->ca_dir) return false;
+#if LIBCURL_VERSION_NUM >= 0x073400
+    /* An https:// proxy is verified with the same certificates. */
+    if (in->https_proxy) {
+        if (curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, file) != CURLE_OK) return false;
+        if (curl_easy_setopt(e, CURLOPT_PROXY_CAPATH, in->ca_dir) != CURLE_OK && in->ca_dir) return false;
+    }
+#endif
+    return true;
+}
+
 static bool configure(dds__intake *in, req *r, dds__payload *p) {
     CURL *e = r->easy;
     uint32_t timeout = request_timeout_ms(in);
@@ -436,6 +472,7 @@ static bool configure(dds__intake *in, req *r, dds__payload *p) {
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, in->cfg.tls_verify ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, in->cfg.tls_verify ? 2L : 0L);
+    if (!set_trust(in, e)) return false;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body_len);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, p->body ? (const char *)p->body : "");
@@ -538,9 +575,15 @@ static bool retryable_status(long status) {
     return status < 100 || status == 408 || status == 429 || status >= 500;
 }
 
-/* Errors that would repeat identically on every attempt are not worth a place in the queue. */
+/* Errors that would repeat identically on every attempt are not worth a place in the queue. A
+ * certificate that fails verification is one of them: the trust anchors are fixed at start and
+ * the intake's certificate does not change between retries, so holding the payload would only
+ * turn a TLS problem into a stop that times out. */
 static bool retryable_curl(CURLcode rc) {
     switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
     case CURLE_NOT_BUILT_IN:
@@ -582,7 +625,11 @@ static void transfer_done(dds__intake *in, req *r, CURLcode rc) {
         return;
     }
     if (rc != CURLE_OK) {
+        one_line(r->errbuf);
         const char *why = r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc);
+        /* curl would name NO_CA_BUNDLE, which means nothing to the user. */
+        if (rc == CURLE_SSL_CACERT_BADFILE && no_ca_found(in))
+            why = "no CA certificates were found at start to verify it with";
         if (!retryable_curl(rc)) {
             report(in, &in->rl_error, DDS_LOG_ERROR, true, "could not send a %s payload to %s (%s): dropped",
                    kind_name(p), where, why);
@@ -771,8 +818,11 @@ dds__intake *dds__intake_new(struct event_base *base, const dds__intake_config *
     in->api_key = dup_or_null(cfg->api_key);
     in->user_agent = strdup(cfg->user_agent && *cfg->user_agent ? cfg->user_agent : DEFAULT_USER_AGENT);
     in->https_proxy = dup_or_null(cfg->https_proxy);
+    in->ca_file = dup_or_null(cfg->ca_file);
+    in->ca_dir = dup_or_null(cfg->ca_dir);
     if ((cfg->api_key && *cfg->api_key && !in->api_key) || !in->user_agent ||
-        (cfg->https_proxy && *cfg->https_proxy && !in->https_proxy))
+        (cfg->https_proxy && *cfg->https_proxy && !in->https_proxy) ||
+        (cfg->ca_file && *cfg->ca_file && !in->ca_file) || (cfg->ca_dir && *cfg->ca_dir && !in->ca_dir))
         goto fail;
     if (in->api_key) {
         if (strpbrk(in->api_key, "\r\n")) {
@@ -787,6 +837,8 @@ dds__intake *dds__intake_new(struct event_base *base, const dds__intake_config *
     in->cfg.api_key = in->api_key;
     in->cfg.user_agent = in->user_agent;
     in->cfg.https_proxy = in->https_proxy;
+    in->cfg.ca_file = in->ca_file;
+    in->cfg.ca_dir = in->ca_dir;
 
     in->reqs = calloc(in->max_in_flight, sizeof(*in->reqs));
     if (!in->reqs) goto fail;
@@ -877,6 +929,8 @@ void dds__intake_free(dds__intake *in) {
     free(in->api_key);
     free(in->user_agent);
     free(in->https_proxy);
+    free(in->ca_file);
+    free(in->ca_dir);
     free(in->reqs);
     free(in);
 }

@@ -1,8 +1,9 @@
 /* intake.h - sends payloads to the Datadog intake with libcurl's multi interface driven by the
  * instance's event_base (never blocks the loop). Retry policy of PROTOCOL.md section 3: 2xx ok;
  * 400/403/413 dropped; network errors, 408, 429, 5xx retried with exponential backoff + jitter
- * (100 ms doubling, capped) in a bounded retry queue (oldest dropped past the bound).
- * Loop thread only. */
+ * (100 ms doubling, capped) in a bounded retry queue (oldest dropped past the bound). A TLS
+ * certificate that fails verification is dropped at once, like a 403: it fails the same way on
+ * every attempt. Loop thread only. */
 #ifndef DDS_TRANSPORT_INTAKE_H
 #define DDS_TRANSPORT_INTAKE_H
 #include <stdbool.h>
@@ -19,6 +20,12 @@ typedef struct dds__intake_config {
     const char *api_key;             /* copied; sent as DD-API-KEY; never logged */
     const char *https_proxy;         /* NULL: libcurl's own environment handling */
     bool tls_verify;
+    /* With tls_verify, the CA certificates of every https request (and of an https proxy), as
+     * transport/cacerts.c found them: a PEM bundle (ca_file) or a directory of PEM files (ca_dir),
+     * at most one set, copied. Both NULL means none were found: every https request then fails
+     * as an untrusted certificate does; libcurl's compiled-in default is never used either. */
+    const char *ca_file;
+    const char *ca_dir;
     uint32_t request_timeout_ms;
     size_t retry_queue_max_bytes;
     uint32_t max_in_flight;          /* concurrent requests; 0 = 8 */

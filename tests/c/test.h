@@ -5,12 +5,17 @@
  * and returns non-zero when anything failed. */
 #ifndef DDS_TEST_H
 #define DDS_TEST_H
+#include <errno.h>
 #include <math.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Valgrind replaces malloc and changes timing: tests that hook the allocator skip themselves
@@ -101,5 +106,43 @@ static inline void test_guarded_free(char *p, size_t len) {
     char *end = p + len;
     char *base = end - data_pages * page;
     munmap(base, (data_pages + 1) * page);
+}
+/* Runs fn(arg) in a forked child that sees an empty tmpfs over each directory of dirs (a
+ * NULL-terminated list of existing directories) inside a private mount namespace: a test can lay
+ * out system paths (/etc/ssl, ...) as it likes without touching the machine's. A failing CHECK in
+ * fn fails the current test. Needs CAP_SYS_ADMIN (root): without it, the case is skipped with the
+ * reason printed and returns false; returns true when fn ran. */
+static inline bool test_with_tmpfs_over(const char *const *dirs, void (*fn)(void *arg), void *arg) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        TEST_FAIL_AT("fork: %s", strerror(errno));
+        return false;
+    }
+    if (pid == 0) {
+        if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+            int e = errno;
+            fprintf(stderr, "  skipped: a private mount namespace: %s\n", strerror(e));
+            exit(e == EPERM ? 77 : 1);
+        }
+        for (size_t i = 0; dirs[i]; i++) {
+            if (mount("tmpfs", dirs[i], "tmpfs", 0, "mode=0755,size=4m") != 0) {
+                int e = errno;
+                fprintf(stderr, "  skipped: tmpfs over %s: %s\n", dirs[i], strerror(e));
+                exit(e == EPERM ? 77 : 1);
+            }
+        }
+        test_cur_failed = 0;
+        fn(arg);
+        fflush(NULL);
+        exit(test_cur_failed ? 1 : 0);  /* exit, not _exit: LeakSanitizer checks the child too */
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (code == 77) return false;
+    if (code != 0) TEST_FAIL_AT("the child in a private mount namespace failed (exit code %d)", code);
+    return true;
 }
 #endif

@@ -15,7 +15,8 @@ const binding = require(path.join(REPO, 'node_addon', 'binding.js'));
 
 // Every dds_config field of src_c/include/datadog_serverless.h, in its order, with its default.
 const DEFAULTS = {
-  apiKey: null, site: 'datadoghq.com', ddUrl: null, httpsProxy: null, tlsVerify: true, dryRun: false, dryRunFd: 1,
+  apiKey: null, site: 'datadoghq.com', ddUrl: null, httpsProxy: null, tlsCaPath: null, tlsVerify: true, dryRun: false,
+  dryRunFd: 1,
   logLevel: 'info', tags: null, env: null, service: null, version: null,
   useDogstatsd: true, dogstatsdPort: 8125, dogstatsdSocket: null, dogstatsdNonLocalTraffic: false,
   dogstatsdBufferSize: 8192, dogstatsdSoRcvbuf: 0, metricNamespace: null, contextLimit: 100000,
@@ -66,6 +67,8 @@ test('the C library validates: its messages name the field, the value and what i
     [{ site: 'example.com' }, /^Invalid configuration: site must be a Datadog site .*got 'example.com'$/],
     [{ ddUrl: 'ftp://x' }, "Invalid configuration: dd_url must be an http:// or https:// URL, got 'ftp://x'"],
     [{ httpsProxy: 'proxy:3128' }, /^Invalid configuration: https_proxy must be an http/],
+    [{ tlsCaPath: '/no/such/ca.pem' },
+      "Invalid configuration: tls_ca_path must be a readable PEM file or directory, got '/no/such/ca.pem' (No such file or directory)"],
     [{ metricNamespace: '9lives' }, /^Invalid configuration: metric_namespace must start with a letter/],
     [{ dogstatsdBufferSize: 100 }, 'Invalid configuration: dogstatsd_buffer_size must be 512-65536, got 100'],
     [{ histogramAggregates: ['max', 'p99'] }, /^Invalid configuration: histogram_aggregates .*got 'p99'$/],

@@ -33,7 +33,7 @@ def test_defaults_come_from_dds_config_init():
 def test_every_field_round_trips_through_the_c_struct():
     values = dict(
         api_key="k", site="datadoghq.eu", dd_url="http://127.0.0.1:1", https_proxy="http://127.0.0.1:2",
-        tls_verify=False, dry_run=True, dry_run_fd=2, log_level="debug", tags="a:1,b:2", env="prod",
+        tls_ca_path="/", tls_verify=False, dry_run=True, dry_run_fd=2, log_level="debug", tags="a:1,b:2", env="prod",
         service="svc", version="1.2", use_dogstatsd=False, dogstatsd_port=0, dogstatsd_socket="/tmp/dsd.sock",
         dogstatsd_non_local_traffic=True, dogstatsd_buffer_size=1024, dogstatsd_so_rcvbuf=4096,
         metric_namespace="ns", context_limit=7, counter_expiry_s=0, histogram_aggregates="min,sum",
@@ -83,10 +83,12 @@ def test_from_env_reads_dd_variables_in_c(monkeypatch):
     monkeypatch.setenv("DD_FORWARDER_TIMEOUT", "3")           # seconds
     monkeypatch.setenv("DD_APM_ENABLED", "false")
     monkeypatch.setenv("DD_TAGS", "team:a tier:b")
+    monkeypatch.setenv("DD_TLS_CA_PATH", "/")
     cfg = ServicesConfig.from_env()
     assert (cfg.api_key, cfg.site, cfg.dd_url, cfg.dogstatsd_port) == ("env-key", "datadoghq.eu", "http://127.0.0.1:9", 9125)
     assert (cfg.log_level, cfg.tls_verify, cfg.request_timeout_ms, cfg.use_trace_agent) == ("warn", False, 3000, False)
     assert cfg.tags == "team:a tier:b"
+    assert cfg.tls_ca_path == "/"
     assert cfg.apm_receiver_port == 8126  # unset variable: the C default
     # Overrides come last.
     over = ServicesConfig.from_env(dogstatsd_port=0, api_key=None, log_level="error")
@@ -123,6 +125,8 @@ def test_from_env_conversion_error_is_the_c_message(monkeypatch):
     ({"flush_interval_ms": 10}, "Invalid configuration: flush_interval_ms must be 100-3600000, got 10"),
     ({"dd_url": "ftp://x"}, "Invalid configuration: dd_url must be an http:// or https:// URL, got 'ftp://x'"),
     ({"log_level": 20}, "Invalid configuration: log_level must be one of trace|debug|info|warn|error|off, got 20"),
+    ({"tls_ca_path": "/no/such/ca.pem"}, "Invalid configuration: tls_ca_path must be a readable PEM file or "
+                                         "directory, got '/no/such/ca.pem' (No such file or directory)"),
 ])
 def test_validation_errors_come_from_c_and_name_the_field(fields, message):
     cfg = ServicesConfig(**fields)

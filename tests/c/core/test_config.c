@@ -1,5 +1,6 @@
 /* Tests of src_c/config.c: defaults, DD_* variables, validation messages. */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "datadog_serverless.h"
@@ -10,6 +11,7 @@ static const char *const all_vars[] = {
     "DD_DOGSTATSD_PORT", "DD_USE_DOGSTATSD", "DD_STATSD_METRIC_NAMESPACE", "DD_TAGS", "DD_ENV",
     "DD_SERVICE", "DD_VERSION", "DD_DOGSTATSD_SOCKET", "DD_DOGSTATSD_NON_LOCAL_TRAFFIC",
     "DD_APM_RECEIVER_PORT", "DD_SKIP_SSL_VALIDATION", "DD_DOGSTATSD_BUFFER_SIZE", "DD_FORWARDER_TIMEOUT",
+    "DD_TLS_CA_PATH",
 };
 
 static void clear_env(void) {
@@ -107,6 +109,67 @@ TEST(other_validation) {
     CHECK_EQ_INT(dds_config_validate(NULL, &err), DDS_ERR_INVALID_CONFIG);
 }
 
+TEST(tls_ca_path_must_be_a_readable_file_or_directory) {
+    dds_config c;
+    dds_error err = {0};
+    dds_config_init(&c);
+    CHECK(c.tls_ca_path == NULL); /* discover */
+    c.tls_ca_path = "";           /* "" is "not set" too */
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+    char dir[] = "/tmp/dds-config-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char file[64];
+    snprintf(file, sizeof(file), "%s/ca.pem", dir);
+    FILE *f = fopen(file, "w");
+    CHECK(f != NULL);
+    if (f) fclose(f);
+    c.tls_ca_path = file; /* a bundle; empty is the user's choice, not a config error */
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+    c.tls_ca_path = dir;  /* a directory of PEM files */
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+    unlink(file);
+    c.tls_ca_path = file; /* gone: a typo is refused before anything is sent */
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    char want[256];
+    snprintf(want, sizeof(want),
+             "Invalid configuration: tls_ca_path must be a readable PEM file or directory, got '%s' (No such file or "
+             "directory)", file);
+    CHECK_EQ_STR(err.message, want);
+    c.tls_ca_path = "/dev/null"; /* neither a file nor a directory */
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "tls_ca_path") != NULL && strstr(err.message, "(neither)") != NULL);
+    rmdir(dir);
+}
+
+TEST(any_https_follows_the_enabled_services_urls) {
+    dds_config c;
+    dds_config_init(&c);
+    CHECK(dds__config_any_https(&c)); /* every default is https */
+    c.use_trace_agent = false;
+    CHECK(dds__config_any_https(&c));
+    c.dd_url = "http://127.0.0.1:1";
+    CHECK(!dds__config_any_https(&c));
+    c.dd_url = "HTTPS://127.0.0.1:1";
+    CHECK(dds__config_any_https(&c));
+    c.dd_url = "http://127.0.0.1:1";
+    c.https_proxy = "https://proxy:3128"; /* the link to the proxy is TLS too */
+    CHECK(dds__config_any_https(&c));
+    c.https_proxy = "http://proxy:3128";
+    CHECK(!dds__config_any_https(&c));
+    c.use_dogstatsd = false;
+    c.dd_url = "https://127.0.0.1:1"; /* DogStatsD off: its URL is never used */
+    CHECK(!dds__config_any_https(&c));
+    c.use_trace_agent = true;
+    c.apm_dd_url = "http://127.0.0.1:2";
+    c.apm_profiling_dd_url = "http://127.0.0.1:3";
+    c.apm_telemetry_dd_url = "http://127.0.0.1:4";
+    CHECK(dds__config_any_https(&c)); /* the EVP proxy still goes to https://<subdomain>.<site> */
+    c.evp_proxy_dd_url = "http://127.0.0.1:5";
+    CHECK(!dds__config_any_https(&c));
+    c.apm_telemetry_dd_url = NULL;
+    CHECK(dds__config_any_https(&c));
+}
+
 TEST(from_env_reads_every_documented_variable) {
     clear_env();
     setenv("DD_API_KEY", "abc123", 1);
@@ -123,6 +186,7 @@ TEST(from_env_reads_every_documented_variable) {
     setenv("DD_APM_RECEIVER_PORT", "0", 1);
     setenv("DD_SKIP_SSL_VALIDATION", "true", 1);
     setenv("DD_FORWARDER_TIMEOUT", "7", 1);
+    setenv("DD_TLS_CA_PATH", "/", 1);
     dds_config c;
     dds_config_init(&c);
     dds_error err = {0};
@@ -139,6 +203,7 @@ TEST(from_env_reads_every_documented_variable) {
     CHECK_EQ_INT(c.apm_receiver_port, 0);
     CHECK(!c.tls_verify);
     CHECK_EQ_INT(c.request_timeout_ms, 7000);
+    CHECK_EQ_STR(c.tls_ca_path, "/");
     CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
     CHECK(!dds__config_is_dry_run(&c));
     clear_env();
@@ -191,6 +256,12 @@ TEST(owned_copy_is_deep) {
     CHECK_EQ_STR(copy.api_key, "secret-key");
     CHECK_EQ_STR(copy.site, "datadoghq.com");
     dds__config_release(&copy);
+    char ca[] = "/etc/ssl/certs";
+    c.tls_ca_path = ca;
+    CHECK_EQ_INT(dds__config_dup(&copy, &c), 0);
+    ca[0] = 'X';
+    CHECK_EQ_STR(copy.tls_ca_path, "/etc/ssl/certs");
+    dds__config_release(&copy);
 }
 
 int main(void) {
@@ -199,6 +270,8 @@ int main(void) {
     RUN(site_must_be_known);
     RUN(namespace_rules);
     RUN(other_validation);
+    RUN(tls_ca_path_must_be_a_readable_file_or_directory);
+    RUN(any_https_follows_the_enabled_services_urls);
     RUN(from_env_reads_every_documented_variable);
     RUN(from_env_bad_values_name_the_variable);
     RUN(error_names_and_versions);

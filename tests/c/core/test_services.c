@@ -531,6 +531,146 @@ TEST(forked_child_leaves_the_parents_instance_alone) {
     close(p[1]);
 }
 
+/* ---- no CA certificates ---------------------------------------------------------------------- */
+
+typedef struct status_log {
+    pthread_mutex_t mu;
+    int n;
+    dds_status_type types[MAX_EVENTS];
+    char messages[MAX_EVENTS][1024];
+} status_log;
+
+static void keep_status(const dds_status *st, void *user) {
+    status_log *sl = user;
+    pthread_mutex_lock(&sl->mu);
+    if (sl->n < MAX_EVENTS) {
+        sl->types[sl->n] = st->type;
+        snprintf(sl->messages[sl->n], sizeof(sl->messages[0]), "%s", st->message ? st->message : "");
+        sl->n++;
+    }
+    pthread_mutex_unlock(&sl->mu);
+}
+
+static int count_lines_with(const char *lines, const char *needle) {
+    int n = 0;
+    for (const char *p = strstr(lines, needle); p; p = strstr(p + 1, needle)) n++;
+    return n;
+}
+
+/* Starts with cfg in this process's (private, /etc-less) view, sends one metric, flushes, stops
+ * (both must finish in time when prompt is set). Returns how many ERROR events mentioned the
+ * missing certificates; lc gets the log lines, st the final counters. */
+static int run_without_ca(dds_config *c, log_capture *lc, dds_stats *st, bool prompt) {
+    static status_log sl;
+    memset(&sl, 0, sizeof(sl));
+    pthread_mutex_init(&sl.mu, NULL);
+    memset(lc->lines, 0, sizeof(lc->lines));
+    dds_set_log_fn(capture_log, lc);
+    dds_services *s = NULL;
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_start(c, keep_status, &sl, &s, &err), 0);
+    if (!s) return -1;
+    uint16_t port;
+    dds_ports(s, &port, NULL);
+    send_udp(port, "no.ca:1|c", 9);
+    usleep(20000);
+    /* The payload fails at once (never retried), so the flush and the stop finish in time. */
+    int flush_rc = dds_flush(s, prompt ? 3000 : 200, &err);
+    int stop_rc = dds_stop(s, prompt ? 3000 : 300, &err);
+    if (prompt) {
+        CHECK_EQ_INT(flush_rc, 0);
+        CHECK_EQ_INT(stop_rc, 0);
+    }
+    dds_stats_get(s, st);
+    dds_free(s);
+    dds_set_log_fn(NULL, NULL);
+    int n = 0;
+    pthread_mutex_lock(&sl.mu);
+    for (int i = 0; i < sl.n; i++)
+        if (sl.types[i] == DDS_STATUS_ERROR && strstr(sl.messages[i], "no CA certificates found")) {
+            n++;
+            CHECK(strstr(sl.messages[i], "DD_TLS_CA_PATH") != NULL);
+            CHECK(strstr(sl.messages[i], "SSL_CERT_FILE") != NULL);
+            CHECK(strstr(sl.messages[i], "/etc/ssl/certs/ca-certificates.crt (missing)") != NULL);
+            CHECK(strstr(sl.messages[i], "/etc/ssl/certs/ (missing)") != NULL);
+            CHECK(i > 0 && sl.types[i - 1] == DDS_STATUS_READY); /* after the READY events */
+        }
+    CHECK(sl.n > 0 && sl.types[sl.n - 1] == DDS_STATUS_STOPPED);
+    pthread_mutex_unlock(&sl.mu);
+    return n;
+}
+
+static void without_ca(void *arg) {
+    (void)arg;
+    unsetenv("SSL_CERT_FILE");
+    unsetenv("SSL_CERT_DIR");
+    /* A listening socket that never accepts: the kernel completes the TCP connection, so the
+     * request reaches TLS setup, where it must fail; past it, it would wait for an answer and
+     * time out (and be retried), which the counters below would show. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 16) == 0);
+    socklen_t sl = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    char https_url[64], http_url[64];
+    snprintf(https_url, sizeof(https_url), "https://127.0.0.1:%d", ntohs(sa.sin_port));
+    snprintf(http_url, sizeof(http_url), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+
+    static log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    dds_config c;
+    dds_stats st;
+    base_config(&c, 1);
+    c.dry_run = false;
+    c.api_key = "0123456789abcdef0123456789abcdef";
+    c.dd_url = https_url;
+    c.log_level = DDS_LOG_INFO;
+    /* Nothing found, https, verifying: one error line, one ERROR event, the data is still
+     * accepted and counted, and the payload is dropped, never sent and never retried. */
+    CHECK_EQ_INT(run_without_ca(&c, &lc, &st, true), 1);
+    CHECK_EQ_INT(count_lines_with(lc.lines, "no CA certificates found"), 1);
+    CHECK_EQ_INT(st.dsd_metric_lines, 1);
+    CHECK_EQ_INT(st.payloads_sent, 0);
+    CHECK(st.payloads_dropped >= 1);
+    CHECK_EQ_INT(st.payloads_retried, 0);
+    CHECK_MSG(strstr(lc.lines, "no CA certificates were found at start") != NULL, "log:\n%s", lc.lines);
+
+    /* The same with an explicit path is a start error instead (validation), not a silent search. */
+    c.tls_ca_path = "/etc/ssl/certs/ca-certificates.crt";
+    dds_services *s = NULL;
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_start(&c, NULL, NULL, &s, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "tls_ca_path") != NULL);
+    CHECK(s == NULL);
+    c.tls_ca_path = NULL;
+
+    /* No error when no CA is needed: verification off, only http:// URLs, or dry run. */
+    c.request_timeout_ms = 200;
+    c.tls_verify = false;
+    CHECK_EQ_INT(run_without_ca(&c, &lc, &st, false), 0);
+    CHECK_EQ_INT(count_lines_with(lc.lines, "no CA certificates found"), 0);
+    c.tls_verify = true;
+    c.dd_url = http_url;
+    CHECK_EQ_INT(run_without_ca(&c, &lc, &st, false), 0);
+    CHECK_EQ_INT(count_lines_with(lc.lines, "no CA certificates found"), 0);
+    c.dd_url = https_url;
+    c.dry_run = true;
+    int p[2];
+    CHECK(pipe(p) == 0);
+    c.dry_run_fd = p[1];
+    CHECK_EQ_INT(run_without_ca(&c, &lc, &st, true), 0);
+    CHECK_EQ_INT(count_lines_with(lc.lines, "no CA certificates found"), 0);
+    CHECK_EQ_INT(st.dry_run_payloads, 1);
+    close(p[0]);
+    close(p[1]);
+    close(fd);
+}
+
+TEST(no_ca_certificates_is_an_error_event_not_a_start_failure) {
+    static const char *const over_etc[] = {"/etc", NULL};
+    test_with_tmpfs_over(over_etc, without_ca, NULL);
+}
+
 int main(void) {
     RUN(start_flush_stop_delivers_and_reports);
     RUN(stop_drains_what_the_socket_already_holds);
@@ -543,5 +683,6 @@ int main(void) {
     RUN(api_key_never_logged_and_stop_is_bounded);
     RUN(trace_agent_lifecycle);
     RUN(forked_child_leaves_the_parents_instance_alone);
+    RUN(no_ca_certificates_is_an_error_event_not_a_start_failure);
     return TEST_REPORT();
 }

@@ -948,6 +948,241 @@ TEST(allocation_failures_never_crash_or_lose_track) {
             n - 1, dropped, curl_fpe);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* TLS trust: only the CA certificates found at start, never libcurl's compiled-in default     */
+
+/* `openssl s_server` as an HTTPS sink: it completes the handshake and writes whatever the client
+ * sends to its stdout (a file here), and never answers. Seeing "POST /..." in that file proves a
+ * request went through a verified handshake; its absence with a certificate error proves not. */
+typedef struct tls_sink {
+    pid_t pid;
+    int stdin_w;         /* held open: s_server quits at the end of its stdin */
+    uint16_t port;
+    char out[128];
+} tls_sink;
+
+static bool read_file(const char *path, char *buf, size_t cap) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    /* Binary-safe for strstr: what s_server echoes is text, its NULs are not. */
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] == '\0') buf[i] = ' ';
+    buf[n] = '\0';
+    return true;
+}
+
+static bool make_cert(const char *dir, const char *name) {
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -nodes -days 1 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+             "-keyout %s/%s.key -out %s/%s.pem -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+             ">/dev/null 2>&1", dir, name, dir, name);
+    return system(cmd) == 0;
+}
+
+static bool tls_sink_start(tls_sink *t, const char *dir, const char *name) {
+    memset(t, 0, sizeof(*t));
+    snprintf(t->out, sizeof(t->out), "%s/%s.out", dir, name);
+    char cert[128], key[128];
+    snprintf(cert, sizeof(cert), "%s/%s.pem", dir, name);
+    snprintf(key, sizeof(key), "%s/%s.key", dir, name);
+    int in[2];
+    if (pipe(in) != 0) return false;
+    fflush(NULL);
+    t->pid = fork();
+    if (t->pid < 0) return false;
+    if (t->pid == 0) {
+        int out = open(t->out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(in[0], 0);
+        dup2(out, 1);
+        dup2(devnull, 2);
+        close(in[1]);
+        execlp("openssl", "openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", cert, "-key", key, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    t->stdin_w = in[1];
+    char buf[4096];
+    for (int i = 0; i < 500; i++) {
+        unsigned port = 0;
+        const char *acc;
+        if (read_file(t->out, buf, sizeof(buf)) && (acc = strstr(buf, "ACCEPT 127.0.0.1:")) != NULL &&
+            sscanf(acc, "ACCEPT 127.0.0.1:%u", &port) == 1 && port > 0) {
+            t->port = (uint16_t)port;
+            return true;
+        }
+        usleep(10 * 1000);
+    }
+    return false;
+}
+
+static bool tls_sink_saw(const tls_sink *t, const char *needle) {
+    static char buf[64 * 1024];
+    return read_file(t->out, buf, sizeof(buf)) && strstr(buf, needle) != NULL;
+}
+
+static void tls_sink_stop(tls_sink *t) {
+    if (t->pid > 0) {
+        kill(t->pid, SIGTERM);
+        while (waitpid(t->pid, NULL, 0) < 0 && errno == EINTR) {}
+    }
+    if (t->stdin_w > 0) close(t->stdin_w);
+    t->pid = 0;
+    t->stdin_w = 0;
+}
+
+static char *https_url_to(uint16_t port, const char *path) {
+    char *u = NULL;
+    if (asprintf(&u, "https://127.0.0.1:%u%s", port, path) < 0) abort();
+    return u;
+}
+
+/* What libcurl trusts when CURLOPT_CAINFO is left alone (NULL for a build without one, such as
+ * libcurl+mbedTLS). */
+static const char *libcurl_default_bundle(void) {
+    static char path[256];
+    path[0] = '\0';
+#if LIBCURL_VERSION_NUM >= 0x075400
+    CURL *e = curl_easy_init();
+    char *p = NULL;
+    if (e && curl_easy_getinfo(e, CURLINFO_CAINFO, &p) == CURLE_OK && p) snprintf(path, sizeof(path), "%s", p);
+    if (e) curl_easy_cleanup(e);
+#endif
+    return path[0] ? path : NULL;
+}
+
+/* One transfer with libcurl left at its defaults: true when the handshake with the sink passed
+ * (the sink then never answers, so the transfer times out instead of failing verification). */
+static bool libcurl_default_trusts(uint16_t port) {
+    CURL *e = curl_easy_init();
+    if (!e) return false;
+    char *url = https_url_to(port, "/premise");
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 1000L);
+    CURLcode rc = curl_easy_perform(e);
+    curl_easy_cleanup(e);
+    free(url);
+    return rc == CURLE_OPERATION_TIMEDOUT;
+}
+
+typedef struct tls_case {
+    char dir[64];          /* scratch directory of certificates and sink output */
+    const char *bundle;    /* libcurl's compiled-in default bundle, or NULL */
+} tls_case;
+
+/* In a child where libcurl's default bundle holds the sink's certificate (so libcurl left alone
+ * WOULD trust the sink). */
+static void no_ca_found_never_falls_back_to_libcurls_default(void *arg) {
+    tls_case *tc = arg;
+    char cert[128], cmd[512];
+    snprintf(cert, sizeof(cert), "%s/sink.pem", tc->dir);
+    tls_sink sink;
+    if (!tls_sink_start(&sink, tc->dir, "sink")) {
+        TEST_FAIL_AT("openssl s_server did not start");
+        tls_sink_stop(&sink);
+        return;
+    }
+    if (tc->bundle) {
+        snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", cert, tc->bundle);
+        CHECK(system(cmd) == 0);
+        CHECK_MSG(libcurl_default_trusts(sink.port), "premise: libcurl's default %s should trust the sink", tc->bundle);
+    }
+
+    /* Nothing found (both NULL): the request fails at once, as an untrusted certificate does:
+     * dropped, never retried, reported, and nothing reaches the sink. */
+    ctx t;
+    ctx_init(&t);
+    CHECK(ctx_start(&t));
+    dds__intake_submit(t.in, mk(&t, 0, DDS__PK_SERIES, https_url_to(sink.port, "/api/v2/series"), "x", 1, "zstd", 1));
+    LOOP_UNTIL(&t, t.done[0].calls == 1, 5000);
+    spin(&t, 200); /* time for a retry that must not happen */
+    CHECK_EQ_INT(t.done[0].calls, 1);
+    CHECK_EQ_INT(t.done[0].status, 0);
+    CHECK_EQ_INT(CNT(&t, sent), 0);
+    CHECK_EQ_INT(CNT(&t, dropped), 1);
+    CHECK_EQ_INT(CNT(&t, retried), 0);
+    CHECK_MSG(has_error(&t, "no CA certificates were found at start"), "errors: %d, first: %s", t.nerrors,
+              t.nerrors ? t.errors[0] : "");
+    CHECK(!tls_sink_saw(&sink, "POST /api/v2/series"));
+    ctx_free(&t);
+
+    /* The sink's own certificate as the bundle found at start: the request goes through. */
+    ctx_init(&t);
+    t.cfg.ca_file = cert;
+    CHECK(ctx_start(&t));
+    dds__intake_submit(t.in, mk(&t, 0, DDS__PK_SERIES, https_url_to(sink.port, "/api/v2/series"), "x", 1, "zstd", 1));
+    LOOP_UNTIL(&t, tls_sink_saw(&sink, "POST /api/v2/series"), 5000);
+    CHECK(tls_sink_saw(&sink, "POST /api/v2/series"));
+    ctx_free(&t);
+    tls_sink_stop(&sink);
+}
+
+TEST(no_ca_found_fails_https_even_where_libcurl_would_trust) {
+    tls_case tc = {.bundle = libcurl_default_bundle()};
+    snprintf(tc.dir, sizeof(tc.dir), "/tmp/dds-intake-tls-XXXXXX");
+    if (!mkdtemp(tc.dir) || !make_cert(tc.dir, "sink")) {
+        TEST_FAIL_AT("could not make a test certificate with the openssl command");
+        return;
+    }
+    /* A tmpfs over the default bundle's directory, so the sink's certificate can stand in for
+     * the system's without touching them. */
+    char bundle_dir[256] = "";
+    if (tc.bundle) {
+        snprintf(bundle_dir, sizeof(bundle_dir), "%s", tc.bundle);
+        *strrchr(bundle_dir, '/') = '\0';
+    }
+    const char *dirs[] = {bundle_dir[0] ? bundle_dir : NULL, NULL};
+    if (!tc.bundle) fprintf(stderr, "  libcurl has no default CA bundle here: only the refusal is checked\n");
+    test_with_tmpfs_over(dirs, no_ca_found_never_falls_back_to_libcurls_default, &tc);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tc.dir);
+    if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", tc.dir);
+}
+
+TEST(untrusted_certificate_dropped_at_once_not_retried) {
+    char dir[] = "/tmp/dds-intake-tls-XXXXXX";
+    if (!mkdtemp(dir) || !make_cert(dir, "sink") || !make_cert(dir, "other")) {
+        TEST_FAIL_AT("could not make test certificates with the openssl command");
+        return;
+    }
+    tls_sink sink;
+    CHECK(tls_sink_start(&sink, dir, "sink"));
+    char other[64];
+    snprintf(other, sizeof(other), "%s/other.pem", dir);
+    ctx t;
+    ctx_init(&t);
+    t.cfg.ca_file = other; /* a bundle, just not the one that signed the sink */
+    CHECK(ctx_start(&t));
+    dds__intake_submit(t.in, mk(&t, 0, DDS__PK_SERIES, https_url_to(sink.port, "/api/v2/series"), "x", 1, "zstd", 1));
+    LOOP_UNTIL(&t, t.done[0].calls == 1, 5000);
+    spin(&t, 200);
+    CHECK_EQ_INT(t.done[0].calls, 1);
+    CHECK_EQ_INT(CNT(&t, dropped), 1);
+    CHECK_EQ_INT(CNT(&t, retried), 0);
+    CHECK_MSG(has_error(&t, "certificate"), "errors: %d, first: %s", t.nerrors, t.nerrors ? t.errors[0] : "");
+    /* One line, whatever the TLS backend put in its error text (mbedTLS ends it with a newline). */
+    for (int i = 0; i < t.nerrors && i < 16; i++) CHECK_MSG(!strpbrk(t.errors[i], "\r\n"), "\"%s\"", t.errors[i]);
+    CHECK(!tls_sink_saw(&sink, "POST /api/v2/series"));
+    ctx_free(&t);
+
+    /* tls_verify off (DD_SKIP_SSL_VALIDATION): no CA needed, the request goes through. */
+    ctx_init(&t);
+    t.cfg.tls_verify = false;
+    CHECK(ctx_start(&t));
+    dds__intake_submit(t.in, mk(&t, 0, DDS__PK_SERIES, https_url_to(sink.port, "/api/v2/series"), "x", 1, "zstd", 1));
+    LOOP_UNTIL(&t, tls_sink_saw(&sink, "POST /api/v2/series"), 5000);
+    CHECK(tls_sink_saw(&sink, "POST /api/v2/series"));
+    ctx_free(&t);
+    tls_sink_stop(&sink);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", dir);
+}
+
 /* Runs last: every line any test logged, at every level. */
 TEST(api_key_never_logged) {
     pthread_mutex_lock(&log_mu);
@@ -990,6 +1225,8 @@ int main(void) {
     RUN(configured_proxy_carries_every_request);
     RUN(free_with_requests_in_flight);
     RUN(allocation_failures_never_crash_or_lose_track);
+    RUN(no_ca_found_fails_https_even_where_libcurl_would_trust);
+    RUN(untrusted_certificate_dropped_at_once_not_retried);
     RUN(api_key_never_logged);
 
     dds_set_log_fn(NULL, NULL);

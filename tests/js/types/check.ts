@@ -7,7 +7,7 @@ async function main(): Promise<void> {
   services.registerCleanupHook();
   const config: ServicesConfig = {
     apiKey: 'key', site: 'datadoghq.com', dogstatsdPort: 8125, useDogstatsd: true, metricNamespace: 'app',
-    logLevel: 'info', httpsProxy: null, tags: ['team:core'], histogramPercentiles: [0.95, '0.99'], keepAlive: false,
+    logLevel: 'info', httpsProxy: null, tlsCaPath: null, tags: ['team:core'], histogramPercentiles: [0.95, '0.99'], keepAlive: false,
     logger: (level, message) => console.log(level, message),
   };
   await services.start(config, (status: ServiceStatus) => {
