@@ -75,7 +75,9 @@ def in_root(arch: str, command: list[str], *, ca: Path | None = None, binds: dic
         args += ["--bind", f"{host}:{inside}"]
     # Only what the test sets reaches the root: this machine's own SSL_CERT_* and DD_* stay out,
     # so certificate discovery there finds what a user's machine would.
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "DDS_", "SSL_CERT"))}
+    # DDS_CACHE_DIR says where scripts/in-root finds the roots.
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("DD_", "DDS_", "SSL_CERT")) or k == "DDS_CACHE_DIR"}
     clean.update(env or {})
     return subprocess.run(args + ["--"] + command, env=clean, capture_output=True, text=True, timeout=timeout)
 
