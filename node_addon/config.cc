@@ -70,13 +70,20 @@ const Field kFields[] = {
     FIELD("apmMaxRequestBytes", kUint32, apm_max_request_bytes),
     FIELD("apmRemoveQueryString", kBool, apm_remove_query_string),
     FIELD("apmObfuscateCreditCards", kBool, apm_obfuscate_credit_cards),
+    FIELD("logsEnabled", kBool, logs_enabled),
+    FIELD("logsPort", kInt32, logs_port),
+    FIELD("logsNonLocalTraffic", kBool, logs_non_local_traffic),
+    FIELD("logsDdUrl", kString, logs_dd_url),
+    FIELD("logsUseCompression", kBool, logs_use_compression),
+    FIELD("logsCompressionLevel", kInt32, logs_compression_level),
+    FIELD("logsMaxQueuedBytes", kUint32, logs_max_queued_bytes),
     FIELD("requestTimeoutMs", kUint32, request_timeout_ms),
     FIELD("retryQueueMaxBytes", kUint32, retry_queue_max_bytes),
 };
 #undef FIELD
 
-// 39 fields: 18 pointers, 4 ints/enums and 12 uint32/int32, 10 bools, with padding, on LP64.
-static_assert(sizeof(void *) != 8 || sizeof(dds_config) == 232,
+// 46 fields: 19 pointers, 4 ints/enums and 15 uint32/int32, 13 bools, with padding, on LP64.
+static_assert(sizeof(void *) != 8 || sizeof(dds_config) == 264,
               "dds_config changed: give the new field its camelCase option in kFields");
 
 template <typename T>

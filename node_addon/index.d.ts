@@ -94,6 +94,23 @@ export interface ServicesConfig {
   /** [DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] true. */
   apmObfuscateCreditCards?: boolean;
 
+  // ---- Logs agent
+  /** [DD_LOGS_ENABLED] false: HTTP POST /v1/input, batched to the logs intake. */
+  logsEnabled?: boolean;
+  /** [DD_LOGS_PORT] 10517; 0 = any free port (the `ready` status of 'logs-agent' has it). */
+  logsPort?: number;
+  /** [DD_LOGS_NON_LOCAL_TRAFFIC] false: bind 127.0.0.1. */
+  logsNonLocalTraffic?: boolean;
+  /** [DD_LOGS_CONFIG_LOGS_DD_URL] A URL (/api/v2/logs appended) or host:port (https).
+   * Default https://http-intake.logs.<site>. */
+  logsDdUrl?: string | null;
+  /** [DD_LOGS_CONFIG_USE_COMPRESSION] true: zstd. */
+  logsUseCompression?: boolean;
+  /** [DD_LOGS_CONFIG_COMPRESSION_LEVEL] 3, 1-19. */
+  logsCompressionLevel?: number;
+  /** [DD_LOGS_MAX_QUEUED_BYTES] 8388608: entries waiting for the next flush. */
+  logsMaxQueuedBytes?: number;
+
   // ---- Transport
   /** [DD_FORWARDER_TIMEOUT, in seconds there] 20000. */
   requestTimeoutMs?: number;
@@ -113,7 +130,7 @@ export interface ServicesConfig {
 
 export interface ServiceStatus {
   type: 'ready' | 'error' | 'stopped';
-  service?: 'trace-agent' | 'dogstatsd';
+  service?: 'trace-agent' | 'dogstatsd' | 'logs-agent';
   message?: string;
   /** For 'ready': the bound port. */
   port?: number;
@@ -130,7 +147,8 @@ export type ServicesErrorCode =
   | 'ERR_ALREADY_STARTED'         // "Services already started"
   | 'ERR_NOT_RUNNING'             // "Services not running"
   | 'ERR_SHUTDOWN_TIMEOUT'        // "Shutdown timeout exceeded ..." / "Flush timeout exceeded ..."
-  | 'ERR_RUNTIME';                // "Runtime error: ..."
+  | 'ERR_RUNTIME'                 // "Runtime error: ..."
+  | 'ERR_LOGS_AGENT_START';       // "Failed to start logs agent: ..."
 
 export interface ServicesError extends Error {
   code: ServicesErrorCode | 'ERR_INVALID_ARG_TYPE' | 'ERR_OUT_OF_RANGE';
@@ -168,6 +186,10 @@ export interface ServicesStats {
   traceSpans: number;
   traceDropped: number;
   traceSpansDropped: number;
+  logsRequests: number;
+  logsEntries: number;
+  logsEntriesDropped: number;
+  logsBytes: number;
 }
 
 export class DatadogServices {

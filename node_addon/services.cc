@@ -377,6 +377,10 @@ class Services : public Napi::ObjectWrap<Services> {
             {"traceSpans", s.trace_spans},
             {"traceDropped", s.trace_dropped},
             {"traceSpansDropped", s.trace_spans_dropped},
+            {"logsRequests", s.logs_requests},
+            {"logsEntries", s.logs_entries},
+            {"logsEntriesDropped", s.logs_entries_dropped},
+            {"logsBytes", s.logs_bytes},
         };
         for (const auto &c : counters) out.Set(c.first, Napi::Number::New(info.Env(), static_cast<double>(c.second)));
         return out;

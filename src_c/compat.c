@@ -16,9 +16,10 @@
 static const char usage[] =
     "Usage: datadog-serverless-compat [--dry-run] [--help] [--version]\n"
     "\n"
-    "Runs a DogStatsD server (UDP 127.0.0.1:8125) that aggregates metrics like the Datadog Agent\n"
-    "and a trace agent (HTTP 127.0.0.1:8126) that forwards traces, stats, profiles and telemetry,\n"
-    "until SIGTERM or SIGINT (then a final flush, exit 0).\n"
+    "Runs a DogStatsD server (UDP 127.0.0.1:8125) that aggregates metrics like the Datadog Agent,\n"
+    "a trace agent (HTTP 127.0.0.1:8126) that forwards traces, stats, profiles and telemetry, and\n"
+    "with DD_LOGS_ENABLED=true a logs agent (HTTP 127.0.0.1:10517, POST /v1/input), until SIGTERM\n"
+    "or SIGINT (then a final flush, exit 0).\n"
     "\n"
     "Options:\n"
     "  --dry-run   never send: write each payload as one JSON line on stdout\n"
@@ -39,7 +40,11 @@ static const char usage[] =
     "  DD_APM_ENABLED (true), DD_APM_RECEIVER_PORT (8126, 0 = any free port), DD_APM_RECEIVER_SOCKET,\n"
     "  DD_APM_NON_LOCAL_TRAFFIC, DD_APM_MAX_PAYLOAD_SIZE (26214400), DD_APM_DD_URL,\n"
     "  DD_APM_PROFILING_DD_URL, DD_APM_TELEMETRY_DD_URL, DD_EVP_PROXY_CONFIG_DD_URL,\n"
-    "  DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING, DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED\n";
+    "  DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING, DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED,\n"
+    "  DD_LOGS_ENABLED (false), DD_LOGS_PORT (10517, 0 = any free port), DD_LOGS_NON_LOCAL_TRAFFIC,\n"
+    "  DD_LOGS_CONFIG_LOGS_DD_URL (URL or host:port; default https://http-intake.logs.<site>),\n"
+    "  DD_LOGS_CONFIG_USE_COMPRESSION (true), DD_LOGS_CONFIG_COMPRESSION_LEVEL (3, 1-19),\n"
+    "  DD_LOGS_MAX_QUEUED_BYTES (8388608)\n";
 
 static void on_status(const dds_status *st, void *user) {
     (void)user;
@@ -107,6 +112,10 @@ int dds_compat_main(int argc, char **argv) {
             (unsigned long long)stats.trace_requests, (unsigned long long)stats.trace_spans,
             (unsigned long long)stats.payloads_sent, (unsigned long long)stats.dry_run_payloads,
             (unsigned long long)stats.payloads_dropped);
+    if (cfg.logs_enabled)
+        fprintf(stderr, "datadog-serverless-compat: logs: %llu requests, %llu entries accepted, %llu dropped\n",
+                (unsigned long long)stats.logs_requests, (unsigned long long)stats.logs_entries,
+                (unsigned long long)stats.logs_entries_dropped);
     dds_free(svc);
     /* A signal that arrived during the stop stays pending: it must not reach the host's own
      * handler (Python's would raise KeyboardInterrupt after we already handled it). */

@@ -40,6 +40,10 @@ void dds_config_init(dds_config *cfg) {
     cfg->apm_receiver_port = 8126;
     cfg->apm_max_request_bytes = 25u * 1024 * 1024;
     cfg->apm_obfuscate_credit_cards = true;
+    cfg->logs_port = 10517;
+    cfg->logs_use_compression = true;
+    cfg->logs_compression_level = 3;
+    cfg->logs_max_queued_bytes = DDS__LOGS_DEFAULT_MAX_QUEUED_BYTES;
     cfg->request_timeout_ms = 20000;
     cfg->retry_queue_max_bytes = 15u * 1024 * 1024;
 }
@@ -162,6 +166,14 @@ int dds_config_from_env(dds_config *cfg, dds_error *err) {
     if ((rc = env_bool("DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING", &cfg->apm_remove_query_string, err))) return rc;
     if ((rc = env_bool("DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED", &cfg->apm_obfuscate_credit_cards, err))) return rc;
 
+    if ((rc = env_bool("DD_LOGS_ENABLED", &cfg->logs_enabled, err))) return rc;
+    if ((rc = env_i32("DD_LOGS_PORT", &cfg->logs_port, err))) return rc;
+    if ((rc = env_bool("DD_LOGS_NON_LOCAL_TRAFFIC", &cfg->logs_non_local_traffic, err))) return rc;
+    env_str("DD_LOGS_CONFIG_LOGS_DD_URL", &cfg->logs_dd_url);
+    if ((rc = env_bool("DD_LOGS_CONFIG_USE_COMPRESSION", &cfg->logs_use_compression, err))) return rc;
+    if ((rc = env_i32("DD_LOGS_CONFIG_COMPRESSION_LEVEL", &cfg->logs_compression_level, err))) return rc;
+    if ((rc = env_u32("DD_LOGS_MAX_QUEUED_BYTES", &cfg->logs_max_queued_bytes, 1, err))) return rc;
+
     if ((rc = env_u32("DD_FORWARDER_TIMEOUT", &cfg->request_timeout_ms, 1000, err))) return rc;
     if ((rc = env_u32("DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE", &cfg->retry_queue_max_bytes, 1, err)))
         return rc;
@@ -246,6 +258,15 @@ static bool url_ok(const char *u) {
     return (strncmp(u, "http://", 7) == 0 && u[7]) || (strncmp(u, "https://", 8) == 0 && u[8]);
 }
 
+/* The Agent's logs_dd_url is host:port (no scheme); a URL is taken too. A scheme other than
+ * http(s), a path or whitespace in the host:port form is a typo worth refusing at start. */
+static bool logs_url_ok(const char *u) {
+    if (strstr(u, "://")) return url_ok(u);
+    for (const char *p = u; *p; p++)
+        if (*p == '/' || isspace((unsigned char)*p) || (unsigned char)*p < 0x20) return false;
+    return u[0] != ':';
+}
+
 static int check_port(const char *field, int32_t port, dds_error *err) {
     if (port < 0 || port > 65535)
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "%s must be 0-65535, got %ld", field, (long)port);
@@ -298,6 +319,17 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
                               "log_level must be one of trace|debug|info|warn|error|off, got %d", (int)cfg->log_level);
     if ((rc = check_port("dogstatsd_port", cfg->dogstatsd_port, err))) return rc;
     if ((rc = check_port("apm_receiver_port", cfg->apm_receiver_port, err))) return rc;
+    if ((rc = check_port("logs_port", cfg->logs_port, err))) return rc;
+    if (cfg->logs_compression_level < 1 || cfg->logs_compression_level > 19)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "logs_compression_level must be 1-19, got %ld",
+                              (long)cfg->logs_compression_level);
+    if (cfg->logs_max_queued_bytes < DDS__LOGS_MIN_MAX_QUEUED_BYTES)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "logs_max_queued_bytes must be at least %u, got %u",
+                              (unsigned)DDS__LOGS_MIN_MAX_QUEUED_BYTES, cfg->logs_max_queued_bytes);
+    if (cfg->logs_dd_url && cfg->logs_dd_url[0] && !logs_url_ok(cfg->logs_dd_url))
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                              "logs_dd_url must be an http:// or https:// URL or host:port, got '%.96s'",
+                              cfg->logs_dd_url);
     if ((rc = check_unix_path("dogstatsd_socket", cfg->dogstatsd_socket, err))) return rc;
     if ((rc = check_unix_path("apm_receiver_socket", cfg->apm_receiver_socket, err))) return rc;
     if (cfg->dogstatsd_buffer_size < 512 || cfg->dogstatsd_buffer_size > 65536)
@@ -349,7 +381,7 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
     X(api_key) X(site) X(dd_url) X(https_proxy) X(tls_ca_path) X(tags) X(env) X(service)          \
     X(version) X(dogstatsd_socket) X(metric_namespace) X(histogram_aggregates)                    \
     X(histogram_percentiles) X(apm_receiver_socket) X(apm_dd_url) X(apm_profiling_dd_url)         \
-    X(apm_telemetry_dd_url) X(evp_proxy_dd_url)
+    X(apm_telemetry_dd_url) X(evp_proxy_dd_url) X(logs_dd_url)
 
 int dds__config_dup(dds_config *dst, const dds_config *src) {
     *dst = *src;
@@ -394,6 +426,21 @@ char *dds__config_metrics_url(const dds_config *cfg) {
     return dds__config_base_url(cfg->dd_url, "https://api.%s", cfg->site);
 }
 
+char *dds__config_logs_url(const dds_config *cfg) {
+    char *out = NULL;
+    const char *o = cfg->logs_dd_url;
+    if (!o || !o[0]) {
+        if (asprintf(&out, "https://http-intake.logs.%s" DDS__LOGS_INTAKE_PATH, cfg->site) < 0) return NULL;
+        return out;
+    }
+    size_t n = strlen(o);
+    while (n > 0 && o[n - 1] == '/') n--;
+    /* The Agent's host:port form is always https. */
+    const char *scheme = strstr(o, "://") ? "" : "https://";
+    if (asprintf(&out, "%s%.*s" DDS__LOGS_INTAKE_PATH, scheme, (int)n, o) < 0) return NULL;
+    return out;
+}
+
 static bool is_https(const char *url) { return url && strncasecmp(url, "https://", 8) == 0; }
 
 /* An override replaces the default, which is https for every intake. */
@@ -402,6 +449,9 @@ static bool https_or_default(const char *override) { return !override || !overri
 bool dds__config_any_https(const dds_config *cfg) {
     if (is_https(cfg->https_proxy)) return true;
     if (cfg->use_dogstatsd && https_or_default(cfg->dd_url)) return true;
+    /* host:port (no scheme) is https too. */
+    if (cfg->logs_enabled && (!cfg->logs_dd_url || !strstr(cfg->logs_dd_url, "://") || is_https(cfg->logs_dd_url)))
+        return true;
     /* The EVP proxy has no default to override per request: https://<subdomain>.<site>. */
     return cfg->use_trace_agent &&
            (https_or_default(cfg->apm_dd_url) || https_or_default(cfg->apm_profiling_dd_url) ||

@@ -24,6 +24,14 @@ void dds__config_each_tag(const char *list, void (*fn)(void *user, const char *t
 char *dds__config_base_url(const char *override, const char *fmt, const char *site);
 /* "https://api.<site>" unless dd_url overrides; no trailing '/'. Returns a malloc'd string. */
 char *dds__config_metrics_url(const dds_config *cfg);
+/* The logs agent's queue bound: 8 MiB holds two full 4 MiB requests between two flushes, and
+ * stays small beside a function's memory; below 1 MiB one largest entry would not fit. */
+#define DDS__LOGS_DEFAULT_MAX_QUEUED_BYTES (8u * 1024 * 1024)
+#define DDS__LOGS_MIN_MAX_QUEUED_BYTES (1u * 1024 * 1024)
+#define DDS__LOGS_INTAKE_PATH "/api/v2/logs"
+/* The full logs intake URL: logs_dd_url (a URL, or host:port made https) or
+ * https://http-intake.logs.<site>, then /api/v2/logs. malloc'd, NULL on allocation failure. */
+char *dds__config_logs_url(const dds_config *cfg);
 /* true when some request of an enabled service may go over https: an https proxy, or an intake
  * URL left at its https default or overridden with an https:// one. */
 bool dds__config_any_https(const dds_config *cfg);

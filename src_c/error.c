@@ -21,6 +21,7 @@ const char *dds_errcode_name(int code) {
     case DDS_ERR_NOT_RUNNING: return "ERR_NOT_RUNNING";
     case DDS_ERR_SHUTDOWN_TIMEOUT: return "ERR_SHUTDOWN_TIMEOUT";
     case DDS_ERR_RUNTIME: return "ERR_RUNTIME";
+    case DDS_ERR_LOGS_AGENT_START: return "ERR_LOGS_AGENT_START";
     default: return "ERR_UNKNOWN";
     }
 }
@@ -36,6 +37,7 @@ static const char *prefix_of(int code) {
     case DDS_ERR_NOT_RUNNING: return "Services not running";
     case DDS_ERR_SHUTDOWN_TIMEOUT: return "";
     case DDS_ERR_RUNTIME: return "Runtime error: ";
+    case DDS_ERR_LOGS_AGENT_START: return "Failed to start logs agent: ";
     default: return "";
     }
 }

@@ -21,6 +21,8 @@
 #include "dogstatsd/server.h"
 #include "error.h"
 #include "log.h"
+#include "logs/batch.h"
+#include "logs/listener.h"
 #include "trace/agent.h"
 #include "transport/cacerts.h"
 #include "transport/intake.h"
@@ -51,6 +53,7 @@ typedef struct counters {
     dds__dsd_counters dsd;
     dds__trace_agent_counters trace;
     dds__intake_counters intake;
+    dds__logs_counters logs;
 } counters;
 
 struct dds_services {
@@ -60,6 +63,7 @@ struct dds_services {
     dds_status_fn on_status;
     void *user;
     char *metrics_url;
+    char *logs_url;
     char *base_tag_store[MAX_BASE_TAGS];
     dds__slice base_tags[MAX_BASE_TAGS];
     size_t n_base_tags;
@@ -75,8 +79,10 @@ struct dds_services {
     dds__dsd *dsd;
     dds__trace_agent *trace;
     dds__intake *intake;
+    dds__logs_batcher *logs;
+    dds__logs_listener *logs_listener;
     counters counters;
-    uint16_t dsd_port, trace_port;
+    uint16_t dsd_port, trace_port, logs_port;
 
     pthread_t thread;
     bool thread_started;
@@ -120,6 +126,7 @@ const char *dds_service_name(dds_service_kind kind) {
     switch (kind) {
     case DDS_SERVICE_DOGSTATSD: return "dogstatsd";
     case DDS_SERVICE_TRACE_AGENT: return "trace-agent";
+    case DDS_SERVICE_LOGS_AGENT: return "logs-agent";
     default: return NULL;
     }
 }
@@ -166,6 +173,8 @@ static void submit_all(dds_services *s, dds__payload *list) {
 
 static void flush_pipelines(dds_services *s, bool force) {
     if (s->dsd) submit_all(s, dds__dsd_flush(s->dsd, force));
+    /* Logs have no buckets either: every flush, periodic or not, sends all that is queued. */
+    if (s->logs) submit_all(s, dds__logs_batcher_take(s->logs));
     /* Traces have no buckets: a forced flush sends what is pending, the periodic one is the
      * trace agent's own 3 s timer. A forced flush also retries at once what waits in backoff. */
     if (force) {
@@ -268,6 +277,7 @@ static void begin_stop(dds_services *s, cmd *c) {
      * intake is waited for. What the kernel already holds was sent before stop was called:
      * read it, then close. */
     if (s->trace) dds__trace_agent_close(s->trace);
+    if (s->logs_listener) dds__logs_listener_close(s->logs_listener);
     if (s->dsd) dds__dsd_drain_and_close(s->dsd);
     flush_pipelines(s, true);
     wait_for_intake(s, c);
@@ -352,6 +362,7 @@ static void *loop_main(void *arg) {
     atomic_store(&s->loop_id_set, true);
     if (s->trace) emit(s, DDS_STATUS_READY, DDS_SERVICE_TRACE_AGENT, s->trace_port, "trace-agent ready");
     if (s->dsd) emit(s, DDS_STATUS_READY, DDS_SERVICE_DOGSTATSD, s->dsd_port, "dogstatsd ready");
+    if (s->logs_listener) emit(s, DDS_STATUS_READY, DDS_SERVICE_LOGS_AGENT, s->logs_port, "logs-agent ready");
     if (s->ca_error[0]) emit(s, DDS_STATUS_ERROR, DDS_SERVICE_NONE, 0, s->ca_error);
     event_base_loop(s->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
@@ -420,6 +431,8 @@ static void services_destroy(dds_services *s) {
      * requests, which must still exist then. */
     dds__intake_free(s->intake);
     dds__trace_agent_free(s->trace);
+    dds__logs_listener_free(s->logs_listener);
+    dds__logs_batcher_free(s->logs);
     dds__dsd_free(s->dsd);
     if (s->cmd_ev) event_free(s->cmd_ev);
     if (s->flush_ev) event_free(s->flush_ev);
@@ -427,6 +440,7 @@ static void services_destroy(dds_services *s) {
     if (s->base) event_base_free(s->base);
     for (size_t i = 0; i < s->n_base_tags; i++) free(s->base_tag_store[i]);
     free(s->metrics_url);
+    free(s->logs_url);
     dds__config_release(&s->cfg);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
@@ -529,6 +543,34 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
         s->trace_port = dds__trace_agent_port(s->trace);
     }
 
+    if (s->cfg.logs_enabled) {
+        s->logs_url = dds__config_logs_url(&s->cfg);
+        dds__logs_batch_config bc = {
+            .url = s->logs_url,
+            .compress = s->cfg.logs_use_compression,
+            .compression_level = s->cfg.logs_compression_level,
+            .dry_run = s->dry_run,
+            .max_queued_bytes = s->cfg.logs_max_queued_bytes,
+            .log = &s->log,
+        };
+        s->logs = s->logs_url ? dds__logs_batcher_new(&bc, &s->counters.logs) : NULL;
+        if (!s->logs) {
+            rc = dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
+            goto fail;
+        }
+        dds__logs_listener_config lc = {
+            .port = s->cfg.logs_port,
+            .non_local = s->cfg.logs_non_local_traffic,
+            .log = &s->log,
+        };
+        s->logs_listener = dds__logs_listener_new(s->base, &lc, s->logs, &s->counters.logs, err);
+        if (!s->logs_listener) {
+            rc = err ? err->code : DDS_ERR_LOGS_AGENT_START;
+            goto fail;
+        }
+        s->logs_port = dds__logs_listener_port(s->logs_listener);
+    }
+
     struct timeval every = {.tv_sec = s->cfg.flush_interval_ms / 1000,
                             .tv_usec = (s->cfg.flush_interval_ms % 1000) * 1000};
     event_add(s->flush_ev, &every);
@@ -579,6 +621,9 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
             dds__log_info(&s->log, "DogStatsD listening on %s:%u",
                           s->cfg.dogstatsd_non_local_traffic ? "0.0.0.0" : "127.0.0.1", s->dsd_port);
     }
+    if (s->logs_listener)
+        dds__log_info(&s->log, "logs agent listening on %s:%u, sending to %s",
+                      s->cfg.logs_non_local_traffic ? "0.0.0.0" : "127.0.0.1", s->logs_port, s->logs_url);
     *out = s;
     return 0;
 fail:
@@ -670,6 +715,8 @@ int dds_stop(dds_services *s, uint32_t timeout_ms, dds_error *err) {
     return 0;
 }
 
+uint16_t dds_logs_port(const dds_services *s) { return s ? s->logs_port : 0; }
+
 bool dds_is_running(const dds_services *s) {
     return s && atomic_load(&s->state) == ST_RUNNING && !forked_child(s);
 }
@@ -709,6 +756,11 @@ void dds_stats_get(const dds_services *s, dds_stats *out) {
     out->trace_spans = dds__counter_get(&t->spans);
     out->trace_dropped = dds__counter_get(&t->traces_rejected) + dds__counter_get(&t->process.traces_dropped);
     out->trace_spans_dropped = dds__counter_get(&t->process.spans_dropped) + dds__counter_get(&t->spans_dropped_encoding);
+    const dds__logs_counters *lg = &s->counters.logs;
+    out->logs_requests = dds__counter_get(&lg->requests);
+    out->logs_entries = dds__counter_get(&lg->entries);
+    out->logs_entries_dropped = dds__counter_get(&lg->entries_dropped);
+    out->logs_bytes = dds__counter_get(&lg->bytes);
 }
 
 void dds_free(dds_services *s) {

@@ -184,6 +184,13 @@ FIELDS = (
     ("apm_max_request_bytes", K_U32, _at(&_probe.apm_max_request_bytes)),
     ("apm_remove_query_string", K_BOOL, _at(&_probe.apm_remove_query_string)),
     ("apm_obfuscate_credit_cards", K_BOOL, _at(&_probe.apm_obfuscate_credit_cards)),
+    ("logs_enabled", K_BOOL, _at(&_probe.logs_enabled)),
+    ("logs_port", K_I32, _at(&_probe.logs_port)),
+    ("logs_non_local_traffic", K_BOOL, _at(&_probe.logs_non_local_traffic)),
+    ("logs_dd_url", K_STR, _at(&_probe.logs_dd_url)),
+    ("logs_use_compression", K_BOOL, _at(&_probe.logs_use_compression)),
+    ("logs_compression_level", K_I32, _at(&_probe.logs_compression_level)),
+    ("logs_max_queued_bytes", K_U32, _at(&_probe.logs_max_queued_bytes)),
     ("request_timeout_ms", K_U32, _at(&_probe.request_timeout_ms)),
     ("retry_queue_max_bytes", K_U32, _at(&_probe.retry_queue_max_bytes)),
 )

@@ -24,6 +24,7 @@ cdef extern from "datadog_serverless.h" nogil:
         DDS_ERR_NOT_RUNNING
         DDS_ERR_SHUTDOWN_TIMEOUT
         DDS_ERR_RUNTIME
+        DDS_ERR_LOGS_AGENT_START
 
     enum: DDS_ERROR_MESSAGE_MAX
 
@@ -86,6 +87,14 @@ cdef extern from "datadog_serverless.h" nogil:
         uint32_t apm_max_request_bytes
         bint apm_remove_query_string
         bint apm_obfuscate_credit_cards
+        # Logs agent
+        bint logs_enabled
+        int32_t logs_port
+        bint logs_non_local_traffic
+        const char *logs_dd_url
+        bint logs_use_compression
+        int32_t logs_compression_level
+        uint32_t logs_max_queued_bytes
         # Transport
         uint32_t request_timeout_ms
         uint32_t retry_queue_max_bytes
@@ -108,6 +117,7 @@ cdef extern from "datadog_serverless.h" nogil:
         DDS_SERVICE_NONE
         DDS_SERVICE_DOGSTATSD
         DDS_SERVICE_TRACE_AGENT
+        DDS_SERVICE_LOGS_AGENT
 
     ctypedef struct dds_status:
         dds_status_type type
@@ -125,6 +135,7 @@ cdef extern from "datadog_serverless.h" nogil:
     int dds_stop(dds_services *s, uint32_t timeout_ms, dds_error *err)
     bint dds_is_running(const dds_services *s)
     void dds_ports(const dds_services *s, uint16_t *dogstatsd, uint16_t *trace)
+    uint16_t dds_logs_port(const dds_services *s)
     void dds_free(dds_services *s)
 
     # ---- Stats ----------------------------------------------------------------------------------
@@ -156,7 +167,12 @@ cdef extern from "datadog_serverless.h" nogil:
         uint64_t trace_spans
         uint64_t trace_dropped
         uint64_t trace_spans_dropped
-        uint64_t reserved[16]
+        # Logs agent
+        uint64_t logs_requests
+        uint64_t logs_entries
+        uint64_t logs_entries_dropped
+        uint64_t logs_bytes
+        uint64_t reserved[12]
 
     void dds_stats_get(const dds_services *s, dds_stats *out)
 

@@ -116,6 +116,23 @@ class ServicesConfig:
     apm_obfuscate_credit_cards: bool | None = None
     """[DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] Card numbers in tags become ``?``; default True."""
 
+    # Logs agent
+    logs_enabled: bool | None = None
+    """[DD_LOGS_ENABLED] Run the logs agent (HTTP ``POST /v1/input``); default False."""
+    logs_port: int | None = None
+    """[DD_LOGS_PORT] HTTP port, default 10517; 0 = any free port."""
+    logs_non_local_traffic: bool | None = None
+    """[DD_LOGS_NON_LOCAL_TRAFFIC] Bind 0.0.0.0 instead of 127.0.0.1; default False."""
+    logs_dd_url: str | None = None
+    """[DD_LOGS_CONFIG_LOGS_DD_URL] Logs intake: a URL (``/api/v2/logs`` appended) or ``host:port``
+    (https); default https://http-intake.logs.<site>."""
+    logs_use_compression: bool | None = None
+    """[DD_LOGS_CONFIG_USE_COMPRESSION] zstd bodies; default True."""
+    logs_compression_level: int | None = None
+    """[DD_LOGS_CONFIG_COMPRESSION_LEVEL] zstd level 1-19; default 3."""
+    logs_max_queued_bytes: int | None = None
+    """[DD_LOGS_MAX_QUEUED_BYTES] Entries waiting for the next flush; default 8 MiB."""
+
     # Transport
     request_timeout_ms: int | None = None
     """[DD_FORWARDER_TIMEOUT, in seconds] Per-request timeout; default 20000."""

@@ -59,6 +59,12 @@ class DogStatsDStartError(ServicesError):
     code = "ERR_DOGSTATSD_START"
 
 
+class LogsAgentStartError(ServicesError):
+    """The logs agent could not start (its port is taken, ...)."""
+
+    code = "ERR_LOGS_AGENT_START"
+
+
 class AlreadyStartedError(ServicesError):
     """``start()`` was called on a :class:`ServerlessServices` whose services still run."""
 
@@ -90,6 +96,7 @@ _BY_CODE: dict[str, type[ServicesError]] = {
         EnvironmentDetectionError,
         TraceAgentStartError,
         DogStatsDStartError,
+        LogsAgentStartError,
         AlreadyStartedError,
         NotRunningError,
         ShutdownTimeoutError,

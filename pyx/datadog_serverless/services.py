@@ -51,7 +51,7 @@ class ServiceStatus:
     should know of: the intake rejected the API key, a payload was dropped, ...) or
     ``"stopped"`` (the last event of an instance)."""
     service: Optional[str] = None
-    """``"dogstatsd"`` or ``"trace-agent"`` for ``ready``; None otherwise."""
+    """``"dogstatsd"``, ``"trace-agent"`` or ``"logs-agent"`` for ``ready``; None otherwise."""
     message: Optional[str] = None
     """What happened, in words; may be None."""
     port: Optional[int] = None
@@ -111,6 +111,15 @@ class ServicesStats:
     """Traces dropped (decode error, invalid ids, bounds)."""
     trace_spans_dropped: int
     """Spans dropped in processing or encoding."""
+    # Logs agent
+    logs_requests: int
+    """POST /v1/input requests answered 200."""
+    logs_entries: int
+    """Log entries accepted into the queue."""
+    logs_entries_dropped: int
+    """Log entries dropped (over 1 MiB, queue full, out of memory)."""
+    logs_bytes: int
+    """Bytes of the log entries accepted."""
 
 
 StatusCallback = Callable[[ServiceStatus], Any]

@@ -7,7 +7,8 @@
  *     - a DogStatsD server: UDP 127.0.0.1:8125 (and optionally a Unix datagram socket) that parses
  *       metrics, events and service checks, aggregates them exactly like the Datadog Agent (10 s
  *       buckets) and flushes them to the Datadog API;
- *     - a trace mini-agent (HTTP 127.0.0.1:8126), when built and enabled.
+ *     - a trace mini-agent (HTTP 127.0.0.1:8126), when built and enabled;
+ *     - a logs agent (HTTP 127.0.0.1:10517, POST /v1/input), when enabled (off by default).
  *   Everything an instance owns hangs off its handle: two instances in one process work (with
  *   different ports), and starting a new instance after stopping one works.
  *
@@ -71,6 +72,7 @@ typedef enum dds_errcode {
     DDS_ERR_NOT_RUNNING = -6,        /* "Services not running" */
     DDS_ERR_SHUTDOWN_TIMEOUT = -7,   /* "Shutdown timeout exceeded" (stop) / "Flush timeout exceeded" (flush) */
     DDS_ERR_RUNTIME = -8,            /* "Runtime error: <cause>" (out of memory, thread creation, ...) */
+    DDS_ERR_LOGS_AGENT_START = -9,   /* "Failed to start logs agent: <cause>" (bind failure, ...) */
 } dds_errcode;
 
 #define DDS_ERROR_MESSAGE_MAX 256
@@ -166,6 +168,21 @@ typedef struct dds_config {
     bool apm_obfuscate_credit_cards;  /* [DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] true: Luhn-valid
                                          card numbers in span tags become "?" */
 
+    /* Logs agent: HTTP POST /v1/input (a JSON array of {message, timestamp, ...} entries),
+     * batched to the logs intake on the flush tick, on dds_flush and on dds_stop */
+    bool logs_enabled;            /* [DD_LOGS_ENABLED] false */
+    int32_t logs_port;            /* [DD_LOGS_PORT] 10517; 0 = any free port (dds_logs_port) */
+    bool logs_non_local_traffic;  /* [DD_LOGS_NON_LOCAL_TRAFFIC] false: bind 127.0.0.1 */
+    const char *logs_dd_url;      /* [DD_LOGS_CONFIG_LOGS_DD_URL] intake override: a URL such as
+                                     http://127.0.0.1:9000 (/api/v2/logs is appended) or the Agent's
+                                     host:port form (then https://host:port/api/v2/logs); default
+                                     https://http-intake.logs.<site>/api/v2/logs */
+    bool logs_use_compression;    /* [DD_LOGS_CONFIG_USE_COMPRESSION] true: zstd bodies */
+    int32_t logs_compression_level; /* [DD_LOGS_CONFIG_COMPRESSION_LEVEL] 3, 1-19 */
+    uint32_t logs_max_queued_bytes; /* [DD_LOGS_MAX_QUEUED_BYTES] 8 MiB of accepted entries waiting
+                                       for the next flush (at least 1 MiB); entries past it (or past
+                                       100000 entries) are dropped and counted */
+
     /* Transport */
     uint32_t request_timeout_ms;  /* [DD_FORWARDER_TIMEOUT in seconds] 20000 */
     uint32_t retry_queue_max_bytes; /* [DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE] 15 MiB */
@@ -209,6 +226,7 @@ typedef enum dds_service_kind {
     DDS_SERVICE_NONE = 0,
     DDS_SERVICE_DOGSTATSD = 1,   /* "dogstatsd" */
     DDS_SERVICE_TRACE_AGENT = 2, /* "trace-agent" */
+    DDS_SERVICE_LOGS_AGENT = 3,  /* "logs-agent" */
 } dds_service_kind;
 
 typedef struct dds_status {
@@ -218,7 +236,7 @@ typedef struct dds_status {
     const char *message;      /* may be NULL; valid during the callback only */
 } dds_status;
 
-/* "dogstatsd", "trace-agent" or NULL for DDS_SERVICE_NONE. Static storage. */
+/* "dogstatsd", "trace-agent", "logs-agent" or NULL for DDS_SERVICE_NONE. Static storage. */
 DDS_API const char *dds_service_name(dds_service_kind kind);
 
 /*
@@ -235,7 +253,7 @@ typedef void (*dds_status_fn)(const dds_status *status, void *user);
  * failure nothing is left running, *out is untouched, the callback is never called, and the
  * error says which service failed: DDS_ERR_INVALID_CONFIG, DDS_ERR_DOGSTATSD_START (port taken:
  * "Failed to start DogStatsD: cannot bind 127.0.0.1:8125: Address already in use"),
- * DDS_ERR_TRACE_AGENT_START, DDS_ERR_RUNTIME. on_status may be NULL; user is passed back to it.
+ * DDS_ERR_TRACE_AGENT_START, DDS_ERR_LOGS_AGENT_START, DDS_ERR_RUNTIME. on_status may be NULL; user is passed back to it.
  * Finding no CA certificates (see tls_ca_path) is not a start failure: the ERROR event about it
  * follows the READY events, and the instance runs without ever sending over an unverified link.
  * Blocks for the bind and the thread start (typically well under a millisecond). Any thread.
@@ -246,7 +264,7 @@ DDS_API int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user
 
 /*
  * Send everything now: every aggregation bucket (open ones included), pending events, service
- * checks and traces, then wait until the intake has answered every payload (retries included) or
+ * checks, traces and the log entries the logs agent accepted, then wait until the intake has answered every payload (retries included) or
  * timeout_ms has passed. Blocks the caller (not the loop). Returns 0, DDS_ERR_NOT_RUNNING,
  * DDS_ERR_SHUTDOWN_TIMEOUT ("Flush timeout exceeded": payloads still pending stay queued and
  * keep being retried), or DDS_ERR_RUNTIME when called from the status callback. Any thread.
@@ -269,6 +287,9 @@ DDS_API bool dds_is_running(const dds_services *s);
 
 /* The bound ports (0 for a disabled service). Either pointer may be NULL. Any thread. */
 DDS_API void dds_ports(const dds_services *s, uint16_t *dogstatsd, uint16_t *trace);
+
+/* The bound port of the logs agent (0 when it is disabled, or s is NULL). Any thread. */
+DDS_API uint16_t dds_logs_port(const dds_services *s);
 
 /*
  * Stop (as dds_stop with the default timeout) if still running, join, and release everything.
@@ -308,7 +329,12 @@ typedef struct dds_stats {
     uint64_t trace_spans;            /* spans accepted */
     uint64_t trace_dropped;          /* traces dropped (decode error, invalid ids, bounds) */
     uint64_t trace_spans_dropped;    /* spans dropped in processing or encoding (invalid, out of memory) */
-    uint64_t reserved[16];
+    /* Logs agent */
+    uint64_t logs_requests;          /* POST /v1/input requests answered 200 */
+    uint64_t logs_entries;           /* entries accepted into the queue */
+    uint64_t logs_entries_dropped;   /* entries dropped: over 1 MiB, queue full, out of memory */
+    uint64_t logs_bytes;             /* bytes of the entries accepted */
+    uint64_t reserved[12];
 } dds_stats;
 
 /* Copy the counters into *out. Any thread, never blocks, works after stop too. */

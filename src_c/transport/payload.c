@@ -49,6 +49,7 @@ const char *dds__payload_kind_name(dds__payload_kind kind) {
     case DDS__PK_TRACES: return "traces";
     case DDS__PK_STATS: return "stats";
     case DDS__PK_PROXY: return "proxy";
+    case DDS__PK_LOGS: return "logs";
     }
     return "unknown";
 }

@@ -13,6 +13,7 @@ typedef enum dds__payload_kind {
     DDS__PK_TRACES,
     DDS__PK_STATS,
     DDS__PK_PROXY,
+    DDS__PK_LOGS,
 } dds__payload_kind;
 
 typedef struct dds__payload dds__payload;

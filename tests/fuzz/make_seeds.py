@@ -21,6 +21,19 @@ DOGSTATSD = [
     b"x" * 300 + b":1|c|#" + b",".join(b"tag%d:v" % i for i in range(50)),
 ]
 
+# POST /v1/input bodies: the shapes the Rust logs agent's tests post, then the edge cases.
+LOGS = [
+    b"[]",
+    b'[{"message":"hello","timestamp":1700000000000,"service":"svc","ddsource":"node","ddtags":"a:b,c:d",'
+    b'"status":"info"}]',
+    '[{"message":"caf\u00e9 \\ud83d\\ude00 \\"q\\"","timestamp":-1,"lambda":{"arn":"arn:aws:lambda:x",'
+    '"request_id":"r"}},\n {"timestamp":2,"message":"","n":[1,2.5e-3,true,false,null,{"a":[]}]}]'.encode(),
+    b'[{"message":"m","timestamp":1.5}]',
+    b'[{"message":"m"}]',
+    b"[[[[[[[[[[",
+    b'[{"message":"\\ud800","timestamp":9223372036854775807}]',
+]
+
 
 def span(i, parent=0, **extra):
     s = {"service": "web", "name": "web.request", "resource": "GET /x", "trace_id": 2**64 - 1 - i,
@@ -67,4 +80,5 @@ write("fuzz_msgpack", [v04(), v05(), v07(), msgpack.packb([1.5, -1, 2**64 - 1, N
 write("fuzz_config", [b"\x0dDD_DOGSTATSD_PORT-ish\x00", b"\x0d70000\x00\x01datadoghq.eu\x00\x07debug\x00",
                       b"\x12my_ns.v2\x00\x15max,median,p99\x00\x160.95 0.5\x00",
                       b"\x02http://127.0.0.1:1/\x00\x0cmaybe\x00"])
+write("fuzz_logs", LOGS)
 print("seeds written to", ROOT)

@@ -30,6 +30,7 @@ CHECK_RUN_PATH = "/api/v1/check_run"
 EVENTS_PATH = "/api/v1/events"
 TRACES_PATH = "/api/v0.2/traces"
 STATS_PATH = "/api/v0.2/stats"
+LOGS_PATH = "/api/v2/logs"
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -253,6 +254,11 @@ class FakeIntake:
 
     def stats(self) -> list[Any]:
         return self.accepted_payloads(STATS_PATH)
+
+    def logs(self) -> list[dict[str, Any]]:
+        """Every log entry of every accepted /api/v2/logs batch (each batch is a JSON array), in
+        arrival order."""
+        return [entry for batch in self.accepted_payloads(LOGS_PATH) for entry in batch]
 
     def spans(self) -> list[dict[str, Any]]:
         """Every span of every accepted AgentPayload, flattened with snake_case ids and the

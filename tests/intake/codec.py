@@ -170,6 +170,7 @@ ROUTES: dict[str, Route] = {
         "traces", "application/x-protobuf", _protobuf_decoder("trace", "AgentPayload")
     ),
     "/api/v0.2/stats": Route("stats", "application/msgpack", decode_msgpack),
+    "/api/v2/logs": Route("logs", "application/json", decode_json),
 }
 
 

@@ -21,6 +21,7 @@ EXPECTED_ENCODING = {
     "sketches": "zstd",
     "traces": "gzip",
     "stats": "gzip",
+    # Logs are zstd unless DD_LOGS_CONFIG_USE_COMPRESSION=false; identity is no surprise either.
 }
 
 

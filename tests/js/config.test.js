@@ -24,7 +24,10 @@ const DEFAULTS = {
   clientTelemetry: true, flushIntervalMs: 10000,
   useTraceAgent: true, apmReceiverPort: 8126, apmReceiverSocket: null, apmNonLocalTraffic: false, apmDdUrl: null,
   apmProfilingDdUrl: null, apmTelemetryDdUrl: null, evpProxyDdUrl: null, apmMaxRequestBytes: 26214400,
-  apmRemoveQueryString: false, apmObfuscateCreditCards: true, requestTimeoutMs: 20000, retryQueueMaxBytes: 15728640,
+  apmRemoveQueryString: false, apmObfuscateCreditCards: true,
+  logsEnabled: false, logsPort: 10517, logsNonLocalTraffic: false, logsDdUrl: null, logsUseCompression: true,
+  logsCompressionLevel: 3, logsMaxQueuedBytes: 8388608,
+  requestTimeoutMs: 20000, retryQueueMaxBytes: 15728640,
 };
 
 let intake;
@@ -75,6 +78,9 @@ test('the C library validates: its messages name the field, the value and what i
     [{ histogramPercentiles: [0.5, 1.5] }, /^Invalid configuration: histogram_percentiles .*got '1.5'$/],
     [{ flushIntervalMs: 5 }, 'Invalid configuration: flush_interval_ms must be 100-3600000, got 5'],
     [{ requestTimeoutMs: 1 }, 'Invalid configuration: request_timeout_ms must be at least 100, got 1'],
+    [{ logsPort: 70000 }, 'Invalid configuration: logs_port must be 0-65535, got 70000'],
+    [{ logsCompressionLevel: 22 }, 'Invalid configuration: logs_compression_level must be 1-19, got 22'],
+    [{ logsDdUrl: 'ftp://x' }, "Invalid configuration: logs_dd_url must be an http:// or https:// URL or host:port, got 'ftp://x'"],
   ];
   for (const [bad, message] of cases) {
     const err = await startError(intake.config(bad));

@@ -116,3 +116,37 @@ test('flush timeoutMs must be an integer in range', async () => {
   await assert.rejects(services.flush(-1), { code: 'ERR_OUT_OF_RANGE' });
   await assert.rejects(services.flush(1.5), { code: 'ERR_OUT_OF_RANGE' });
 });
+
+test('flush sends the entries the logs agent accepted (logsEnabled, port from its ready status)', async () => {
+  const ready = [];
+  await services.start(intake.config({ useTraceAgent: false, logsEnabled: true, logsPort: 0, logsDdUrl: intake.url }),
+    (status) => { if (status.type === 'ready') ready.push(status); });
+  const deadline = Date.now() + 5000;
+  while (!ready.some((s) => s.service === 'logs-agent') && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const { port } = ready.find((s) => s.service === 'logs-agent');
+  assert.ok(port > 0);
+  const entries = [{ message: 'from node', timestamp: 1700000000000, service: 'js' }];
+  const body = Buffer.from(JSON.stringify(entries));
+  const answer = await new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/input',
+      headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve([res.statusCode, Buffer.concat(chunks).toString()]));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  assert.deepEqual(answer, [200, 'ok']);
+  await services.flush();
+  const records = await intake.records('/api/v2/logs');
+  assert.equal(records.length, 1);
+  assert.deepEqual(records[0].payload, entries);
+  assert.equal(records[0].headers['dd-protocol'], 'agent-json');
+  assert.equal(records[0].content_encoding, 'zstd');
+  const stats = services.stats();
+  assert.equal(stats.logsRequests, 1);
+  assert.equal(stats.logsEntries, 1);
+});

@@ -26,6 +26,8 @@ def test_defaults_come_from_dds_config_init():
     assert (d.use_dogstatsd, d.use_trace_agent, d.tls_verify, d.dry_run, d.dry_run_fd) == (True, True, True, False, 1)
     assert d.histogram_aggregates == "max,median,avg,count" and d.histogram_percentiles == "0.95"
     assert d.api_key is None and d.dd_url is None
+    assert (d.logs_enabled, d.logs_port, d.logs_non_local_traffic, d.logs_dd_url) == (False, 10517, False, None)
+    assert (d.logs_use_compression, d.logs_compression_level, d.logs_max_queued_bytes) == (True, 3, 8 << 20)
     # None everywhere converts to exactly the C defaults.
     assert converted(ServicesConfig()) == dataclasses.asdict(d)
 
@@ -42,6 +44,8 @@ def test_every_field_round_trips_through_the_c_struct():
         apm_dd_url="http://127.0.0.1:3", apm_profiling_dd_url="http://127.0.0.1:4/p",
         apm_telemetry_dd_url="http://127.0.0.1:5", evp_proxy_dd_url="http://127.0.0.1:6",
         apm_max_request_bytes=2048, apm_remove_query_string=True, apm_obfuscate_credit_cards=False,
+        logs_enabled=True, logs_port=0, logs_non_local_traffic=True, logs_dd_url="http://127.0.0.1:7",
+        logs_use_compression=False, logs_compression_level=9, logs_max_queued_bytes=2 << 20,
         request_timeout_ms=1500, retry_queue_max_bytes=1 << 20,
     )
     assert set(values) == {f.name for f in dataclasses.fields(ServicesConfig)}
@@ -84,7 +88,14 @@ def test_from_env_reads_dd_variables_in_c(monkeypatch):
     monkeypatch.setenv("DD_APM_ENABLED", "false")
     monkeypatch.setenv("DD_TAGS", "team:a tier:b")
     monkeypatch.setenv("DD_TLS_CA_PATH", "/")
+    monkeypatch.setenv("DD_LOGS_ENABLED", "true")
+    monkeypatch.setenv("DD_LOGS_PORT", "0")
+    monkeypatch.setenv("DD_LOGS_CONFIG_LOGS_DD_URL", "127.0.0.1:9000")
+    monkeypatch.setenv("DD_LOGS_CONFIG_USE_COMPRESSION", "false")
+    monkeypatch.setenv("DD_LOGS_CONFIG_COMPRESSION_LEVEL", "7")
     cfg = ServicesConfig.from_env()
+    assert (cfg.logs_enabled, cfg.logs_port, cfg.logs_dd_url) == (True, 0, "127.0.0.1:9000")
+    assert (cfg.logs_use_compression, cfg.logs_compression_level) == (False, 7)
     assert (cfg.api_key, cfg.site, cfg.dd_url, cfg.dogstatsd_port) == ("env-key", "datadoghq.eu", "http://127.0.0.1:9", 9125)
     assert (cfg.log_level, cfg.tls_verify, cfg.request_timeout_ms, cfg.use_trace_agent) == ("warn", False, 3000, False)
     assert cfg.tags == "team:a tier:b"
@@ -125,6 +136,10 @@ def test_from_env_conversion_error_is_the_c_message(monkeypatch):
     ({"flush_interval_ms": 10}, "Invalid configuration: flush_interval_ms must be 100-3600000, got 10"),
     ({"dd_url": "ftp://x"}, "Invalid configuration: dd_url must be an http:// or https:// URL, got 'ftp://x'"),
     ({"log_level": 20}, "Invalid configuration: log_level must be one of trace|debug|info|warn|error|off, got 20"),
+    ({"logs_port": 70000}, "Invalid configuration: logs_port must be 0-65535, got 70000"),
+    ({"logs_compression_level": 0}, "Invalid configuration: logs_compression_level must be 1-19, got 0"),
+    ({"logs_dd_url": "ftp://x"}, "Invalid configuration: logs_dd_url must be an http:// or https:// URL or "
+                                 "host:port, got 'ftp://x'"),
     ({"tls_ca_path": "/no/such/ca.pem"}, "Invalid configuration: tls_ca_path must be a readable PEM file or "
                                          "directory, got '/no/such/ca.pem' (No such file or directory)"),
 ])

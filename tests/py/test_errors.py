@@ -12,6 +12,7 @@ from datadog_serverless.errors import error_from_code
     ("ERR_ENVIRONMENT_DETECTION", ds.EnvironmentDetectionError, ds.ServicesError),
     ("ERR_TRACE_AGENT_START", ds.TraceAgentStartError, ds.ServicesError),
     ("ERR_DOGSTATSD_START", ds.DogStatsDStartError, ds.ServicesError),
+    ("ERR_LOGS_AGENT_START", ds.LogsAgentStartError, ds.ServicesError),
     ("ERR_ALREADY_STARTED", ds.AlreadyStartedError, ds.ServicesError),
     ("ERR_NOT_RUNNING", ds.NotRunningError, ds.ServicesError),
     ("ERR_SHUTDOWN_TIMEOUT", ds.ShutdownTimeoutError, TimeoutError),

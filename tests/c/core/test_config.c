@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "error.h"
 #include "datadog_serverless.h"
 #include "test.h"
 
@@ -11,7 +12,9 @@ static const char *const all_vars[] = {
     "DD_DOGSTATSD_PORT", "DD_USE_DOGSTATSD", "DD_STATSD_METRIC_NAMESPACE", "DD_TAGS", "DD_ENV",
     "DD_SERVICE", "DD_VERSION", "DD_DOGSTATSD_SOCKET", "DD_DOGSTATSD_NON_LOCAL_TRAFFIC",
     "DD_APM_RECEIVER_PORT", "DD_SKIP_SSL_VALIDATION", "DD_DOGSTATSD_BUFFER_SIZE", "DD_FORWARDER_TIMEOUT",
-    "DD_TLS_CA_PATH",
+    "DD_TLS_CA_PATH", "DD_LOGS_ENABLED", "DD_LOGS_PORT", "DD_LOGS_NON_LOCAL_TRAFFIC",
+    "DD_LOGS_CONFIG_LOGS_DD_URL", "DD_LOGS_CONFIG_USE_COMPRESSION", "DD_LOGS_CONFIG_COMPRESSION_LEVEL",
+    "DD_LOGS_MAX_QUEUED_BYTES",
 };
 
 static void clear_env(void) {
@@ -237,10 +240,96 @@ TEST(from_env_bad_values_name_the_variable) {
     clear_env();
 }
 
+TEST(logs_agent_fields) {
+    clear_env();
+    dds_config c;
+    dds_config_init(&c);
+    CHECK(!c.logs_enabled);
+    CHECK_EQ_INT(c.logs_port, 10517);
+    CHECK(!c.logs_non_local_traffic);
+    CHECK(c.logs_dd_url == NULL);
+    CHECK(c.logs_use_compression);
+    CHECK_EQ_INT(c.logs_compression_level, 3);
+    CHECK_EQ_INT(c.logs_max_queued_bytes, 8 * 1024 * 1024);
+    char *url = dds__config_logs_url(&c);
+    CHECK_EQ_STR(url, "https://http-intake.logs.datadoghq.com/api/v2/logs");
+    free(url);
+
+    setenv("DD_LOGS_ENABLED", "true", 1);
+    setenv("DD_LOGS_PORT", "0", 1);
+    setenv("DD_LOGS_NON_LOCAL_TRAFFIC", "yes", 1);
+    setenv("DD_LOGS_CONFIG_LOGS_DD_URL", "http://127.0.0.1:9000/", 1);
+    setenv("DD_LOGS_CONFIG_USE_COMPRESSION", "false", 1);
+    setenv("DD_LOGS_CONFIG_COMPRESSION_LEVEL", "9", 1);
+    setenv("DD_LOGS_MAX_QUEUED_BYTES", "2097152", 1);
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK(c.logs_enabled);
+    CHECK_EQ_INT(c.logs_port, 0);
+    CHECK(c.logs_non_local_traffic);
+    CHECK(!c.logs_use_compression);
+    CHECK_EQ_INT(c.logs_compression_level, 9);
+    CHECK_EQ_INT(c.logs_max_queued_bytes, 2097152);
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+    url = dds__config_logs_url(&c);
+    CHECK_EQ_STR(url, "http://127.0.0.1:9000/api/v2/logs"); /* a URL: the path is appended */
+    free(url);
+    c.logs_dd_url = "agent-http-intake.logs.datadoghq.eu:443"; /* the Agent's host:port: https */
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+    url = dds__config_logs_url(&c);
+    CHECK_EQ_STR(url, "https://agent-http-intake.logs.datadoghq.eu:443/api/v2/logs");
+    free(url);
+    c.site = "datadoghq.eu";
+    c.logs_dd_url = "";
+    url = dds__config_logs_url(&c);
+    CHECK_EQ_STR(url, "https://http-intake.logs.datadoghq.eu/api/v2/logs");
+    free(url);
+
+    /* https is needed unless the logs URL says http (or logs are off). */
+    c.use_dogstatsd = false;
+    c.use_trace_agent = false;
+    c.logs_dd_url = "http://127.0.0.1:9000";
+    CHECK(!dds__config_any_https(&c));
+    c.logs_dd_url = "127.0.0.1:9000";
+    CHECK(dds__config_any_https(&c));
+    c.logs_enabled = false;
+    CHECK(!dds__config_any_https(&c));
+
+    const struct { const char *url; int32_t level; int32_t port; uint32_t queue; const char *msg; } bad[] = {
+        {"ftp://x", 3, 1, 8u << 20, "logs_dd_url must be an http:// or https:// URL or host:port, got 'ftp://x'"},
+        {"host:1/path", 3, 1, 8u << 20, "logs_dd_url must be"},
+        {"has space:1", 3, 1, 8u << 20, "logs_dd_url must be"},
+        {NULL, 0, 1, 8u << 20, "logs_compression_level must be 1-19, got 0"},
+        {NULL, 20, 1, 8u << 20, "logs_compression_level must be 1-19, got 20"},
+        {NULL, 3, 70000, 8u << 20, "logs_port must be 0-65535, got 70000"},
+        {NULL, 3, 1, 1000, "logs_max_queued_bytes must be at least 1048576, got 1000"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        dds_config_init(&c);
+        c.logs_dd_url = bad[i].url;
+        c.logs_compression_level = bad[i].level;
+        c.logs_port = bad[i].port;
+        c.logs_max_queued_bytes = bad[i].queue;
+        CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+        CHECK_MSG(strstr(err.message, bad[i].msg) != NULL, "row %zu: %s", i, err.message);
+    }
+    clear_env();
+    setenv("DD_LOGS_ENABLED", "sometimes", 1);
+    dds_config_init(&c);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "DD_LOGS_ENABLED") != NULL);
+    clear_env();
+}
+
 TEST(error_names_and_versions) {
     CHECK_EQ_STR(dds_errcode_name(DDS_ERR_INVALID_CONFIG), "ERR_INVALID_CONFIG");
     CHECK_EQ_STR(dds_errcode_name(DDS_ERR_ALREADY_STARTED), "ERR_ALREADY_STARTED");
     CHECK_EQ_STR(dds_errcode_name(DDS_ERR_NOT_RUNNING), "ERR_NOT_RUNNING");
+    CHECK_EQ_STR(dds_errcode_name(DDS_ERR_LOGS_AGENT_START), "ERR_LOGS_AGENT_START");
+    dds_error e = {0};
+    dds__error_set(&e, DDS_ERR_LOGS_AGENT_START, "x");
+    CHECK_EQ_STR(e.message, "Failed to start logs agent: x");
+    CHECK_EQ_STR(dds_service_name(DDS_SERVICE_LOGS_AGENT), "logs-agent");
     CHECK_EQ_STR(dds_errcode_name(12345), "ERR_UNKNOWN");
     CHECK(dds_version() != NULL && strchr(dds_version(), '.') != NULL);
     CHECK_EQ_STR(dds_log_level_name(DDS_LOG_WARN), "warn");
@@ -262,6 +351,12 @@ TEST(owned_copy_is_deep) {
     ca[0] = 'X';
     CHECK_EQ_STR(copy.tls_ca_path, "/etc/ssl/certs");
     dds__config_release(&copy);
+    char logs_url[] = "http://127.0.0.1:9000";
+    c.logs_dd_url = logs_url;
+    CHECK_EQ_INT(dds__config_dup(&copy, &c), 0);
+    logs_url[0] = 'X';
+    CHECK_EQ_STR(copy.logs_dd_url, "http://127.0.0.1:9000");
+    dds__config_release(&copy);
 }
 
 int main(void) {
@@ -274,6 +369,7 @@ int main(void) {
     RUN(any_https_follows_the_enabled_services_urls);
     RUN(from_env_reads_every_documented_variable);
     RUN(from_env_bad_values_name_the_variable);
+    RUN(logs_agent_fields);
     RUN(error_names_and_versions);
     RUN(owned_copy_is_deep);
     return TEST_REPORT();

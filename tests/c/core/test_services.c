@@ -430,6 +430,107 @@ static int http_put(uint16_t port, const char *path, const void *body, size_t le
     return status;
 }
 
+/* A raw HTTP/1.1 request; returns the status code (0 on failure). */
+static int http_post(uint16_t port, const char *method, const char *path, const char *body) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return 0;
+    }
+    char head[256];
+    size_t len = strlen(body);
+    int n = snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                     method, path, len);
+    if (write(fd, head, (size_t)n) != n || write(fd, body, len) != (ssize_t)len) {
+        close(fd);
+        return 0;
+    }
+    char resp[512] = {0};
+    ssize_t got = read(fd, resp, sizeof(resp) - 1);
+    close(fd);
+    int status = 0;
+    if (got > 12) sscanf(resp, "HTTP/1.1 %d", &status);
+    return status;
+}
+
+TEST(logs_agent_lifecycle) {
+    int p[2];
+    CHECK(pipe(p) == 0);
+    dds_config c;
+    base_config(&c, p[1]);
+    c.use_dogstatsd = false;
+    c.logs_enabled = true;
+    c.logs_port = 0;
+    recorder r;
+    recorder_init(&r);
+    dds_services *s = NULL;
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_start(&c, record, &r, &s, &err), 0);
+    uint16_t port = dds_logs_port(s);
+    CHECK(port != 0);
+    CHECK_EQ_INT(dds_logs_port(NULL), 0);
+    wait_events(&r, 1, 2000);
+    CHECK_EQ_INT(r.types[0], DDS_STATUS_READY);
+    CHECK_EQ_INT(r.services[0], DDS_SERVICE_LOGS_AGENT);
+    CHECK_EQ_INT(r.ports[0], port);
+
+    CHECK_EQ_INT(http_post(port, "POST", "/v1/input", "[{\"message\":\"first\",\"timestamp\":1}]"), 200);
+    CHECK_EQ_INT(http_post(port, "POST", "/v1/input", "[{\"message\":\"bad\"}]"), 400);
+    CHECK_EQ_INT(http_post(port, "GET", "/v1/input", ""), 405);
+    CHECK_EQ_INT(http_post(port, "POST", "/v2/input", "[]"), 404);
+    CHECK_EQ_INT(dds_flush(s, 2000, &err), 0);
+    char *out = drain_pipe(p[0]);
+    CHECK(strstr(out, "{\"dry_run\":true,\"endpoint\":\"/api/v2/logs\",\"payload\":[{\"message\":\"first\",\"timestamp\":1}]}\n") != NULL);
+    free(out);
+
+    /* Accepted, then stop: delivered by the stop's flush. */
+    CHECK_EQ_INT(http_post(port, "POST", "/v1/input", "[{\"message\":\"last\",\"timestamp\":2,\"k\":[1]}]"), 200);
+    CHECK_EQ_INT(dds_stop(s, 2000, &err), 0);
+    out = drain_pipe(p[0]);
+    CHECK(strstr(out, "\"payload\":[{\"message\":\"last\",\"timestamp\":2,\"k\":[1]}]") != NULL);
+    free(out);
+    dds_stats st;
+    dds_stats_get(s, &st);
+    CHECK_EQ_INT(st.logs_requests, 2);
+    CHECK_EQ_INT(st.logs_entries, 2);
+    CHECK_EQ_INT(st.logs_entries_dropped, 0);
+    CHECK(st.logs_bytes > 40);
+    CHECK_EQ_INT(st.dry_run_payloads, 2);
+    dds_free(s);
+    close(p[0]);
+    close(p[1]);
+}
+
+TEST(logs_port_taken_is_a_start_error) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 1) == 0);
+    socklen_t sl = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    dds_config c;
+    base_config(&c, 1);
+    c.logs_enabled = true;
+    c.logs_port = ntohs(sa.sin_port);
+    recorder r;
+    recorder_init(&r);
+    dds_services *s = (dds_services *)0x1;
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_start(&c, record, &r, &s, &err), DDS_ERR_LOGS_AGENT_START);
+    CHECK(s == (dds_services *)0x1);
+    char want[128];
+    snprintf(want, sizeof(want), "Failed to start logs agent: cannot bind TCP 127.0.0.1:%u: Address already in use",
+             ntohs(sa.sin_port));
+    CHECK_EQ_STR(err.message, want);
+    usleep(20000);
+    CHECK_EQ_INT(r.n, 0);
+    close(fd);
+}
+
 TEST(trace_agent_lifecycle) {
     int p[2];
     CHECK(pipe(p) == 0);
@@ -682,6 +783,8 @@ int main(void) {
     RUN(concurrent_flush_and_stop);
     RUN(api_key_never_logged_and_stop_is_bounded);
     RUN(trace_agent_lifecycle);
+    RUN(logs_agent_lifecycle);
+    RUN(logs_port_taken_is_a_start_error);
     RUN(forked_child_leaves_the_parents_instance_alone);
     RUN(no_ca_certificates_is_an_error_event_not_a_start_failure);
     return TEST_REPORT();

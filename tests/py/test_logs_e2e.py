@@ -1,0 +1,221 @@
+"""End to end: the logs agent of the datadog-serverless-compat binary, real HTTP on loopback, the
+fake intake.
+
+Each test starts the binary with DD_LOGS_ENABLED=true, DD_LOGS_PORT=0 (the port is read back from
+its "logs agent listening on" log line) and DD_LOGS_CONFIG_LOGS_DD_URL pointing at the fake intake,
+posts entries to /v1/input with urllib, and asserts on what the intake decoded: the entries as
+posted, in order, with DD-PROTOCOL: agent-json and zstd (unless compression is off). SIGTERM
+delivers what was accepted (the Rust binary loses it).
+"""
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.py.cli import Cli
+
+API_KEY = "logs-e2e-api-key-0123456789abcdef"
+LOGS_PORT_RE = re.compile(r"logs agent listening on [0-9.]+:(\d+)")
+
+
+def start_cli(intake, **env) -> tuple[Cli, int]:
+    base = {
+        "DD_API_KEY": API_KEY,
+        "DD_DD_URL": intake.url,
+        "DD_LOGS_ENABLED": "true",
+        "DD_LOGS_PORT": "0",
+        "DD_LOGS_CONFIG_LOGS_DD_URL": intake.url,
+    }
+    base.update(env)
+    cli = Cli(base)
+    cli.wait_ready()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for line in list(cli.stderr_lines):
+            m = LOGS_PORT_RE.search(line)
+            if m:
+                return cli, int(m.group(1))
+        time.sleep(0.02)
+    cli.kill()
+    raise AssertionError(f"no logs agent port in the log: {cli.stderr_lines}")
+
+
+def post(port: int, body: bytes, method: str = "POST", path: str = "/v1/input") -> tuple[int, str]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body if method != "GET" else None,
+                                 method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def entries(n: int, start: int = 0, **extra) -> list[dict]:
+    return [{"message": f"line {i}", "timestamp": 1_700_000_000_000 + i, "service": "e2e", **extra}
+            for i in range(start, start + n)]
+
+
+def test_entries_arrive_after_sigterm_with_the_agent_protocol(fake_intake):
+    cli, port = start_cli(fake_intake)
+    try:
+        first = entries(3, **{"lambda": {"arn": "arn:aws:lambda:us-east-1:1:function:f", "request_id": "r1"}})
+        assert post(port, json.dumps(first).encode()) == (200, "ok")
+        assert post(port, b"[]") == (200, "ok")
+        second = entries(2, start=3)
+        assert post(port, json.dumps(second).encode()) == (200, "ok")
+        assert post(port, b'[{"message":"no timestamp"}]') == (400, "entry 1: timestamp is required")
+        assert post(port, b"[]", method="GET")[0] == 405
+        assert post(port, b"[]", path="/v1/other")[0] == 404
+    finally:
+        rc = cli.terminate()
+    assert rc == 0, cli.stderr_lines
+
+    assert fake_intake.logs() == first + second  # kept exactly as posted, other keys included
+    (record,) = fake_intake.records("/api/v2/logs")  # one batch: delivered by the stop's flush
+    assert record.header("DD-PROTOCOL") == "agent-json"
+    assert record["content_encoding"] == "zstd"
+    assert record["content_type"] == "application/json"
+    assert record["api_key"] == API_KEY
+    assert not record["warnings"], record["warnings"]
+    summary = [line for line in cli.stderr_lines if "logs:" in line]
+    assert summary and "3 requests, 5 entries accepted, 0 dropped" in summary[-1], cli.stderr_lines
+
+
+def test_flushed_on_the_tick_without_a_stop(fake_intake):
+    cli, port = start_cli(fake_intake, DD_DOGSTATSD_FLUSH_INTERVAL_MS="300")
+    try:
+        sent = entries(4)
+        assert post(port, json.dumps(sent).encode()) == (200, "ok")
+        fake_intake.wait_for(lambda i: i.logs() == sent, timeout=5)
+    finally:
+        assert cli.terminate() == 0, cli.stderr_lines
+    assert fake_intake.logs() == sent  # nothing sent twice at the stop
+
+
+def raw_status(port: int, head: bytes, body: bytes = b"") -> int:
+    """Send a request head (and maybe a start of body) on a raw socket; the status answered.
+    The logs agent answers 413 while reading, before the rest of the body is sent."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head + body)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else 0
+
+
+def test_over_4_mib_is_413_and_nothing_is_queued(fake_intake):
+    cli, port = start_cli(fake_intake)
+    try:
+        limit = 4 * 1024 * 1024
+        # The declared length is enough: refused before the body is read.
+        head = f"POST /v1/input HTTP/1.1\r\nHost: x\r\nContent-Length: {limit + 1}\r\n\r\n".encode()
+        assert raw_status(port, head, b"[") == 413
+        # A chunked body is refused as soon as its chunk sizes pass the limit.
+        head = b"POST /v1/input HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        assert raw_status(port, head, b"%x\r\n" % (limit + 1)) == 413
+        # A whole >4 MiB body posted with urllib: 413 (or the connection closed under the upload).
+        big = json.dumps([{"message": "x" * (512 * 1024), "timestamp": i} for i in range(9)]).encode()
+        assert len(big) > limit
+        try:
+            assert post(port, big)[0] == 413
+        except urllib.error.URLError as exc:
+            assert isinstance(exc.reason, (BrokenPipeError, ConnectionResetError)), exc
+        # Exactly 4 MiB is accepted.
+        small = entries(1)
+        exact = json.dumps(small).encode()
+        exact += b" " * (limit - len(exact))
+        assert post(port, exact) == (200, "ok")
+    finally:
+        assert cli.terminate() == 0, cli.stderr_lines
+    assert fake_intake.logs() == small
+
+
+def test_compression_off_sends_plain_json(fake_intake):
+    cli, port = start_cli(fake_intake, DD_LOGS_CONFIG_USE_COMPRESSION="false")
+    try:
+        sent = entries(2)
+        assert post(port, json.dumps(sent).encode()) == (200, "ok")
+    finally:
+        assert cli.terminate() == 0, cli.stderr_lines
+    (record,) = fake_intake.records("/api/v2/logs")
+    assert record["content_encoding"] is None
+    assert record["body_length"] == record["decoded_length"]
+    assert record.header("DD-PROTOCOL") == "agent-json"
+    assert fake_intake.logs() == sent
+
+
+def test_more_than_1000_entries_go_in_batches_of_1000(fake_intake):
+    cli, port = start_cli(fake_intake)
+    try:
+        sent = entries(2500)
+        assert post(port, json.dumps(sent).encode()) == (200, "ok")
+    finally:
+        assert cli.terminate() == 0, cli.stderr_lines
+    sizes = sorted(len(r["payload"]) for r in fake_intake.records("/api/v2/logs"))
+    assert sizes == [500, 1000, 1000]
+    assert sorted(fake_intake.logs(), key=lambda e: e["timestamp"]) == sent
+
+
+@pytest.mark.parametrize("value", ["abc", "70000"])
+def test_a_bad_logs_port_is_one_line_and_exit_2(value, fake_intake):
+    cli = Cli({"DD_LOGS_ENABLED": "true", "DD_LOGS_PORT": value})
+    assert cli.proc.wait(10) == 2
+    time.sleep(0.05)
+    assert any("DD_LOGS_PORT" in line or "logs_port" in line for line in cli.stderr_lines), cli.stderr_lines
+
+
+def test_a_taken_logs_port_is_a_start_error(fake_intake):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        cli = Cli({"DD_API_KEY": API_KEY, "DD_DD_URL": fake_intake.url, "DD_LOGS_ENABLED": "true",
+                   "DD_LOGS_PORT": str(port)})
+        assert cli.proc.wait(10) == 1
+    time.sleep(0.05)
+    want = f"datadog-serverless-compat: Failed to start logs agent: cannot bind TCP 127.0.0.1:{port}: Address already in use"
+    assert want in cli.stderr_lines, cli.stderr_lines
+
+
+def test_through_the_python_binding_ready_flush_and_stats(fake_intake):
+    from datadog_serverless import ServerlessServices
+    from tests.py.services_util import local_config
+
+    events = []
+    cfg = local_config(fake_intake, use_trace_agent=False, logs_enabled=True, logs_port=0,
+                       logs_dd_url=fake_intake.url)
+    handle = ServerlessServices(cfg).start(on_status=events.append)
+    try:
+        deadline = time.monotonic() + 5
+        while not any(e.service == "logs-agent" for e in events) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (ready,) = [e for e in events if e.service == "logs-agent"]
+        assert ready.type == "ready" and ready.port > 0
+        sent = entries(3)
+        assert post(ready.port, json.dumps(sent).encode()) == (200, "ok")
+        handle.flush(timeout=5)
+        assert fake_intake.logs() == sent  # flush returns after the intake answered
+        stats = handle.stats()
+        assert (stats.logs_requests, stats.logs_entries, stats.logs_entries_dropped) == (1, 3, 0)
+        assert stats.logs_bytes == sum(len(json.dumps(e)) for e in sent)
+    finally:
+        handle.stop()
+
+
+def test_help_lists_the_logs_variables():
+    cli = Cli({}, ["--help"])
+    assert cli.proc.wait(5) == 0
+    time.sleep(0.05)
+    text = "\n".join(cli.stdout_lines)
+    for name in ("DD_LOGS_ENABLED", "DD_LOGS_PORT", "DD_LOGS_NON_LOCAL_TRAFFIC", "DD_LOGS_CONFIG_LOGS_DD_URL",
+                 "DD_LOGS_CONFIG_USE_COMPRESSION", "DD_LOGS_CONFIG_COMPRESSION_LEVEL", "DD_LOGS_MAX_QUEUED_BYTES"):
+        assert name in text, name
