@@ -188,14 +188,14 @@ def _sizes(ctx) -> str:
         rows.append(["Python extension installed in the venv", None, "package not importable"])
     try:
         packed = json.loads(sh(["npm", "pack", "--dry-run", "--json", "--ignore-scripts"], cwd=REPO))[0]
-        rows.append(["npm tarball (`npm pack --dry-run --json`)", packed["size"],
+        rows.append(["npm tarball of the repository (`npm pack --dry-run --json`, development prebuild; the release one is under Release artifacts)", packed["size"],
                      f"{packed['entryCount']} files, {fmt(packed['unpackedSize'] / MiB)} MiB unpacked: the JS, "
                      "the C sources (compiled at install when no prebuild loads) and prebuilds/"])
     except (subprocess.CalledProcessError, OSError, ValueError, KeyError, IndexError) as exc:
         rows.append(["npm tarball", None, f"`npm pack --dry-run` failed: {exc}"])
     nodes = sorted((REPO / "prebuilds").glob("*/*.node")) + sorted((REPO / "build" / "Release").glob("*.node"))
     for p in nodes:
-        what = ("prebuild (`prebuildify --napi --strip`, what the tarball ships)" if "prebuilds" in p.parts
+        what = ("prebuild (`prebuildify --napi --strip`, the development prebuild; the release prebuilds are built by scripts/dist)" if "prebuilds" in p.parts
                 else "node-gyp build, not stripped")
         rows.append([f"Node addon `{p.relative_to(REPO)}`", p.stat().st_size,
                      what + "; links the system's libevent, libcurl, libzstd, zlib"])
