@@ -257,8 +257,29 @@ static void value(rd *r, unsigned depth) {
     }
 }
 
+/* Does the key, decoded as JSON, equal name (ASCII)? "mess\u0061ge" is "message", as serde_json
+ * reads it. string() validated the raw bytes first, so every escape here is complete. */
 static bool key_is(const uint8_t *k, size_t klen, const char *name) {
-    return klen == strlen(name) && memcmp(k, name, klen) == 0;
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    const uint8_t *end = k + klen;
+    for (; *name; name++) {
+        if (k >= end) return false;
+        unsigned c = *k++;
+        if (c == '\\') {
+            unsigned e = *k++;
+            if (e == 'u') {
+                c = 0;
+                for (int i = 0; i < 4; i++) {
+                    unsigned h = *k++;
+                    c = c * 16 + (h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+                }
+            } else {
+                c = (unsigned char)to[strchr(from, (int)e) - from];
+            }
+        }
+        if (c != (unsigned char)*name) return false;
+    }
+    return k == end;
 }
 
 /* One entry; r->p is at its '{'. idx is 0-based, reported 1-based. */
