@@ -60,7 +60,8 @@ static bool udp_bound(int port) {
     if (fgets(line, sizeof(line), f)) {
         while (!found && fgets(line, sizeof(line), f)) {
             char *local = strchr(line, ':');  /* "  sl: local_address ..." */
-            if (local && strstr(local + 1, needle) && strstr(local + 1, needle) < local + 16) found = true;
+            char *at = local ? strstr(local + 1, needle) : NULL;
+            found = at && at < local + 16;  /* in local_address, not rem_address */
         }
     }
     fclose(f);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/tcp.h"
 #include "error.h"
 #include "logs/json.h"
 
@@ -112,22 +113,10 @@ static int bind_tcp(dds__logs_listener *l, int *fd_out, dds_error *err) {
     if (l->cfg.port < 0 || l->cfg.port > 65535)
         return dds__error_set(err, DDS_ERR_LOGS_AGENT_START, "cannot bind TCP %s:%d: port must be 0-65535", host,
                               (int)l->cfg.port);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return dds__error_set(err, DDS_ERR_LOGS_AGENT_START, "socket: %s", strerror(errno));
-    /* Only skips TIME_WAIT leftovers of a previous run: a port someone listens on still fails. */
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)l->cfg.port)};
-    sa.sin_addr.s_addr = htonl(l->cfg.non_local ? INADDR_ANY : INADDR_LOOPBACK);
-    socklen_t slen = sizeof(sa);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, SOMAXCONN) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &slen) != 0) {
-        int e = errno;
-        close(fd);
+    int fd = dds__tcp_listen(l->cfg.non_local, l->cfg.port, &l->port);
+    if (fd < 0)
         return dds__error_set(err, DDS_ERR_LOGS_AGENT_START, "cannot bind TCP %s:%d: %s", host, (int)l->cfg.port,
-                              strerror(e));
-    }
-    l->port = ntohs(sa.sin_port);
+                              strerror(-fd));
     *fd_out = fd;
     return 0;
 }

@@ -27,6 +27,7 @@
 #include "common/clock.h"
 #include "common/jsonw.h"
 #include "common/sha256.h"
+#include "common/tcp.h"
 #include "error.h"
 
 #define DEFAULT_MAX_BODY_BYTES (25u * 1024 * 1024)
@@ -819,27 +820,10 @@ static int bind_tcp(dds__receiver *r, int *fd_out, dds_error *err) {
     if (r->cfg.port < 0 || r->cfg.port > 65535)
         return dds__error_set(err, DDS_ERR_TRACE_AGENT_START, "cannot bind TCP %s:%d: port must be 0-65535", host,
                               (int)r->cfg.port);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return dds__error_set(err, DDS_ERR_TRACE_AGENT_START, "socket: %s", strerror(errno));
-    /* SO_REUSEADDR only skips TIME_WAIT leftovers of a previous run; on Linux a port another
-     * socket listens on still fails with EADDRINUSE. */
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r->cfg.port)};
-    sa.sin_addr.s_addr = htonl(r->cfg.non_local ? INADDR_ANY : INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, SOMAXCONN) != 0) {
-        int e = errno;
-        close(fd);
+    int fd = dds__tcp_listen(r->cfg.non_local, r->cfg.port, &r->port);
+    if (fd < 0)
         return dds__error_set(err, DDS_ERR_TRACE_AGENT_START, "cannot bind TCP %s:%d: %s", host, (int)r->cfg.port,
-                              strerror(e));
-    }
-    socklen_t slen = sizeof(sa);
-    if (getsockname(fd, (struct sockaddr *)&sa, &slen) != 0) {
-        int e = errno;
-        close(fd);
-        return dds__error_set(err, DDS_ERR_TRACE_AGENT_START, "getsockname: %s", strerror(e));
-    }
-    r->port = ntohs(sa.sin_port);
+                              strerror(-fd));
     *fd_out = fd;
     return 0;
 }
