@@ -7,7 +7,7 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'off';
 
 export interface ServicesConfig {
   // ---- Datadog account
-  /** [DD_API_KEY] Without one the services run in dry-run mode (payloads written to stdout). */
+  /** [DD_API_KEY] Without one nothing is sent: one summary line per payload on stdout (`dryRun` for the payloads in full). */
   apiKey?: string | null;
   /** [DD_SITE] "datadoghq.com" (or us3., us5., datadoghq.eu, ddog-gov.com, ap1., ap2.). */
   site?: string | null;
@@ -23,7 +23,7 @@ export interface ServicesConfig {
   tlsCaPath?: string | null;
   /** [DD_SKIP_SSL_VALIDATION=true clears it] true. */
   tlsVerify?: boolean;
-  /** false. When true (or without an API key) each payload is written as a JSON line to dryRunFd. */
+  /** [DD_DRY_RUN] false. When true nothing is sent and each payload is written in full as a JSON line to dryRunFd. */
   dryRun?: boolean;
   /** 1 (stdout). */
   dryRunFd?: number;

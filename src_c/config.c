@@ -128,6 +128,7 @@ int dds_config_from_env(dds_config *cfg, dds_error *err) {
     env_str("DD_TLS_CA_PATH", &cfg->tls_ca_path);
     bool skip_ssl = false;
     if ((rc = env_bool("DD_SKIP_SSL_VALIDATION", &skip_ssl, err))) return rc;
+    if ((rc = env_bool("DD_DRY_RUN", &cfg->dry_run, err))) return rc;
     if (env_nonempty("DD_SKIP_SSL_VALIDATION")) cfg->tls_verify = !skip_ssl;
 
     const char *lvl = env_nonempty("DD_LOG_LEVEL");
@@ -174,6 +175,8 @@ int dds_config_from_env(dds_config *cfg, dds_error *err) {
     if ((rc = env_i32("DD_LOGS_CONFIG_COMPRESSION_LEVEL", &cfg->logs_compression_level, err))) return rc;
     if ((rc = env_u32("DD_LOGS_MAX_QUEUED_BYTES", &cfg->logs_max_queued_bytes, 1, err))) return rc;
 
+    /* DD_FLUSH_TIMEOUT is the Rust binary's name (its logs agent's per-request timeout). */
+    if ((rc = env_u32("DD_FLUSH_TIMEOUT", &cfg->request_timeout_ms, 1000, err))) return rc;
     if ((rc = env_u32("DD_FORWARDER_TIMEOUT", &cfg->request_timeout_ms, 1000, err))) return rc;
     if ((rc = env_u32("DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE", &cfg->retry_queue_max_bytes, 1, err)))
         return rc;
@@ -254,6 +257,21 @@ static bool namespace_ok(const char *ns) {
     return true;
 }
 
+/* The Rust binary's rule for DD_SITE: ^[a-zA-Z0-9._:-]+$. A site of that form that is not in
+ * known_sites is used as given (Datadog adds sites), with a warning at start. */
+static bool site_ok(const char *site) {
+    for (const char *p = site; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '_' || *p == ':' || *p == '-') || (*p & 0x80))
+            return false;
+    return true;
+}
+
+bool dds__config_site_known(const char *site) {
+    for (size_t i = 0; i < sizeof(known_sites) / sizeof(*known_sites); i++)
+        if (site && strcasecmp(site, known_sites[i]) == 0) return true;
+    return false;
+}
+
 static bool url_ok(const char *u) {
     return (strncmp(u, "http://", 7) == 0 && u[7]) || (strncmp(u, "https://", 8) == 0 && u[8]);
 }
@@ -306,13 +324,10 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
     if (!cfg) return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "config must not be NULL");
     if (!cfg->site || !cfg->site[0])
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "site must be set (e.g. datadoghq.com)");
-    bool site_known = false;
-    for (size_t i = 0; i < sizeof(known_sites) / sizeof(*known_sites); i++)
-        if (strcasecmp(cfg->site, known_sites[i]) == 0) site_known = true;
-    if (!site_known)
+    if (!site_ok(cfg->site))
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
-                              "site must be a Datadog site (datadoghq.com, us3.datadoghq.com, us5.datadoghq.com, "
-                              "datadoghq.eu, ddog-gov.com, ap1.datadoghq.com, ap2.datadoghq.com), got '%.64s'",
+                              "site must be a Datadog site such as datadoghq.com, us3.datadoghq.com, datadoghq.eu "
+                              "(letters, digits, '.', '_', ':', '-'), got '%.64s'",
                               cfg->site);
     if ((unsigned)cfg->log_level > DDS_LOG_OFF)
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
@@ -419,6 +434,22 @@ char *dds__config_base_url(const char *override, const char *fmt, const char *si
         return out;
     }
     if (asprintf(&out, fmt, site) < 0) return NULL;
+    return out;
+}
+
+/* DD_APM_PROFILING_DD_URL: the Agent's full URL (https://host/api/v2/profile) is used as given;
+ * the Rust binary's bare prefix (https://host or https://host/) gets /api/v2/profile appended. */
+char *dds__config_profiling_url(const dds_config *cfg) {
+    const char *o = cfg->apm_profiling_dd_url;
+    if (!o || !o[0]) return dds__config_base_url(NULL, "https://intake.profile.%s/api/v2/profile", cfg->site);
+    const char *host = strstr(o, "://");
+    host = host ? host + 3 : o;
+    const char *path = strchr(host, '/');
+    bool bare = !path || strspn(path, "/") == strlen(path);
+    if (!bare) return dds__config_base_url(o, NULL, NULL);
+    char *out = NULL;
+    int n = (int)(path ? (size_t)(path - o) : strlen(o));
+    if (asprintf(&out, "%.*s/api/v2/profile", n, o) < 0) return NULL;
     return out;
 }
 

@@ -508,6 +508,7 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
         .retry_queue_max_bytes = s->cfg.retry_queue_max_bytes,
         .user_agent = ua,
         .dry_run = s->dry_run,
+        .dry_run_summary = s->dry_run && !s->cfg.dry_run,
         .dry_run_fd = s->cfg.dry_run_fd,
         .log = &s->log,
         .on_error = on_intake_error,
@@ -576,11 +577,23 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
     event_add(s->flush_ev, &every);
 
     /* Log what a newcomer needs to know, once, before the thread exists. */
-    if (!s->cfg.api_key || !s->cfg.api_key[0])
-        dds__log_warn(&s->log, "DD_API_KEY is not set: dry-run mode, each payload is written as one JSON line "
-                               "to stdout instead of being sent to Datadog");
-    else if (s->dry_run)
-        dds__log_info(&s->log, "dry-run mode: each payload is written as one JSON line to stdout");
+    if (s->cfg.dry_run)
+        dds__log_info(&s->log, "dry-run mode: each payload is written in full as one JSON line to fd %d "
+                               "instead of being sent", s->cfg.dry_run_fd);
+    else if (!s->cfg.api_key || !s->cfg.api_key[0])
+        dds__log_warn(&s->log, "DD_API_KEY is not set: nothing is sent to Datadog; one summary line per payload "
+                               "is written to fd %d (endpoint, items, bytes); set DD_DRY_RUN=true (the CLI's "
+                               "--dry-run) to see the payloads in full", s->cfg.dry_run_fd);
+    if (!dds__config_site_known(s->cfg.site))
+        dds__log_warn(&s->log, "DD_SITE '%s' is not a Datadog site this version knows (datadoghq.com, "
+                               "us3.datadoghq.com, us5.datadoghq.com, datadoghq.eu, ddog-gov.com, ap1.datadoghq.com, "
+                               "ap2.datadoghq.com): using it as given", s->cfg.site);
+    static const char *const windows_only[] = {"DD_DOGSTATSD_WINDOWS_PIPE_NAME", "DD_APM_WINDOWS_PIPE_NAME"};
+    for (size_t i = 0; i < sizeof(windows_only) / sizeof(*windows_only); i++)
+        if (getenv(windows_only[i]) && getenv(windows_only[i])[0])
+            dds__log_warn(&s->log, "%s is set, but named pipes are Windows only: ignored (the %s listens on %s)",
+                          windows_only[i], i == 0 ? "DogStatsD server" : "trace agent",
+                          i == 0 ? "UDP, DD_DOGSTATSD_PORT" : "TCP, DD_APM_RECEIVER_PORT");
     if (s->cloud.kind == DDS__CLOUD_NONE)
         dds__log_info(&s->log, "no serverless environment detected (AWS Lambda, Azure Functions, Google Cloud "
                                "Functions, Azure Spring Apps): running anyway, without origin tags");

@@ -32,7 +32,8 @@ class ServicesConfig:
 
     # Datadog account
     api_key: str | None = None
-    """[DD_API_KEY] Without one, each payload is written to ``dry_run_fd`` as JSON (dry run)."""
+    """[DD_API_KEY] Without one nothing is sent: one summary line per payload (endpoint, kind, items,
+    bytes; never its contents) is written to ``dry_run_fd``; ``dry_run=True`` writes the payloads in full."""
     site: str | None = None
     """[DD_SITE] A Datadog site; default ``datadoghq.com``."""
     dd_url: str | None = None
@@ -46,7 +47,7 @@ class ServicesConfig:
     tls_verify: bool | None = None
     """[DD_SKIP_SSL_VALIDATION=true clears it] Default True."""
     dry_run: bool | None = None
-    """Never send: write each payload as one JSON line to ``dry_run_fd``. Default False."""
+    """[DD_DRY_RUN] Never send: write each payload in full as one JSON line to ``dry_run_fd``. Default False."""
     dry_run_fd: int | None = None
     """File descriptor of the dry-run output; default 1 (stdout)."""
 

@@ -107,8 +107,11 @@ typedef enum dds_log_level {
  */
 typedef struct dds_config {
     /* Datadog account */
-    const char *api_key;          /* [DD_API_KEY] NULL or "": runs in dry-run mode with a warning */
-    const char *site;             /* [DD_SITE] "datadoghq.com"; must be a known Datadog site */
+    const char *api_key;          /* [DD_API_KEY] NULL or "": nothing is sent; one warning, then one
+                                     summary line per payload (endpoint, kind, items, bytes, never
+                                     its contents) is written to dry_run_fd */
+    const char *site;             /* [DD_SITE] "datadoghq.com"; [A-Za-z0-9._:-]+, a site this version
+                                     does not know is used with a warning */
     const char *dd_url;           /* [DD_DD_URL, then DD_URL] metrics intake base URL override */
     const char *https_proxy;      /* [DD_PROXY_HTTPS, then HTTPS_PROXY] proxy for every request */
     const char *tls_ca_path;      /* [DD_TLS_CA_PATH] CA certificates that verify the intake: a PEM
@@ -121,8 +124,8 @@ typedef struct dds_config {
                                      event at start, and every https request fails (is never sent
                                      unverified); dds_start still succeeds */
     bool tls_verify;              /* [DD_SKIP_SSL_VALIDATION=true clears it] true */
-    bool dry_run;                 /* [CLI --dry-run] false; when true (or no API key) each payload
-                                     is written as one JSON line to dry_run_fd instead of sent */
+    bool dry_run;                 /* [DD_DRY_RUN, CLI --dry-run] false; when true nothing is sent and
+                                     each payload is written in full as one JSON line to dry_run_fd */
     int dry_run_fd;               /* 1 (stdout) */
 
     /* Logging */
@@ -157,7 +160,9 @@ typedef struct dds_config {
     bool apm_non_local_traffic;   /* [DD_APM_NON_LOCAL_TRAFFIC] false */
     const char *apm_dd_url;       /* [DD_APM_DD_URL] base URL of the traces, stats and pipeline stats
                                      intake, default https://trace.agent.<site> */
-    const char *apm_profiling_dd_url; /* [DD_APM_PROFILING_DD_URL] full URL, as in the Go agent: default
+    const char *apm_profiling_dd_url; /* [DD_APM_PROFILING_DD_URL] a full URL, as in the Go agent, or a
+                                         bare scheme://host[:port] prefix, as in the Rust binary
+                                         (/api/v2/profile is appended); default
                                          https://intake.profile.<site>/api/v2/profile */
     const char *apm_telemetry_dd_url; /* [DD_APM_TELEMETRY_DD_URL] base URL, default
                                          https://instrumentation-telemetry-intake.<site> */
@@ -184,7 +189,7 @@ typedef struct dds_config {
                                        100000 entries) are dropped and counted */
 
     /* Transport */
-    uint32_t request_timeout_ms;  /* [DD_FORWARDER_TIMEOUT in seconds] 20000 */
+    uint32_t request_timeout_ms;  /* [DD_FORWARDER_TIMEOUT, else DD_FLUSH_TIMEOUT, in seconds] 20000 */
     uint32_t retry_queue_max_bytes; /* [DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE] 15 MiB */
 } dds_config;
 
@@ -252,7 +257,7 @@ typedef void (*dds_status_fn)(const dds_status *status, void *user);
  * listener is bound and serving (READY events are then delivered from the loop thread). On
  * failure nothing is left running, *out is untouched, the callback is never called, and the
  * error says which service failed: DDS_ERR_INVALID_CONFIG, DDS_ERR_DOGSTATSD_START (port taken:
- * "Failed to start DogStatsD: cannot bind 127.0.0.1:8125: Address already in use"),
+ * "Failed to start DogStatsD: cannot bind UDP 127.0.0.1:8125: Address already in use"),
  * DDS_ERR_TRACE_AGENT_START, DDS_ERR_LOGS_AGENT_START, DDS_ERR_RUNTIME. on_status may be NULL; user is passed back to it.
  * Finding no CA certificates (see tls_ca_path) is not a start failure: the ERROR event about it
  * follows the READY events, and the instance runs without ever sending over an unverified link.

@@ -166,7 +166,7 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
     a->stats_url = join(apm, "/api/v0.2/stats");
     a->pipeline_stats_url = join(apm, "/api/v0.1/pipeline_stats");
     free(apm);
-    a->profiling_url = dds__config_base_url(cfg->apm_profiling_dd_url, "https://intake.profile.%s/api/v2/profile", cfg->site);
+    a->profiling_url = dds__config_profiling_url(cfg);
     a->telemetry_url = dds__config_base_url(cfg->apm_telemetry_dd_url, "https://instrumentation-telemetry-intake.%s", cfg->site);
     if (cfg->evp_proxy_dd_url && cfg->evp_proxy_dd_url[0]) a->evp_url = dds__config_base_url(cfg->evp_proxy_dd_url, "%s", "");
     if (!a->function_name || !a->function_tags || !a->env || !a->traces_url || !a->stats_url ||

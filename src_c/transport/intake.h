@@ -31,6 +31,8 @@ typedef struct dds__intake_config {
     uint32_t max_in_flight;          /* concurrent requests; 0 = 8 */
     const char *user_agent;          /* copied */
     bool dry_run;                    /* write each body + '\n' to dry_run_fd instead of sending */
+    bool dry_run_summary;            /* with dry_run: write one summary line per payload instead
+                                        (endpoint, kind, items, bytes), never its contents */
     int dry_run_fd;
     const dds__logger *log;          /* not owned, outlives the intake */
     /* Called on the loop thread for problems the user must hear of (key rejected, payload

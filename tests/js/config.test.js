@@ -67,7 +67,7 @@ test('a dogstatsdPort of 70000 reaches the C validation and is reported, not tru
 test('the C library validates: its messages name the field, the value and what is allowed', async () => {
   const cases = [
     [{ apmReceiverPort: -1 }, 'Invalid configuration: apm_receiver_port must be 0-65535, got -1'],
-    [{ site: 'example.com' }, /^Invalid configuration: site must be a Datadog site .*got 'example.com'$/],
+    [{ site: 'example .com' }, /^Invalid configuration: site must be a Datadog site .*got 'example .com'$/],
     [{ ddUrl: 'ftp://x' }, "Invalid configuration: dd_url must be an http:// or https:// URL, got 'ftp://x'"],
     [{ httpsProxy: 'proxy:3128' }, /^Invalid configuration: https_proxy must be an http/],
     [{ tlsCaPath: '/no/such/ca.pem' },

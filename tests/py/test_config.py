@@ -123,9 +123,9 @@ def test_from_env_conversion_error_is_the_c_message(monkeypatch):
 @pytest.mark.parametrize("fields,message", [
     ({"dogstatsd_port": 70000}, "Invalid configuration: dogstatsd_port must be 0-65535, got 70000"),
     ({"apm_receiver_port": -1}, "Invalid configuration: apm_receiver_port must be 0-65535, got -1"),
-    ({"site": "example.com"}, "Invalid configuration: site must be a Datadog site (datadoghq.com, us3.datadoghq.com, "
-                              "us5.datadoghq.com, datadoghq.eu, ddog-gov.com, ap1.datadoghq.com, ap2.datadoghq.com), "
-                              "got 'example.com'"),
+    ({"site": "https://example.com"}, "Invalid configuration: site must be a Datadog site such as datadoghq.com, "
+                                      "us3.datadoghq.com, datadoghq.eu (letters, digits, '.', '_', ':', '-'), "
+                                      "got 'https://example.com'"),
     ({"metric_namespace": "9lives"}, "Invalid configuration: metric_namespace must start with a letter and contain "
                                      "only letters, digits, '_' and '.', got '9lives'"),
     ({"dogstatsd_buffer_size": 100}, "Invalid configuration: dogstatsd_buffer_size must be 512-65536, got 100"),

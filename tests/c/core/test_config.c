@@ -14,7 +14,7 @@ static const char *const all_vars[] = {
     "DD_APM_RECEIVER_PORT", "DD_SKIP_SSL_VALIDATION", "DD_DOGSTATSD_BUFFER_SIZE", "DD_FORWARDER_TIMEOUT",
     "DD_TLS_CA_PATH", "DD_LOGS_ENABLED", "DD_LOGS_PORT", "DD_LOGS_NON_LOCAL_TRAFFIC",
     "DD_LOGS_CONFIG_LOGS_DD_URL", "DD_LOGS_CONFIG_USE_COMPRESSION", "DD_LOGS_CONFIG_COMPRESSION_LEVEL",
-    "DD_LOGS_MAX_QUEUED_BYTES",
+    "DD_LOGS_MAX_QUEUED_BYTES", "DD_DRY_RUN", "DD_FLUSH_TIMEOUT",
 };
 
 static void clear_env(void) {
@@ -54,7 +54,7 @@ TEST(port_out_of_range_names_field_and_value) {
     CHECK(strstr(err.message, "apm_receiver_port") != NULL);
 }
 
-TEST(site_must_be_known) {
+TEST(site_any_name_of_the_rust_binarys_form) {
     dds_config c;
     dds_config_init(&c);
     dds_error err = {0};
@@ -64,10 +64,59 @@ TEST(site_must_be_known) {
         c.site = good[i];
         CHECK_MSG(dds_config_validate(&c, &err) == 0, "site %s rejected", good[i]);
     }
-    c.site = "example.com";
-    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
-    CHECK(strstr(err.message, "site must be a Datadog site") != NULL);
-    CHECK(strstr(err.message, "example.com") != NULL);
+    for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) CHECK(dds__config_site_known(good[i]));
+    /* A site Datadog may add later is used as given (a warning at start, tested end to end). */
+    const char *later[] = {"ap3.datadoghq.com", "us7.datadoghq.com", "localhost:8080", "a_b-c.example"};
+    for (size_t i = 0; i < sizeof(later) / sizeof(*later); i++) {
+        c.site = later[i];
+        CHECK_MSG(dds_config_validate(&c, &err) == 0, "site %s rejected: %s", later[i], err.message);
+        CHECK(!dds__config_site_known(later[i]));
+    }
+    const char *bad[] = {"https://datadoghq.com", "datadoghq.com/", "data dog", "caf\xc3\xa9.com", "a\nb"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        c.site = bad[i];
+        CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+        CHECK(strstr(err.message, "site must be a Datadog site") != NULL);
+    }
+}
+
+TEST(profiling_url_full_or_prefix) {
+    dds_config c;
+    dds_config_init(&c);
+    struct { const char *in, *want; } cases[] = {
+        {NULL, "https://intake.profile.datadoghq.com/api/v2/profile"},
+        {"https://intake.profile.datadoghq.eu/api/v2/profile", "https://intake.profile.datadoghq.eu/api/v2/profile"},
+        {"http://127.0.0.1:9000", "http://127.0.0.1:9000/api/v2/profile"},     /* the Rust binary's prefix */
+        {"http://127.0.0.1:9000/", "http://127.0.0.1:9000/api/v2/profile"},
+        {"http://127.0.0.1:9000/custom/path/", "http://127.0.0.1:9000/custom/path"}, /* the Agent's full URL */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        c.apm_profiling_dd_url = cases[i].in;
+        char *u = dds__config_profiling_url(&c);
+        CHECK_EQ_STR(u, cases[i].want);
+        free(u);
+    }
+}
+
+TEST(dry_run_and_flush_timeout_variables) {
+    clear_env();
+    dds_config c;
+    dds_error err = {0};
+    dds_config_init(&c);
+    setenv("DD_DRY_RUN", "true", 1);
+    setenv("DD_API_KEY", "k", 1);
+    setenv("DD_FLUSH_TIMEOUT", "9", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK(c.dry_run);
+    CHECK(dds__config_is_dry_run(&c)); /* a key and DD_DRY_RUN: still nothing sent */
+    CHECK_EQ_INT(c.request_timeout_ms, 9000);
+    setenv("DD_FORWARDER_TIMEOUT", "4", 1); /* the Agent's name wins */
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK_EQ_INT(c.request_timeout_ms, 4000);
+    setenv("DD_DRY_RUN", "perhaps", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "DD_DRY_RUN") != NULL);
+    clear_env();
 }
 
 TEST(namespace_rules) {
@@ -362,7 +411,9 @@ TEST(owned_copy_is_deep) {
 int main(void) {
     RUN(defaults_are_valid);
     RUN(port_out_of_range_names_field_and_value);
-    RUN(site_must_be_known);
+    RUN(site_any_name_of_the_rust_binarys_form);
+    RUN(profiling_url_full_or_prefix);
+    RUN(dry_run_and_flush_timeout_variables);
     RUN(namespace_rules);
     RUN(other_validation);
     RUN(tls_ca_path_must_be_a_readable_file_or_directory);
