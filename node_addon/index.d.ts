@@ -130,7 +130,8 @@ export interface ServicesConfig {
 
 export interface ServiceStatus {
   type: 'ready' | 'error' | 'stopped';
-  service?: 'trace-agent' | 'dogstatsd' | 'logs-agent';
+  /** The service the event is about; 'process' for the whole instance ('stopped', no CA certificates). */
+  service: 'trace-agent' | 'dogstatsd' | 'logs-agent' | 'process';
   message?: string;
   /** For 'ready': the bound port. */
   port?: number;

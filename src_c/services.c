@@ -127,7 +127,7 @@ const char *dds_service_name(dds_service_kind kind) {
     case DDS_SERVICE_DOGSTATSD: return "dogstatsd";
     case DDS_SERVICE_TRACE_AGENT: return "trace-agent";
     case DDS_SERVICE_LOGS_AGENT: return "logs-agent";
-    default: return NULL;
+    default: return "process";
     }
 }
 
@@ -137,9 +137,21 @@ static void emit(dds_services *s, dds_status_type type, dds_service_kind svc, ui
     s->on_status(&st, s->user);
 }
 
-static void on_intake_error(void *user, const char *message) {
+/* A transport problem belongs to the service whose payload it concerns. */
+static void on_intake_error(void *user, dds__payload_kind kind, const char *message) {
     dds_services *s = user;
-    emit(s, DDS_STATUS_ERROR, DDS_SERVICE_NONE, 0, message);
+    dds_service_kind service = DDS_SERVICE_NONE;
+    switch (kind) {
+    case DDS__PK_SERIES:
+    case DDS__PK_SKETCHES:
+    case DDS__PK_SERVICE_CHECKS:
+    case DDS__PK_EVENTS: service = DDS_SERVICE_DOGSTATSD; break;
+    case DDS__PK_TRACES:
+    case DDS__PK_STATS:
+    case DDS__PK_PROXY: service = DDS_SERVICE_TRACE_AGENT; break;
+    case DDS__PK_LOGS: service = DDS_SERVICE_LOGS_AGENT; break;
+    }
+    emit(s, DDS_STATUS_ERROR, service, 0, message);
 }
 
 /* ---- commands ---------------------------------------------------------------------------------- */

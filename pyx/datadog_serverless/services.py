@@ -51,7 +51,8 @@ class ServiceStatus:
     should know of: the intake rejected the API key, a payload was dropped, ...) or
     ``"stopped"`` (the last event of an instance)."""
     service: Optional[str] = None
-    """``"dogstatsd"``, ``"trace-agent"`` or ``"logs-agent"`` for ``ready``; None otherwise."""
+    """``"dogstatsd"``, ``"trace-agent"`` or ``"logs-agent"`` (``ready``, and ``error`` about one service's
+    payloads), or ``"process"`` for an event about the whole instance (``stopped``, no CA certificates)."""
     message: Optional[str] = None
     """What happened, in words; may be None."""
     port: Optional[int] = None

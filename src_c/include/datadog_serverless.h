@@ -241,7 +241,9 @@ typedef struct dds_status {
     const char *message;      /* may be NULL; valid during the callback only */
 } dds_status;
 
-/* "dogstatsd", "trace-agent", "logs-agent" or NULL for DDS_SERVICE_NONE. Static storage. */
+/* "dogstatsd", "trace-agent", "logs-agent", or "process" for DDS_SERVICE_NONE (an event about the
+ * whole instance: STOPPED, no CA certificates found). An ERROR about a payload names the service
+ * that produced it. Never NULL. Static storage. */
 DDS_API const char *dds_service_name(dds_service_kind kind);
 
 /*

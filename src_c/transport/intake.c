@@ -195,10 +195,11 @@ static void logf_(const dds__intake *in, dds_log_level level, const char *fmt, .
     dds__log(in->cfg.log, level, "%s", msg);
 }
 
-/* Rate-limited problem report: one log line and, when notify is set, one on_error call per
- * limiter interval, carrying how many similar reports were skipped meanwhile. */
+/* Rate-limited problem report: one log line and, when notify (the payload concerned) is set, one
+ * on_error call naming its kind, per limiter interval, carrying how many similar reports were
+ * skipped meanwhile. */
 __attribute__((format(printf, 5, 6)))
-static void report(dds__intake *in, dds__ratelimit *rl, dds_log_level level, bool notify,
+static void report(dds__intake *in, dds__ratelimit *rl, dds_log_level level, const dds__payload *notify,
                    const char *fmt, ...) {
     uint64_t skipped = 0;
     if (!dds__ratelimit_allow(rl, dds__mono_ms(), &skipped)) return;
@@ -213,7 +214,7 @@ static void report(dds__intake *in, dds__ratelimit *rl, dds_log_level level, boo
                  (unsigned long long)skipped);
     }
     if (DDS__LOG_ENABLED(in->cfg.log, level)) dds__log(in->cfg.log, level, "%s", msg);
-    if (notify && in->cfg.on_error) in->cfg.on_error(in->cfg.user, msg);
+    if (notify && in->cfg.on_error) in->cfg.on_error(in->cfg.user, notify->kind, msg);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -266,7 +267,7 @@ static void hold_for_retry(dds__intake *in, dds__payload *p, int64_t retry_after
     size_t max = in->cfg.retry_queue_max_bytes;
     if (p->body_len > max) {
         /* Evicting everything else could not make room for it. */
-        report(in, &in->rl_overflow, DDS_LOG_WARN, true,
+        report(in, &in->rl_overflow, DDS_LOG_WARN, p,
                "retry queue full (%zu bytes max): %s payload (%zu bytes) dropped", max, kind_name(p),
                p->body_len);
         drop(in, p, 0, NULL, 0);
@@ -279,7 +280,7 @@ static void hold_for_retry(dds__intake *in, dds__payload *p, int64_t retry_after
     while (in->retry_bytes > max) {
         dds__payload *old = plist_pop(&in->retry);
         in->retry_bytes -= old->body_len;
-        report(in, &in->rl_overflow, DDS_LOG_WARN, true,
+        report(in, &in->rl_overflow, DDS_LOG_WARN, old,
                "retry queue full (%zu bytes max): oldest %s payload (%zu bytes) dropped", max,
                kind_name(old), old->body_len);
         drop(in, old, 0, NULL, 0);
@@ -507,7 +508,7 @@ static void start(dds__intake *in, dds__payload *p) {
     in->in_flight++;
     return;
 fail:
-    report(in, &in->rl_error, DDS_LOG_ERROR, true, "could not start a request for a %s payload: dropped",
+    report(in, &in->rl_error, DDS_LOG_ERROR, p, "could not start a request for a %s payload: dropped",
            kind_name(p));
     drop(in, p, 0, NULL, 0);
 }
@@ -562,7 +563,7 @@ static void dry_run_all(dds__intake *in) {
         bool ok = in->cfg.dry_run_summary ? write_summary(in->cfg.dry_run_fd, p)
                                           : write_line(in->cfg.dry_run_fd, p->body, p->body_len);
         if (!ok) {
-            report(in, &in->rl_error, DDS_LOG_ERROR, false, "dry run: writing a %s payload failed (%s): dropped",
+            report(in, &in->rl_error, DDS_LOG_ERROR, NULL, "dry run: writing a %s payload failed (%s): dropped",
                    kind_name(p), strerror(errno));
             drop(in, p, 0, NULL, 0);
             continue;
@@ -651,18 +652,18 @@ static void transfer_done(dds__intake *in, req *r, CURLcode rc) {
         if (rc == CURLE_SSL_CACERT_BADFILE && no_ca_found(in))
             why = "no CA certificates were found at start to verify it with";
         if (!retryable_curl(rc)) {
-            report(in, &in->rl_error, DDS_LOG_ERROR, true, "could not send a %s payload to %s (%s): dropped",
+            report(in, &in->rl_error, DDS_LOG_ERROR, p, "could not send a %s payload to %s (%s): dropped",
                    kind_name(p), where, why);
             drop(in, p, 0, NULL, 0);
             return;
         }
-        report(in, &in->rl_retry, DDS_LOG_WARN, false, "sending a %s payload to %s failed (%s), attempt %u: will retry",
+        report(in, &in->rl_retry, DDS_LOG_WARN, NULL, "sending a %s payload to %s failed (%s), attempt %u: will retry",
                kind_name(p), where, why, p->attempts);
         hold_for_retry(in, p, 0);
         return;
     }
     if (retryable_status(status)) {
-        report(in, &in->rl_retry, DDS_LOG_WARN, false, "intake answered HTTP %ld to a %s payload (%s), attempt %u: will retry",
+        report(in, &in->rl_retry, DDS_LOG_WARN, NULL, "intake answered HTTP %ld to a %s payload (%s), attempt %u: will retry",
                status, kind_name(p), where, p->attempts);
         hold_for_retry(in, p, (int64_t)retry_after);
         return;
@@ -672,16 +673,16 @@ static void transfer_done(dds__intake *in, req *r, CURLcode rc) {
     if (p->kind == DDS__PK_PROXY)
         /* A proxied request's answer belongs to the tracer that made it, which gets it through
          * on_done; it says nothing certain about our API key, so the user is not alerted. */
-        report(in, &in->rl_rejected, DDS_LOG_WARN, false,
+        report(in, &in->rl_rejected, DDS_LOG_WARN, NULL,
                "upstream answered HTTP %ld to a proxied request to %s: passed back to the client", status, where);
     else if (status == 403)
-        report(in, &in->rl_key, DDS_LOG_ERROR, true, "intake rejected the API key (HTTP 403): %s payload dropped",
+        report(in, &in->rl_key, DDS_LOG_ERROR, p, "intake rejected the API key (HTTP 403): %s payload dropped",
                kind_name(p));
     else if (status == 413)
-        report(in, &in->rl_too_large, DDS_LOG_ERROR, true,
+        report(in, &in->rl_too_large, DDS_LOG_ERROR, p,
                "intake rejected a %s payload as too large (HTTP 413, %zu bytes): dropped", kind_name(p), p->body_len);
     else
-        report(in, &in->rl_rejected, DDS_LOG_ERROR, true, "intake rejected a %s payload (HTTP %ld from %s): dropped",
+        report(in, &in->rl_rejected, DDS_LOG_ERROR, p, "intake rejected a %s payload (HTTP %ld from %s): dropped",
                kind_name(p), status, where);
     drop(in, p, (int)status, r->resp, r->resp_len);
 }

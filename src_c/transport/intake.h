@@ -37,7 +37,7 @@ typedef struct dds__intake_config {
     const dds__logger *log;          /* not owned, outlives the intake */
     /* Called on the loop thread for problems the user must hear of (key rejected, payload
      * dropped): message valid during the call. May be NULL. */
-    void (*on_error)(void *user, const char *message);
+    void (*on_error)(void *user, dds__payload_kind kind, const char *message);
     void *user;
 } dds__intake_config;
 

@@ -150,3 +150,21 @@ test('flush sends the entries the logs agent accepted (logsEnabled, port from it
   assert.equal(stats.logsRequests, 1);
   assert.equal(stats.logsEntries, 1);
 });
+
+test('every error status names its service: a rejected key is the DogStatsD server\'s, the stop is the process\'s', async () => {
+  await intake.fail({ path: '/api/v2/series', status: 403, count: -1 });
+  const statuses = [];
+  await services.start(intake.config({ useTraceAgent: false }), (status) => statuses.push(status));
+  await sendStatsd(services.ports.dogstatsd, 'flush.rejected:1|c');
+  await services.flush();
+  await services.stop();
+  await new Promise((resolve) => setImmediate(resolve));
+  const errors = statuses.filter((s) => s.type === 'error');
+  assert.ok(errors.length >= 1, JSON.stringify(statuses));
+  for (const e of errors) assert.equal(e.service, 'dogstatsd', JSON.stringify(e));
+  assert.match(errors[0].message, /rejected the API key \(HTTP 403\)/);
+  // What the README's example prints: a service name, never "undefined".
+  assert.ok(!`Service ${errors[0].service} error: ${errors[0].message}`.includes('undefined'));
+  const stopped = statuses.find((s) => s.type === 'stopped');
+  assert.equal(stopped && stopped.service, 'process', JSON.stringify(statuses));
+});

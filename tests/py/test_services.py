@@ -112,7 +112,7 @@ def test_status_events_in_order():
     assert [(e.type, e.service, e.port) for e in events] == [
         ("ready", "trace-agent", ports.trace_agent),
         ("ready", "dogstatsd", ports.dogstatsd),
-        ("stopped", None, None),
+        ("stopped", "process", None),
     ]
     assert events[-1].message == "stopped"
 
@@ -137,7 +137,8 @@ def test_error_event_when_the_intake_rejects_the_key(fake_intake):
     handle.stop()
     errors = [e for e in events if e.type == "error"]
     assert errors and "rejected the API key (HTTP 403)" in errors[0].message
-    assert errors[0].service is None and errors[0].port is None
+    assert errors[0].service == "dogstatsd" and errors[0].port is None  # the service whose payload it was
+    assert events[-1].service == "process"  # stopping concerns the whole instance
     assert events[-1].type == "stopped"
     assert handle.stats().payloads_dropped >= 1
     assert all(API_KEY not in (e.message or "") for e in events)

@@ -331,6 +331,7 @@ struct ctx {
     done_rec done[16];
     int done_seq;
     char errors[16][512];
+    dds__payload_kind error_kinds[16];
     int nerrors;
     int drained;
 };
@@ -345,8 +346,9 @@ static void on_done(void *user, int status, const uint8_t *resp, size_t resp_len
     d->resp[d->resp_len] = '\0';
 }
 
-static void on_error(void *user, const char *message) {
+static void on_error(void *user, dds__payload_kind kind, const char *message) {
     ctx *t = user;
+    if (t->nerrors < 16) t->error_kinds[t->nerrors] = kind;
     if (t->nerrors < 16) snprintf(t->errors[t->nerrors], sizeof(t->errors[0]), "%s", message);
     t->nerrors++;
 }
@@ -619,6 +621,7 @@ TEST(drop_403_reports_key_never_retries) {
     CHECK_EQ_INT(CNT(&t, sent), 0);
     CHECK_EQ_INT(t.nerrors, 1);
     CHECK_EQ_STR(t.errors[0], "intake rejected the API key (HTTP 403): series payload dropped");
+    CHECK_EQ_INT(t.error_kinds[0], DDS__PK_SERIES); /* the services name the DogStatsD server for it */
     ctx_free(&t);
     srv_stop(s);
 }
