@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config_endpoints.h"
 #include "error.h"
 
 /* Datadog's public sites (and the staging one, so internal users can test). */
@@ -46,6 +47,7 @@ void dds_config_init(dds_config *cfg) {
     cfg->logs_max_queued_bytes = DDS__LOGS_DEFAULT_MAX_QUEUED_BYTES;
     cfg->request_timeout_ms = 20000;
     cfg->retry_queue_max_bytes = 15u * 1024 * 1024;
+    cfg->send_queue_max_bytes = 32u * 1024 * 1024;
 }
 
 /* ---- environment ------------------------------------------------------------------------- */
@@ -174,12 +176,16 @@ int dds_config_from_env(dds_config *cfg, dds_error *err) {
     if ((rc = env_bool("DD_LOGS_CONFIG_USE_COMPRESSION", &cfg->logs_use_compression, err))) return rc;
     if ((rc = env_i32("DD_LOGS_CONFIG_COMPRESSION_LEVEL", &cfg->logs_compression_level, err))) return rc;
     if ((rc = env_u32("DD_LOGS_MAX_QUEUED_BYTES", &cfg->logs_max_queued_bytes, 1, err))) return rc;
+    if ((rc = env_bool("DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED", &cfg->logs_opw_enabled, err))) return rc;
+    env_str("DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL", &cfg->logs_opw_url);
+    env_str("DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS", &cfg->logs_additional_endpoints);
 
     /* DD_FLUSH_TIMEOUT is the Rust binary's name (its logs agent's per-request timeout). */
     if ((rc = env_u32("DD_FLUSH_TIMEOUT", &cfg->request_timeout_ms, 1000, err))) return rc;
     if ((rc = env_u32("DD_FORWARDER_TIMEOUT", &cfg->request_timeout_ms, 1000, err))) return rc;
     if ((rc = env_u32("DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE", &cfg->retry_queue_max_bytes, 1, err)))
         return rc;
+    if ((rc = env_u32("DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE", &cfg->send_queue_max_bytes, 1, err))) return rc;
     return 0;
 }
 
@@ -345,6 +351,22 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
                               "logs_dd_url must be an http:// or https:// URL or host:port, got '%.96s'",
                               cfg->logs_dd_url);
+    /* The Rust binary disables its logs agent silently on an empty URL; a start error says why. */
+    if (cfg->logs_enabled && cfg->logs_opw_enabled && (!cfg->logs_opw_url || !cfg->logs_opw_url[0]))
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                              "logs_opw_url (DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL) must be set when "
+                              "logs_opw_enabled is true");
+    if (cfg->logs_additional_endpoints && cfg->logs_additional_endpoints[0]) {
+        dds__logs_endpoint eps[DDS__LOGS_ENDPOINTS_MAX];
+        size_t n;
+        char why[DDS__ENDPOINTS_WHY_MAX];
+        int bad = dds__logs_endpoints_parse(cfg->logs_additional_endpoints, eps, DDS__LOGS_ENDPOINTS_MAX, &n, why);
+        dds__logs_endpoints_wipe(eps, n);
+        if (bad)
+            return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                                  "logs_additional_endpoints (DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS) is not valid: %s",
+                                  why);
+    }
     if ((rc = check_unix_path("dogstatsd_socket", cfg->dogstatsd_socket, err))) return rc;
     if ((rc = check_unix_path("apm_receiver_socket", cfg->apm_receiver_socket, err))) return rc;
     if (cfg->dogstatsd_buffer_size < 512 || cfg->dogstatsd_buffer_size > 65536)
@@ -374,6 +396,7 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
         {"apm_profiling_dd_url", cfg->apm_profiling_dd_url},
         {"apm_telemetry_dd_url", cfg->apm_telemetry_dd_url},
         {"evp_proxy_dd_url", cfg->evp_proxy_dd_url},
+        {"logs_opw_url", cfg->logs_opw_url},
         {"https_proxy", cfg->https_proxy},
     };
     for (size_t i = 0; i < sizeof(urls) / sizeof(*urls); i++)
@@ -384,6 +407,9 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
     if (cfg->request_timeout_ms < 100)
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "request_timeout_ms must be at least 100, got %u",
                               cfg->request_timeout_ms);
+    if (cfg->send_queue_max_bytes < 1024)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "send_queue_max_bytes must be at least 1024, got %u",
+                              cfg->send_queue_max_bytes);
     if (cfg->apm_max_request_bytes < 1024)
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "apm_max_request_bytes must be at least 1024, got %u",
                               cfg->apm_max_request_bytes);
@@ -396,7 +422,8 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
     X(api_key) X(site) X(dd_url) X(https_proxy) X(tls_ca_path) X(tags) X(env) X(service)          \
     X(version) X(dogstatsd_socket) X(metric_namespace) X(histogram_aggregates)                    \
     X(histogram_percentiles) X(apm_receiver_socket) X(apm_dd_url) X(apm_profiling_dd_url)         \
-    X(apm_telemetry_dd_url) X(evp_proxy_dd_url) X(logs_dd_url)
+    X(apm_telemetry_dd_url) X(evp_proxy_dd_url) X(logs_dd_url) X(logs_opw_url)                   \
+    X(logs_additional_endpoints)
 
 int dds__config_dup(dds_config *dst, const dds_config *src) {
     *dst = *src;

@@ -187,10 +187,27 @@ typedef struct dds_config {
     uint32_t logs_max_queued_bytes; /* [DD_LOGS_MAX_QUEUED_BYTES] 8 MiB of accepted entries waiting
                                        for the next flush (at least 1 MiB); entries past it (or past
                                        100000 entries) are dropped and counted */
+    bool logs_opw_enabled;        /* [DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED] false: when true
+                                     batches go to logs_opw_url instead of the Datadog intake, never
+                                     compressed and without DD-PROTOCOL (still with DD-API-KEY) */
+    const char *logs_opw_url;     /* [DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL] the full http(s) URL
+                                     of an Observability Pipelines Worker; required (validation
+                                     error) when logs_opw_enabled and logs_enabled are true */
+    const char *logs_additional_endpoints; /* [DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS] JSON array of
+                                     {"api_key","Host","Port","is_reliable"} (keys in any case; Port
+                                     443 and is_reliable true when missing; at most 8): every batch
+                                     also goes to https://Host:Port/api/v2/logs with that key, with
+                                     its own retries and queues. dds_flush and dds_stop wait for
+                                     the reliable ones only. Bad JSON is a validation error; the
+                                     keys are never logged */
 
     /* Transport */
     uint32_t request_timeout_ms;  /* [DD_FORWARDER_TIMEOUT, else DD_FLUSH_TIMEOUT, in seconds] 20000 */
     uint32_t retry_queue_max_bytes; /* [DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE] 15 MiB */
+    uint32_t send_queue_max_bytes;  /* [DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE] 32 MiB of payloads
+                                       waiting for their first attempt (every request slot busy: a
+                                       slow intake), per intake; past it the oldest are dropped and
+                                       counted (send_queue_dropped_*); at least 1024 */
 } dds_config;
 
 /* Fill cfg with the defaults shown above. Never fails. Any thread. */
@@ -313,7 +330,7 @@ typedef struct dds_stats {
     /* DogStatsD ingest */
     uint64_t dsd_packets;            /* datagrams received (UDP + UDS + HTTP proxy bodies) */
     uint64_t dsd_packets_truncated;  /* datagrams longer than the buffer: dropped whole */
-    uint64_t dsd_bytes;              /* payload bytes received */
+    uint64_t dsd_bytes;              /* payload bytes received (UDP + UDS + HTTP proxy bodies) */
     uint64_t dsd_metric_lines;       /* metric lines parsed OK */
     uint64_t dsd_events;             /* events parsed OK */
     uint64_t dsd_service_checks;     /* service checks parsed OK */
@@ -341,7 +358,13 @@ typedef struct dds_stats {
     uint64_t logs_entries;           /* entries accepted into the queue */
     uint64_t logs_entries_dropped;   /* entries dropped: over 1 MiB, queue full, out of memory */
     uint64_t logs_bytes;             /* bytes of the entries accepted */
-    uint64_t reserved[12];
+    /* Send queue: payloads waiting for their first attempt, every intake together */
+    uint64_t send_queue_bytes;           /* bytes waiting right now (a gauge, not monotonic) */
+    uint64_t send_queue_dropped_metrics; /* series, sketches, service checks, events dropped: queue full */
+    uint64_t send_queue_dropped_traces;  /* trace and stats payloads dropped: queue full */
+    uint64_t send_queue_dropped_logs;    /* logs batches dropped: queue full */
+    uint64_t send_queue_dropped_proxy;   /* proxied tracer requests dropped: queue full */
+    uint64_t reserved[7];
 } dds_stats;
 
 /* Copy the counters into *out. Any thread, never blocks, works after stop too. */
