@@ -507,9 +507,18 @@ static bool https_or_default(const char *override) { return !override || !overri
 bool dds__config_any_https(const dds_config *cfg) {
     if (is_https(cfg->https_proxy)) return true;
     if (cfg->use_dogstatsd && https_or_default(cfg->dd_url)) return true;
-    /* host:port (no scheme) is https too. */
-    if (cfg->logs_enabled && (!cfg->logs_dd_url || !strstr(cfg->logs_dd_url, "://") || is_https(cfg->logs_dd_url)))
-        return true;
+    if (cfg->logs_enabled) {
+        /* Additional endpoints are always https. */
+        const char *extra = cfg->logs_additional_endpoints;
+        if (extra && extra[strspn(extra, " \t\r\n")] && strcmp(extra + strspn(extra, " \t\r\n"), "[]") != 0)
+            return true;
+        if (cfg->logs_opw_enabled) {
+            if (is_https(cfg->logs_opw_url)) return true;
+        } else if (!cfg->logs_dd_url || !strstr(cfg->logs_dd_url, "://") || is_https(cfg->logs_dd_url)) {
+            /* host:port (no scheme) is https too. */
+            return true;
+        }
+    }
     /* The EVP proxy has no default to override per request: https://<subdomain>.<site>. */
     return cfg->use_trace_agent &&
            (https_or_default(cfg->apm_dd_url) || https_or_default(cfg->apm_profiling_dd_url) ||

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 /* Values we skip (keys we do not know) may nest; the bound keeps the recursion shallow. */
 #define MAX_DEPTH 32
@@ -215,6 +214,20 @@ static bool host_ok(const char *h) {
     return true;
 }
 
+/* Keys match ignoring case and underscores: "Host" and "host" (the Go Agent's decoder ignores
+ * case), "apiKey" and "isReliable" (what a JavaScript caller writes) too. */
+static bool key_is(const char *key, const char *want) {
+    for (;;) {
+        while (*key == '_') key++;
+        while (*want == '_') want++;
+        if (!*key || !*want) return !*key && !*want;
+        char a = *key >= 'A' && *key <= 'Z' ? (char)(*key + 32) : *key;
+        if (a != *want) return false;
+        key++;
+        want++;
+    }
+}
+
 /* One {...} at r->p into e. */
 static void endpoint(rd *r, size_t idx, dds__logs_endpoint *e) {
     bool have_key = false, have_host = false;
@@ -238,7 +251,7 @@ static void endpoint(rd *r, size_t idx, dds__logs_endpoint *e) {
             if (r->err) return;
             if (clipped) {
                 skip_value(r, 1);
-            } else if (strcasecmp(key, "api_key") == 0) {
+            } else if (key_is(key, "api_key")) {
                 if (peek(r) != '"') {
                     failf(r, "endpoint %zu: api_key must be a string", idx);
                     return;
@@ -246,7 +259,7 @@ static void endpoint(rd *r, size_t idx, dds__logs_endpoint *e) {
                 string(r, e->api_key, sizeof(e->api_key), &clipped);
                 if (clipped) failf(r, "endpoint %zu: api_key is longer than %d bytes", idx, DDS__ENDPOINT_KEY_MAX - 1);
                 have_key = true;
-            } else if (strcasecmp(key, "host") == 0) {
+            } else if (key_is(key, "host")) {
                 if (peek(r) != '"') {
                     failf(r, "endpoint %zu: Host must be a string", idx);
                     return;
@@ -254,14 +267,14 @@ static void endpoint(rd *r, size_t idx, dds__logs_endpoint *e) {
                 string(r, e->host, sizeof(e->host), &clipped);
                 if (clipped) failf(r, "endpoint %zu: Host is longer than %d bytes", idx, DDS__ENDPOINT_HOST_MAX - 1);
                 have_host = true;
-            } else if (strcasecmp(key, "port") == 0) {
+            } else if (key_is(key, "port")) {
                 const char *at = r->p;
                 bool integer = false;
                 if (peek(r) == '-' || (peek(r) >= '0' && peek(r) <= '9')) number(r, &integer);
                 long v = integer && r->p - at <= 6 ? strtol(at, NULL, 10) : -1;
                 if (!r->err && (v < 1 || v > 65535)) failf(r, "endpoint %zu: Port must be an integer 1-65535", idx);
                 e->port = (uint16_t)v;
-            } else if (strcasecmp(key, "is_reliable") == 0) {
+            } else if (key_is(key, "is_reliable")) {
                 if (literal(r, "true")) e->is_reliable = true;
                 else if (literal(r, "false")) e->is_reliable = false;
                 else failf(r, "endpoint %zu: is_reliable must be true or false", idx);

@@ -23,8 +23,8 @@ typedef struct dds__logs_endpoint {
 
 /*
  * Parse json (NUL-terminated; NULL, "" or blanks only mean no endpoint) into out[0..*n).
- * Keys are matched without regard to case, as the Go Agent's JSON decoder does ("Host" and
- * "host"); api_key and Host are required, Port defaults to 443 and is_reliable to true (the
+ * Keys are matched ignoring case, as the Go Agent's JSON decoder does ("Host" and "host"), and
+ * underscores ("apiKey", "isReliable" from JavaScript); api_key and Host are required, Port defaults to 443 and is_reliable to true (the
  * Go Agent's defaults); other keys are ignored. Returns 0, or -1 with `why` (at most
  * DDS__ENDPOINTS_WHY_MAX bytes with the NUL) naming the endpoint, the key and what is wrong,
  * never a key's value. Allocates nothing, never reads past the NUL. Any thread.

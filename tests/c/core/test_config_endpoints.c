@@ -23,6 +23,7 @@ static const row rows[] = {
      "[{\"api_key\":\"key\",\"Host\":\"intake.logs.datadoghq.com\",\"is_reliable\":true}]", 1, NULL},
     {"lower-case keys, unknown keys skipped",
      "[{\"host\":\"h\",\"api_key\":\"k\",\"use_compression\":true,\"x\":{\"a\":[1,2.5e3,null,\"s\\\"\"]}}]", 1, NULL},
+    {"camelCase keys", "[{\"apiKey\":\"k\",\"host\":\"h\",\"port\":1,\"isReliable\":false}]", 1, NULL},
     {"ipv6 literal", "[{\"api_key\":\"k\",\"Host\":\"[::1]\",\"Port\":9}]", 1, NULL},
     {"escaped key", "[{\"api\\u005fkey\":\"k\",\"Host\":\"h\"}]", 1, NULL},
     {"not an array", "{\"api_key\":\"k\"}", -1, "invalid JSON at byte 0: expected a JSON array '['"},
