@@ -381,6 +381,11 @@ class Services : public Napi::ObjectWrap<Services> {
             {"logsEntries", s.logs_entries},
             {"logsEntriesDropped", s.logs_entries_dropped},
             {"logsBytes", s.logs_bytes},
+            {"sendQueueBytes", s.send_queue_bytes},
+            {"sendQueueDroppedMetrics", s.send_queue_dropped_metrics},
+            {"sendQueueDroppedTraces", s.send_queue_dropped_traces},
+            {"sendQueueDroppedLogs", s.send_queue_dropped_logs},
+            {"sendQueueDroppedProxy", s.send_queue_dropped_proxy},
         };
         for (const auto &c : counters) out.Set(c.first, Napi::Number::New(info.Env(), static_cast<double>(c.second)));
         return out;

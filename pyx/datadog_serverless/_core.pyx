@@ -191,8 +191,12 @@ FIELDS = (
     ("logs_use_compression", K_BOOL, _at(&_probe.logs_use_compression)),
     ("logs_compression_level", K_I32, _at(&_probe.logs_compression_level)),
     ("logs_max_queued_bytes", K_U32, _at(&_probe.logs_max_queued_bytes)),
+    ("logs_opw_enabled", K_BOOL, _at(&_probe.logs_opw_enabled)),
+    ("logs_opw_url", K_STR, _at(&_probe.logs_opw_url)),
+    ("logs_additional_endpoints", K_STR, _at(&_probe.logs_additional_endpoints)),
     ("request_timeout_ms", K_U32, _at(&_probe.request_timeout_ms)),
     ("retry_queue_max_bytes", K_U32, _at(&_probe.retry_queue_max_bytes)),
+    ("send_queue_max_bytes", K_U32, _at(&_probe.send_queue_max_bytes)),
 )
 cdef dict _field_index = {name: (kind, offset) for name, kind, offset in FIELDS}
 

@@ -69,7 +69,7 @@ class ServicesStats:
     dsd_packets_truncated: int
     """Datagrams longer than the buffer: dropped whole."""
     dsd_bytes: int
-    """Payload bytes received."""
+    """Payload bytes received (UDP, UDS and HTTP proxy bodies)."""
     dsd_metric_lines: int
     """Metric lines parsed."""
     dsd_events: int
@@ -121,6 +121,17 @@ class ServicesStats:
     """Log entries dropped (over 1 MiB, queue full, out of memory)."""
     logs_bytes: int
     """Bytes of the log entries accepted."""
+    # Send queue (payloads waiting for their first attempt, every destination together)
+    send_queue_bytes: int
+    """Bytes waiting right now (a gauge)."""
+    send_queue_dropped_metrics: int
+    """Series, sketches, service checks and events payloads dropped because the queue was full."""
+    send_queue_dropped_traces: int
+    """Trace and stats payloads dropped because the queue was full."""
+    send_queue_dropped_logs: int
+    """Logs batches dropped because the queue was full."""
+    send_queue_dropped_proxy: int
+    """Proxied tracer requests dropped because the queue was full."""
 
 
 StatusCallback = Callable[[ServiceStatus], Any]
