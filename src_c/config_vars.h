@@ -58,9 +58,13 @@ X(logs, "DD_LOGS_CONFIG_LOGS_DD_URL", "`https://http-intake.logs.<site>`", "inta
 X(logs, "DD_LOGS_CONFIG_USE_COMPRESSION", "`true`", "zstd request bodies") \
 X(logs, "DD_LOGS_CONFIG_COMPRESSION_LEVEL", "`3`", "zstd level, 1-19") \
 X(logs, "DD_LOGS_MAX_QUEUED_BYTES", "`8388608`", "accepted entries waiting for the next flush; past it (or 100000 entries) entries are dropped and counted") \
+X(logs, "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED", "`false`", "send batches to an Observability Pipelines Worker instead of Datadog (uncompressed, no `DD-PROTOCOL`)") \
+X(logs, "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL", "", "the worker's full URL; required when it is enabled") \
+X(logs, "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS", "", "JSON `[{\"api_key\",\"Host\",\"Port\",\"is_reliable\"}]`: more Datadog intakes that get every batch") \
 X(forwarder, "DD_FORWARDER_TIMEOUT", "`20`", "seconds per request to the intake") \
 X(forwarder, "DD_FLUSH_TIMEOUT", "", "the Rust binary's name for the request timeout (seconds), used when `DD_FORWARDER_TIMEOUT` is not set") \
-X(forwarder, "DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE", "`15728640`", "bytes of payloads waiting for a retry; the oldest are dropped and counted past it")
+X(forwarder, "DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE", "`15728640`", "bytes of payloads waiting for a retry; the oldest are dropped and counted past it") \
+X(forwarder, "DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE", "`33554432`", "bytes of payloads waiting for their first attempt while every request slot is busy (a slow intake), per destination; the oldest are dropped and counted past it")
 /* clang-format on */
 
 #endif
