@@ -290,7 +290,7 @@ def test_an_additional_endpoint_gets_every_batch_with_its_own_key_over_tls(fake_
 
 def test_dry_run_lines_name_the_additional_endpoint_never_its_key():
     endpoints = json.dumps([{"api_key": EXTRA_KEY, "Host": "logs.example.com", "Port": 10516}])
-    cli = Cli({"DD_API_KEY": "", "DD_LOGS_ENABLED": "true", "DD_LOGS_PORT": "0",
+    cli = Cli({"DD_API_KEY": API_KEY, "DD_DRY_RUN": "true", "DD_LOGS_ENABLED": "true", "DD_LOGS_PORT": "0",
                "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS": endpoints, "DD_LOG_LEVEL": "debug"})
     cli.wait_ready()
     try:
