@@ -172,6 +172,12 @@ typedef struct dds_config {
     bool apm_remove_query_string;     /* [DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING] false */
     bool apm_obfuscate_credit_cards;  /* [DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] true: Luhn-valid
                                          card numbers in span tags become "?" */
+    bool agent_stats_computation_enabled; /* [DD_AGENT_STATS_COMPUTATION_ENABLED] false: when true the
+                                         trace agent computes trace stats (hits, errors, latency
+                                         sketches per 10 s bucket) from the spans of requests without
+                                         Datadog-Client-Computed-Stats, sends them to
+                                         /api/v0.2/stats (ClientComputed false), and /info tells
+                                         tracers not to drop unsampled traces */
 
     /* Logs agent: HTTP POST /v1/input (a JSON array of {message, timestamp, ...} entries),
      * batched to the logs intake on the flush tick, on dds_flush and on dds_stop */
@@ -336,12 +342,18 @@ typedef struct dds_stats {
     uint64_t trace_spans;            /* spans accepted */
     uint64_t trace_dropped;          /* traces dropped (decode error, invalid ids, bounds) */
     uint64_t trace_spans_dropped;    /* spans dropped in processing or encoding (invalid, out of memory) */
+    /* Agent-computed trace stats (agent_stats_computation_enabled) */
+    uint64_t trace_stats_spans;      /* eligible spans aggregated into stats */
+    uint64_t trace_stats_spans_overflow; /* of those, aggregated under the overflow key (live-key bound reached) */
+    uint64_t trace_stats_spans_dropped;  /* eligible spans lost (tracer-metadata bound, out of memory) */
+    uint64_t trace_stats_buckets;    /* 10 s buckets flushed */
+    uint64_t trace_stats_keys;       /* aggregation keys (ClientGroupedStats) flushed */
     /* Logs agent */
     uint64_t logs_requests;          /* POST /v1/input requests answered 200 */
     uint64_t logs_entries;           /* entries accepted into the queue */
     uint64_t logs_entries_dropped;   /* entries dropped: over 1 MiB, queue full, out of memory */
     uint64_t logs_bytes;             /* bytes of the entries accepted */
-    uint64_t reserved[12];
+    uint64_t reserved[7];
 } dds_stats;
 
 /* Copy the counters into *out. Any thread, never blocks, works after stop too. */
