@@ -373,7 +373,13 @@ dds__concentrator *dds__concentrator_new(const dds__concentrator_config *cfg, dd
 
 void dds__concentrator_free(dds__concentrator *c) {
     if (!c) return;
-    for (uint32_t i = 0; i < c->nentries; i++) entry_free(c, c->entries[i]);
+    /* Whatever a last flush could not take (out of memory) is lost here: counted. */
+    uint64_t lost = 0;
+    for (uint32_t i = 0; i < c->nentries; i++) {
+        lost += c->entries[i]->hits;
+        entry_free(c, c->entries[i]);
+    }
+    if (c->counters) dds__counter_add(&c->counters->spans_dropped, lost);
     for (uint32_t g = 0; g < DDS__STATS_MAX_GROUPS; g++) free(c->groups[g].key);
     free(c->entries);
     free(c->table);

@@ -41,7 +41,8 @@ typedef struct dds__concentrator_config {
 typedef struct dds__concentrator dds__concentrator;
 
 dds__concentrator *dds__concentrator_new(const dds__concentrator_config *cfg, dds__concentrator_counters *counters);
-void dds__concentrator_free(dds__concentrator *c);  /* accepts NULL */
+/* Accepts NULL. Spans of buckets still held (a flush that failed) are counted as dropped. */
+void dds__concentrator_free(dds__concentrator *c);
 
 /* Aggregate the eligible spans of a processed tracer payload (top level, measured, or span.kind
  * server/client/producer/consumer; partial snapshots excluded). Copies what it keeps. */
