@@ -50,6 +50,7 @@ struct dds__concentrator {
     uint32_t *table;        /* open addressing: index into entries + 1, 0 = empty */
     uint32_t mask;
     size_t key_bytes;
+    size_t sketch_bytes;    /* bin capacity of every live sketch */
     dds__buf key;           /* scratch: the key being looked up */
     dds__buf overflow_key;  /* the overflow key's bytes, built once */
     dds__buf sketch;        /* scratch: one encoded sketch */
@@ -322,6 +323,7 @@ static entry *create(dds__concentrator *c, uint64_t h, int64_t bucket, uint32_t 
 
 static void entry_free(dds__concentrator *c, entry *e) {
     c->key_bytes -= e->key_len;
+    c->sketch_bytes -= ((size_t)e->ok.cap + e->err.cap) * sizeof(uint32_t);
     group *g = &c->groups[e->group];
     if (--g->live == 0) {
         free(g->key);
@@ -391,6 +393,7 @@ void dds__concentrator_free(dds__concentrator *c) {
 }
 
 uint32_t dds__concentrator_live_keys(const dds__concentrator *c) { return c->nentries; }
+size_t dds__concentrator_sketch_bytes(const dds__concentrator *c) { return c->sketch_bytes; }
 
 /* ---- add -------------------------------------------------------------------------------------- */
 
@@ -463,7 +466,12 @@ static bool add_span(dds__concentrator *c, int g, const dds__span *s) {
     }
     /* The sketch first: a value it cannot take leaves the counts as they were, so hits and the
      * sketches' counts always agree. */
-    if (dds__ddsketch_add(s->error ? &e->err : &e->ok, (double)dur) != 0) return false;
+    dds__ddsketch *sk = s->error ? &e->err : &e->ok;
+    uint32_t cap_before = sk->cap;
+    uint32_t limit = c->sketch_bytes < DDS__STATS_MAX_SKETCH_BYTES ? DDS__DDSKETCH_MAX_BINS : sk->cap;
+    int rc = dds__ddsketch_add_bounded(sk, (double)dur, limit);
+    c->sketch_bytes += ((size_t)sk->cap - cap_before) * sizeof(uint32_t);
+    if (rc != 0) return false;
     e->hits++;
     e->duration += (uint64_t)dur;
     if (s->error) e->errors++;

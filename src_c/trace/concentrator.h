@@ -5,6 +5,7 @@
 #ifndef DDS_TRACE_CONCENTRATOR_H
 #define DDS_TRACE_CONCENTRATOR_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/buf.h"
@@ -20,6 +21,10 @@
 /* Bytes of aggregation keys held (resource names and peer tags can be long): past it, new keys
  * go to the overflow key too. */
 #define DDS__STATS_MAX_KEY_BYTES (4u << 20)
+/* Bytes of sketch bins held (two sketches per key, up to 8 KiB each): past it sketches stop
+ * growing and fold new values into the bins they have (their lowest ones collapse), so adversarial
+ * durations cannot make 2048 keys take 32 MiB. Counts stay exact; only latency precision is lost. */
+#define DDS__STATS_MAX_SKETCH_BYTES (4u << 20)
 /* Distinct tracer metadata (language, tracer version, service, env, version, container id) at
  * once: a process has one or two; past the bound the spans are dropped and counted. */
 #define DDS__STATS_MAX_GROUPS 64
@@ -54,6 +59,7 @@ void dds__concentrator_add(dds__concentrator *c, const dds__tracer_payload *tp);
  * are gone either way; on out->oom their spans are counted as dropped. */
 uint32_t dds__concentrator_flush(dds__concentrator *c, int64_t now_ns, bool force, dds__buf *out);
 
-/* Live aggregation keys (for tests and the bound). */
+/* Live aggregation keys, and bytes of sketch bins held (for tests and the bounds). */
 uint32_t dds__concentrator_live_keys(const dds__concentrator *c);
+size_t dds__concentrator_sketch_bytes(const dds__concentrator *c);
 #endif

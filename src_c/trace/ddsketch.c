@@ -61,8 +61,7 @@ static int reserve(dds__ddsketch *s, uint32_t need) {
  * indexes. An index below the run extends it downwards as far as the bound allows (past it, the
  * lowest bin takes the value); one above drops the lowest bins into the new lowest. NULL when the
  * array cannot grow (nothing changed then). */
-static uint32_t *bin_for(dds__ddsketch *s, int32_t index) {
-    const int64_t max = DDS__DDSKETCH_MAX_BINS;
+static uint32_t *bin_for(dds__ddsketch *s, int32_t index, int64_t max) {
     if (s->nbins == 0) {
         if (reserve(s, 1) < 0) return NULL;
         s->offset = index;
@@ -110,13 +109,18 @@ static uint32_t *bin_for(dds__ddsketch *s, int32_t index) {
     return &s->bins[index - lo];
 }
 
-int dds__ddsketch_add(dds__ddsketch *s, double v) {
+int dds__ddsketch_add(dds__ddsketch *s, double v) { return dds__ddsketch_add_bounded(s, v, DDS__DDSKETCH_MAX_BINS); }
+
+int dds__ddsketch_add_bounded(dds__ddsketch *s, double v, uint32_t max_bins) {
+    if (max_bins < 1) max_bins = 1;
+    if (max_bins > DDS__DDSKETCH_MAX_BINS) max_bins = DDS__DDSKETCH_MAX_BINS;
     if (!(v >= 0) || isinf(v)) return -1;
     if (v < MIN_INDEXABLE) {
         s->zero_count++;
         return 0;
     }
-    uint32_t *bin = bin_for(s, dds__ddsketch_index(v));
+    /* Never below what is held: a smaller limit only stops growth. */
+    uint32_t *bin = bin_for(s, dds__ddsketch_index(v), max_bins > s->nbins ? max_bins : s->nbins);
     if (!bin) return -1;
     if (*bin < UINT32_MAX) (*bin)++;
     return 0;

@@ -28,6 +28,10 @@ double dds__ddsketch_value(int32_t index);
 /* Add one value >= 0 (a span duration in ns). Returns 0, or -1 when the bins cannot grow (the
  * value is lost, the sketch stays valid) or v is negative or not finite. */
 int dds__ddsketch_add(dds__ddsketch *s, double v);
+/* The same with a smaller bin limit (1..DDS__DDSKETCH_MAX_BINS): the store collapses its lowest
+ * bins at max_bins instead. For a caller out of memory budget: max_bins = the current cap adds
+ * without allocating (but for the first bin of an empty sketch). */
+int dds__ddsketch_add_bounded(dds__ddsketch *s, double v, uint32_t max_bins);
 /* Values added (bins and zero bin). */
 uint64_t dds__ddsketch_count(const dds__ddsketch *s);
 /* Append the protobuf DDSketch {mapping, positiveValues, negativeValues, zeroCount} as prost

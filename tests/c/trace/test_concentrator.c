@@ -74,7 +74,12 @@ typedef struct gstat {
     sketch_info ok, err;
 } gstat;
 
-typedef struct out { gstat g[64]; int n; int payloads; } out;
+typedef struct out {
+    gstat g[64];             /* the first 63 groups (later ones share the last slot) */
+    int n, payloads;
+    uint64_t groups, hits, errors;
+    double ok_count, err_count;  /* sums over every group */
+} out;
 
 static void copy(char *dst, size_t cap, dds__slice s) {
     size_t n = s.len < cap - 1 ? s.len : cap - 1;
@@ -198,6 +203,11 @@ static void decode(const dds__buf *b, uint32_t n, out *o) {
                                 g->start = start;
                                 g->width = width;
                                 read_grouped(&r, g);
+                                o->groups++;
+                                o->hits += g->hits;
+                                o->errors += g->errors;
+                                o->ok_count += g->ok.count;
+                                o->err_count += g->err.count;
                             }
                         } else dds__mp_skip(&r);
                     }
@@ -540,6 +550,41 @@ TEST(test_key_bound_goes_to_overflow_key) {
     dds__concentrator_free(c);
 }
 
+TEST(test_sketch_memory_is_bounded) {
+    dds__arena_reset(&arena);
+    dds__concentrator *c = conc(0);
+    /* 2048 keys whose durations each span 1 ns .. 10 min, ok and error: unbounded they would hold
+     * about 32 MiB of bins */
+    dds__span s = top("r", 1, 0, T0, 1);
+    dds__tracer_payload tp = payload(&s, 1, "go", "e");
+    char res[16];
+    uint64_t n = 0;
+    for (int d = 0; d < 1300; d += 7) {
+        for (int i = 0; i < DDS__STATS_MAX_KEYS; i++) {
+            snprintf(res, sizeof(res), "r%d", i);
+            s.resource = dds__slice_cstr(res);
+            s.duration = (int64_t)exp(d * 0.0156);
+            s.error = (d / 7) & 1;
+            dds__concentrator_add(c, &tp);
+            n++;
+        }
+    }
+    CHECK_EQ_INT(dds__concentrator_live_keys(c), DDS__STATS_MAX_KEYS);
+    CHECK_MSG(dds__concentrator_sketch_bytes(c) <= DDS__STATS_MAX_SKETCH_BYTES + 2 * 2048 * 4,
+              "%zu bytes of bins", dds__concentrator_sketch_bytes(c));
+    CHECK_EQ_INT(dds__counter_get(&counters.spans), n);
+    CHECK_EQ_INT(dds__counter_get(&counters.spans_dropped), 0);
+    /* counts stay exact: every value is in a sketch */
+    out *o = calloc(1, sizeof(*o));
+    CHECK_EQ_INT(flush(c, T0, true, o), 1);
+    CHECK_EQ_INT(o->groups, DDS__STATS_MAX_KEYS);
+    CHECK_EQ_INT(o->hits, n);
+    CHECK(o->ok_count + o->err_count == (double)n && o->err_count == (double)o->errors);
+    free(o);
+    CHECK_EQ_INT(dds__concentrator_sketch_bytes(c), 0);
+    dds__concentrator_free(c);
+}
+
 static uint8_t *gunzip(const uint8_t *z, size_t zlen, size_t *out_len) {
     z_stream zs = {0};
     if (inflateInit2(&zs, 15 + 16) != Z_OK) return NULL;
@@ -712,6 +757,7 @@ int main(void) {
     RUN(test_one_payload_per_tracer_metadata);
     RUN(test_key_bound_goes_to_overflow_key);
     RUN(test_stats_payload_is_client_computed_false);
+    RUN(test_sketch_memory_is_bounded);
     RUN(test_allocation_failures);
     dds__arena_free(&arena);
     return TEST_REPORT();

@@ -179,10 +179,25 @@ TEST(test_store_collapses_lowest_bins) {
     dds__ddsketch_free(&s);
 }
 
+TEST(test_bounded_add_stops_growing) {
+    dds__ddsketch s;
+    dds__ddsketch_init(&s);
+    CHECK_EQ_INT(dds__ddsketch_add_bounded(&s, 1000.0, 0), 0);  /* an empty sketch takes its first bin */
+    uint32_t cap = s.cap;
+    CHECK(cap >= 1);
+    for (int i = 0; i < 500; i++) CHECK_EQ_INT(dds__ddsketch_add_bounded(&s, 1000.0 * (1 + i), cap), 0);
+    CHECK_EQ_INT(s.cap, cap);  /* no allocation */
+    CHECK(s.nbins <= cap);
+    CHECK_EQ_INT(dds__ddsketch_count(&s), 501);
+    CHECK_EQ_INT(s.offset + (int32_t)s.nbins - 1, dds__ddsketch_index(500000.0));  /* the top kept */
+    dds__ddsketch_free(&s);
+}
+
 int main(void) {
     RUN(test_mapping_matches_libdd_formula);
     RUN(test_add_counts_and_zero_bin);
     RUN(test_encode_decodes_with_counts);
     RUN(test_store_collapses_lowest_bins);
+    RUN(test_bounded_add_stops_growing);
     return TEST_REPORT();
 }
