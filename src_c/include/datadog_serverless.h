@@ -276,8 +276,9 @@ DDS_API int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user
                       dds_services **out, dds_error *err);
 
 /*
- * Send everything now: every aggregation bucket (open ones included), pending events, service
- * checks, traces and the log entries the logs agent accepted, then wait until the intake has answered every payload (retries included) or
+ * Send everything now: every aggregation bucket (open ones included; the trace stats buckets too
+ * when agent_stats_computation_enabled), pending events, service checks, traces and the log
+ * entries the logs agent accepted, then wait until the intake has answered every payload (retries included) or
  * timeout_ms has passed. Blocks the caller (not the loop). Returns 0, DDS_ERR_NOT_RUNNING,
  * DDS_ERR_SHUTDOWN_TIMEOUT ("Flush timeout exceeded": payloads still pending stay queued and
  * keep being retried), or DDS_ERR_RUNTIME when called from the status callback. Any thread.
