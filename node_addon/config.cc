@@ -71,6 +71,7 @@ const Field kFields[] = {
     FIELD("apmMaxRequestBytes", kUint32, apm_max_request_bytes),
     FIELD("apmRemoveQueryString", kBool, apm_remove_query_string),
     FIELD("apmObfuscateCreditCards", kBool, apm_obfuscate_credit_cards),
+    FIELD("agentStatsComputationEnabled", kBool, agent_stats_computation_enabled),
     FIELD("logsEnabled", kBool, logs_enabled),
     FIELD("logsPort", kInt32, logs_port),
     FIELD("logsNonLocalTraffic", kBool, logs_non_local_traffic),

@@ -107,6 +107,9 @@ export interface ServicesConfig {
   apmRemoveQueryString?: boolean;
   /** [DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] true. */
   apmObfuscateCreditCards?: boolean;
+  /** [DD_AGENT_STATS_COMPUTATION_ENABLED] false: the trace agent computes trace stats (hits,
+   * errors, latency sketches per 10 s bucket) for tracers that do not compute their own. */
+  agentStatsComputationEnabled?: boolean;
 
   // ---- Logs agent
   /** [DD_LOGS_ENABLED] false: HTTP POST /v1/input, batched to the logs intake. */
@@ -213,6 +216,16 @@ export interface ServicesStats {
   traceSpans: number;
   traceDropped: number;
   traceSpansDropped: number;
+  /** Eligible spans aggregated into agent-computed trace stats. */
+  traceStatsSpans: number;
+  /** Of those, aggregated under the overflow key (live-key bound reached). */
+  traceStatsSpansOverflow: number;
+  /** Eligible spans lost (tracer-metadata bound, out of memory). */
+  traceStatsSpansDropped: number;
+  /** 10 s stats buckets flushed. */
+  traceStatsBuckets: number;
+  /** Aggregation keys (grouped stats) flushed. */
+  traceStatsKeys: number;
   logsRequests: number;
   logsEntries: number;
   logsEntriesDropped: number;

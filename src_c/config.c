@@ -168,6 +168,7 @@ int dds_config_from_env(dds_config *cfg, dds_error *err) {
     if ((rc = env_u32("DD_APM_MAX_PAYLOAD_SIZE", &cfg->apm_max_request_bytes, 1, err))) return rc;
     if ((rc = env_bool("DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING", &cfg->apm_remove_query_string, err))) return rc;
     if ((rc = env_bool("DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED", &cfg->apm_obfuscate_credit_cards, err))) return rc;
+    if ((rc = env_bool("DD_AGENT_STATS_COMPUTATION_ENABLED", &cfg->agent_stats_computation_enabled, err))) return rc;
 
     if ((rc = env_bool("DD_LOGS_ENABLED", &cfg->logs_enabled, err))) return rc;
     if ((rc = env_i32("DD_LOGS_PORT", &cfg->logs_port, err))) return rc;

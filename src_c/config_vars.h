@@ -51,6 +51,7 @@ X(trace, "DD_APM_TELEMETRY_DD_URL", "`https://instrumentation-telemetry-intake.<
 X(trace, "DD_EVP_PROXY_CONFIG_DD_URL", "`https://<subdomain>.<site>`", "EVP proxy target") \
 X(trace, "DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING", "`false`", "strip the query from `http.url`") \
 X(trace, "DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED", "`true`", "tag values that are card numbers become `?`") \
+X(trace, "DD_AGENT_STATS_COMPUTATION_ENABLED", "`false`", "compute trace stats here and send them to `/api/v0.2/stats` (see \"Agent-computed trace stats\")") \
 X(logs, "DD_LOGS_ENABLED", "`false`", "run the logs agent") \
 X(logs, "DD_LOGS_PORT", "`10517`", "HTTP port; `0` = any free port (logged: `logs agent listening on 127.0.0.1:PORT`)") \
 X(logs, "DD_LOGS_NON_LOCAL_TRAFFIC", "`false`", "bind `0.0.0.0` instead of loopback") \

@@ -184,6 +184,7 @@ FIELDS = (
     ("apm_max_request_bytes", K_U32, _at(&_probe.apm_max_request_bytes)),
     ("apm_remove_query_string", K_BOOL, _at(&_probe.apm_remove_query_string)),
     ("apm_obfuscate_credit_cards", K_BOOL, _at(&_probe.apm_obfuscate_credit_cards)),
+    ("agent_stats_computation_enabled", K_BOOL, _at(&_probe.agent_stats_computation_enabled)),
     ("logs_enabled", K_BOOL, _at(&_probe.logs_enabled)),
     ("logs_port", K_I32, _at(&_probe.logs_port)),
     ("logs_non_local_traffic", K_BOOL, _at(&_probe.logs_non_local_traffic)),

@@ -87,6 +87,7 @@ cdef extern from "datadog_serverless.h" nogil:
         uint32_t apm_max_request_bytes
         bint apm_remove_query_string
         bint apm_obfuscate_credit_cards
+        bint agent_stats_computation_enabled
         # Logs agent
         bint logs_enabled
         int32_t logs_port
@@ -171,6 +172,12 @@ cdef extern from "datadog_serverless.h" nogil:
         uint64_t trace_spans
         uint64_t trace_dropped
         uint64_t trace_spans_dropped
+        # Agent-computed trace stats
+        uint64_t trace_stats_spans
+        uint64_t trace_stats_spans_overflow
+        uint64_t trace_stats_spans_dropped
+        uint64_t trace_stats_buckets
+        uint64_t trace_stats_keys
         # Logs agent
         uint64_t logs_requests
         uint64_t logs_entries
@@ -182,7 +189,7 @@ cdef extern from "datadog_serverless.h" nogil:
         uint64_t send_queue_dropped_traces
         uint64_t send_queue_dropped_logs
         uint64_t send_queue_dropped_proxy
-        uint64_t reserved[7]
+        uint64_t reserved[2]
 
     void dds_stats_get(const dds_services *s, dds_stats *out)
 

@@ -118,6 +118,10 @@ class ServicesConfig:
     """[DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING] Strip the query from ``http.url``."""
     apm_obfuscate_credit_cards: bool | None = None
     """[DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] Card numbers in tags become ``?``; default True."""
+    agent_stats_computation_enabled: bool | None = None
+    """[DD_AGENT_STATS_COMPUTATION_ENABLED] The trace agent computes trace stats (hits, errors,
+    latency sketches per 10 s bucket) from the spans it receives, for tracers that do not compute
+    their own; default False."""
 
     # Logs agent
     logs_enabled: bool | None = None

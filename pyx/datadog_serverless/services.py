@@ -112,6 +112,17 @@ class ServicesStats:
     """Traces dropped (decode error, invalid ids, bounds)."""
     trace_spans_dropped: int
     """Spans dropped in processing or encoding."""
+    # Agent-computed trace stats (agent_stats_computation_enabled)
+    trace_stats_spans: int
+    """Eligible spans aggregated into trace stats."""
+    trace_stats_spans_overflow: int
+    """Of those, spans aggregated under the overflow key (the live-key bound was reached)."""
+    trace_stats_spans_dropped: int
+    """Eligible spans lost (tracer-metadata bound, out of memory)."""
+    trace_stats_buckets: int
+    """10 s stats buckets flushed."""
+    trace_stats_keys: int
+    """Aggregation keys (grouped stats) flushed."""
     # Logs agent
     logs_requests: int
     """POST /v1/input requests answered 200."""

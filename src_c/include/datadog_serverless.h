@@ -172,6 +172,12 @@ typedef struct dds_config {
     bool apm_remove_query_string;     /* [DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING] false */
     bool apm_obfuscate_credit_cards;  /* [DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] true: Luhn-valid
                                          card numbers in span tags become "?" */
+    bool agent_stats_computation_enabled; /* [DD_AGENT_STATS_COMPUTATION_ENABLED] false: when true the
+                                         trace agent computes trace stats (hits, errors, latency
+                                         sketches per 10 s bucket) from the spans of requests without
+                                         Datadog-Client-Computed-Stats, sends them to
+                                         /api/v0.2/stats (ClientComputed false), and /info tells
+                                         tracers not to drop unsampled traces */
 
     /* Logs agent: HTTP POST /v1/input (a JSON array of {message, timestamp, ...} entries),
      * batched to the logs intake on the flush tick, on dds_flush and on dds_stop */
@@ -287,8 +293,9 @@ DDS_API int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user
                       dds_services **out, dds_error *err);
 
 /*
- * Send everything now: every aggregation bucket (open ones included), pending events, service
- * checks, traces and the log entries the logs agent accepted, then wait until the intake has answered every payload (retries included) or
+ * Send everything now: every aggregation bucket (open ones included; the trace stats buckets too
+ * when agent_stats_computation_enabled), pending events, service checks, traces and the log
+ * entries the logs agent accepted, then wait until the intake has answered every payload (retries included) or
  * timeout_ms has passed. Blocks the caller (not the loop). Returns 0, DDS_ERR_NOT_RUNNING,
  * DDS_ERR_SHUTDOWN_TIMEOUT ("Flush timeout exceeded": payloads still pending stay queued and
  * keep being retried), or DDS_ERR_RUNTIME when called from the status callback. Any thread.
@@ -353,6 +360,12 @@ typedef struct dds_stats {
     uint64_t trace_spans;            /* spans accepted */
     uint64_t trace_dropped;          /* traces dropped (decode error, invalid ids, bounds) */
     uint64_t trace_spans_dropped;    /* spans dropped in processing or encoding (invalid, out of memory) */
+    /* Agent-computed trace stats (agent_stats_computation_enabled) */
+    uint64_t trace_stats_spans;      /* eligible spans aggregated into stats */
+    uint64_t trace_stats_spans_overflow; /* of those, aggregated under the overflow key (live-key bound reached) */
+    uint64_t trace_stats_spans_dropped;  /* eligible spans lost (tracer-metadata bound, out of memory) */
+    uint64_t trace_stats_buckets;    /* 10 s buckets flushed */
+    uint64_t trace_stats_keys;       /* aggregation keys (ClientGroupedStats) flushed */
     /* Logs agent */
     uint64_t logs_requests;          /* POST /v1/input requests answered 200 */
     uint64_t logs_entries;           /* entries accepted into the queue */
@@ -364,7 +377,7 @@ typedef struct dds_stats {
     uint64_t send_queue_dropped_traces;  /* trace and stats payloads dropped: queue full */
     uint64_t send_queue_dropped_logs;    /* logs batches dropped: queue full */
     uint64_t send_queue_dropped_proxy;   /* proxied tracer requests dropped: queue full */
-    uint64_t reserved[7];
+    uint64_t reserved[2];
 } dds_stats;
 
 /* Copy the counters into *out. Any thread, never blocks, works after stop too. */

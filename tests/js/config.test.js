@@ -24,7 +24,7 @@ const DEFAULTS = {
   clientTelemetry: true, flushIntervalMs: 10000,
   useTraceAgent: true, apmReceiverPort: 8126, apmReceiverSocket: null, apmNonLocalTraffic: false, apmDdUrl: null,
   apmProfilingDdUrl: null, apmTelemetryDdUrl: null, evpProxyDdUrl: null, apmMaxRequestBytes: 26214400,
-  apmRemoveQueryString: false, apmObfuscateCreditCards: true,
+  apmRemoveQueryString: false, apmObfuscateCreditCards: true, agentStatsComputationEnabled: false,
   logsEnabled: false, logsPort: 10517, logsNonLocalTraffic: false, logsDdUrl: null, logsUseCompression: true,
   logsCompressionLevel: 3, logsMaxQueuedBytes: 8388608, logsOpwEnabled: false, logsOpwUrl: null,
   logsAdditionalEndpoints: null,

@@ -29,6 +29,7 @@ def test_defaults_come_from_dds_config_init():
     assert d.api_key is None and d.dd_url is None
     assert (d.logs_enabled, d.logs_port, d.logs_non_local_traffic, d.logs_dd_url) == (False, 10517, False, None)
     assert (d.logs_use_compression, d.logs_compression_level, d.logs_max_queued_bytes) == (True, 3, 8 << 20)
+    assert d.agent_stats_computation_enabled is False
     # None everywhere converts to exactly the C defaults.
     assert converted(ServicesConfig()) == dataclasses.asdict(d)
 
@@ -45,6 +46,7 @@ def test_every_field_round_trips_through_the_c_struct():
         apm_dd_url="http://127.0.0.1:3", apm_profiling_dd_url="http://127.0.0.1:4/p",
         apm_telemetry_dd_url="http://127.0.0.1:5", evp_proxy_dd_url="http://127.0.0.1:6",
         apm_max_request_bytes=2048, apm_remove_query_string=True, apm_obfuscate_credit_cards=False,
+        agent_stats_computation_enabled=True,
         logs_enabled=True, logs_port=0, logs_non_local_traffic=True, logs_dd_url="http://127.0.0.1:7",
         logs_use_compression=False, logs_compression_level=9, logs_max_queued_bytes=2 << 20,
         logs_opw_enabled=True, logs_opw_url="http://127.0.0.1:8",

@@ -17,6 +17,7 @@ static const char *const all_vars[] = {
     "DD_LOGS_MAX_QUEUED_BYTES", "DD_DRY_RUN", "DD_FLUSH_TIMEOUT", "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED",
     "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL", "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS",
     "DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE", "DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE",
+    "DD_AGENT_STATS_COMPUTATION_ENABLED",
 };
 
 static void clear_env(void) {
@@ -291,6 +292,24 @@ TEST(from_env_bad_values_name_the_variable) {
     clear_env();
 }
 
+TEST(agent_stats_computation_field) {
+    clear_env();
+    dds_config c;
+    dds_config_init(&c);
+    CHECK(!c.agent_stats_computation_enabled);
+    dds_error err = {0};
+    setenv("DD_AGENT_STATS_COMPUTATION_ENABLED", "true", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK(c.agent_stats_computation_enabled);
+    setenv("DD_AGENT_STATS_COMPUTATION_ENABLED", "false", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK(!c.agent_stats_computation_enabled);
+    setenv("DD_AGENT_STATS_COMPUTATION_ENABLED", "perhaps", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "DD_AGENT_STATS_COMPUTATION_ENABLED") != NULL);
+    clear_env();
+}
+
 TEST(logs_agent_fields) {
     clear_env();
     dds_config c;
@@ -488,6 +507,7 @@ int main(void) {
     RUN(from_env_bad_values_name_the_variable);
     RUN(logs_agent_fields);
     RUN(logs_destinations_and_send_queue);
+    RUN(agent_stats_computation_field);
     RUN(error_names_and_versions);
     RUN(owned_copy_is_deep);
     return TEST_REPORT();
