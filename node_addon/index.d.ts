@@ -93,6 +93,24 @@ export interface ServicesConfig {
   apmRemoveQueryString?: boolean;
   /** [DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] true. */
   apmObfuscateCreditCards?: boolean;
+  /** [DD_APM_OBFUSCATION_HTTP_REMOVE_PATHS_WITH_DIGITS] `http.url` path segments with a digit become `?`; default False. */
+  apmRemovePathsWithDigits?: boolean;
+  /** [DD_APM_OBFUSCATION_REDIS_ENABLED] Values in `redis.raw_command` become `?`; default True. */
+  apmObfuscateRedis?: boolean;
+  /** [DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS] Every redis argument becomes `?`; default False. */
+  apmRedisRemoveAllArgs?: boolean;
+  /** [DD_APM_OBFUSCATION_VALKEY_ENABLED] Values in `valkey.raw_command` become `?`; default True. */
+  apmObfuscateValkey?: boolean;
+  /** [DD_APM_OBFUSCATION_VALKEY_REMOVE_ALL_ARGS] Every valkey argument becomes `?`; default False. */
+  apmValkeyRemoveAllArgs?: boolean;
+  /** [DD_APM_OBFUSCATION_MEMCACHED_ENABLED] Rewrite `memcached.command`; default True. */
+  apmObfuscateMemcached?: boolean;
+  /** [DD_APM_OBFUSCATION_MEMCACHED_KEEP_COMMAND] Keep its first line instead of blanking it; default False. */
+  apmMemcachedKeepCommand?: boolean;
+  /** [DD_APM_OBFUSCATION_REMOVE_STACK_TRACES] `error.stack` becomes `?`; default False. */
+  apmRemoveStackTraces?: boolean;
+  /** [DD_APM_REPLACE_TAGS] JSON list of `{"name", "pattern", "repl"}` rules (POSIX extended regex). */
+  apmReplaceTags?: string | null;
 
   // ---- Logs agent
   /** [DD_LOGS_ENABLED] false: HTTP POST /v1/input, batched to the logs intake. */
@@ -186,6 +204,8 @@ export interface ServicesStats {
   traceSpans: number;
   traceDropped: number;
   traceSpansDropped: number;
+  traceSpansObfuscated: number;
+  traceSqlNonParsable: number;
   logsRequests: number;
   logsEntries: number;
   logsEntriesDropped: number;

@@ -756,6 +756,8 @@ void dds_stats_get(const dds_services *s, dds_stats *out) {
     out->trace_spans = dds__counter_get(&t->spans);
     out->trace_dropped = dds__counter_get(&t->traces_rejected) + dds__counter_get(&t->process.traces_dropped);
     out->trace_spans_dropped = dds__counter_get(&t->process.spans_dropped) + dds__counter_get(&t->spans_dropped_encoding);
+    out->trace_spans_obfuscated = dds__counter_get(&t->process.spans_obfuscated);
+    out->trace_sql_non_parsable = dds__counter_get(&t->process.sql_non_parsable);
     const dds__logs_counters *lg = &s->counters.logs;
     out->logs_requests = dds__counter_get(&lg->requests);
     out->logs_entries = dds__counter_get(&lg->entries);

@@ -87,6 +87,15 @@ cdef extern from "datadog_serverless.h" nogil:
         uint32_t apm_max_request_bytes
         bint apm_remove_query_string
         bint apm_obfuscate_credit_cards
+        bint apm_remove_paths_with_digits
+        bint apm_obfuscate_redis
+        bint apm_redis_remove_all_args
+        bint apm_obfuscate_valkey
+        bint apm_valkey_remove_all_args
+        bint apm_obfuscate_memcached
+        bint apm_memcached_keep_command
+        bint apm_remove_stack_traces
+        const char * apm_replace_tags
         # Logs agent
         bint logs_enabled
         int32_t logs_port
@@ -167,12 +176,14 @@ cdef extern from "datadog_serverless.h" nogil:
         uint64_t trace_spans
         uint64_t trace_dropped
         uint64_t trace_spans_dropped
+        uint64_t trace_spans_obfuscated
+        uint64_t trace_sql_non_parsable
         # Logs agent
         uint64_t logs_requests
         uint64_t logs_entries
         uint64_t logs_entries_dropped
         uint64_t logs_bytes
-        uint64_t reserved[12]
+        uint64_t reserved[10]
 
     void dds_stats_get(const dds_services *s, dds_stats *out)
 
