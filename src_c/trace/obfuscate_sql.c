@@ -205,7 +205,13 @@ static void advance(tok *t) {
         return;
     }
     int32_t c;
-    size_t w = utf8_decode(t->s + t->off, t->n - t->off, &c);
+    size_t w;
+    if (t->s[t->off] < 0x80) {  /* the common case: no decoding */
+        c = t->s[t->off];
+        w = 1;
+    } else {
+        w = utf8_decode(t->s + t->off, t->n - t->off, &c);
+    }
     if (w == 0) {
         t->pos++;
         t->cur = t->off;
@@ -239,22 +245,21 @@ static uint32_t token_lit(tok *t, uint32_t kind, const char *lit) {
     return kind;
 }
 
-static bool ascii_ieq(const uint8_t *a, size_t n, const char *kw) {
-    return strlen(kw) == n && strncasecmp((const char *)a, kw, n) == 0;
-}
-
+/* Go's keywords map, looked up by length and first letter before comparing. */
 static uint32_t keyword(const uint8_t *p, size_t n) {
-    static const struct { const char *kw; uint32_t kind; } kws[] = {
-        {"NULL", T_NULL},       {"TRUE", T_BOOL},     {"FALSE", T_BOOL},         {"SAVEPOINT", T_SAVEPOINT},
-        {"LIMIT", T_LIMIT},     {"AS", T_AS},         {"ALTER", T_ALTER},        {"CREATE", T_CREATE},
-        {"GRANT", T_GRANT},     {"REVOKE", T_REVOKE}, {"COMMIT", T_COMMIT},      {"BEGIN", T_BEGIN},
-        {"TRUNCATE", T_TRUNCATE}, {"DROP", T_DROP},   {"SELECT", T_SELECT},      {"FROM", T_FROM},
-        {"UPDATE", T_UPDATE},   {"DELETE", T_DELETE}, {"INSERT", T_INSERT},      {"INTO", T_INTO},
-        {"JOIN", T_JOIN},
+    static const struct { const char *kw; uint8_t len; uint32_t kind; } kws[] = {
+        {"NULL", 4, T_NULL},     {"TRUE", 4, T_BOOL},       {"FALSE", 5, T_BOOL},     {"SAVEPOINT", 9, T_SAVEPOINT},
+        {"LIMIT", 5, T_LIMIT},   {"AS", 2, T_AS},           {"ALTER", 5, T_ALTER},    {"CREATE", 6, T_CREATE},
+        {"GRANT", 5, T_GRANT},   {"REVOKE", 6, T_REVOKE},   {"COMMIT", 6, T_COMMIT},  {"BEGIN", 5, T_BEGIN},
+        {"TRUNCATE", 8, T_TRUNCATE}, {"DROP", 4, T_DROP},   {"SELECT", 6, T_SELECT},  {"FROM", 4, T_FROM},
+        {"UPDATE", 6, T_UPDATE}, {"DELETE", 6, T_DELETE},   {"INSERT", 6, T_INSERT},  {"INTO", 4, T_INTO},
+        {"JOIN", 4, T_JOIN},
     };
     if (n < 2 || n > 9) return T_ID;
+    uint8_t first = (uint8_t)(p[0] & ~0x20);
     for (size_t i = 0; i < sizeof(kws) / sizeof(kws[0]); i++)
-        if (ascii_ieq(p, n, kws[i].kw)) return kws[i].kind;
+        if (kws[i].len == n && (uint8_t)kws[i].kw[0] == first && strncasecmp((const char *)p, kws[i].kw, n) == 0)
+            return kws[i].kind;
     return T_ID;
 }
 
