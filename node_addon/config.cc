@@ -91,8 +91,8 @@ const Field kFields[] = {
 };
 #undef FIELD
 
-// 46 fields: 19 pointers, 4 ints/enums and 15 uint32/int32, 13 bools, with padding, on LP64.
-static_assert(sizeof(void *) != 8 || sizeof(dds_config) == 264,
+// 55 fields: 20 pointers, 4 ints/enums and 15 uint32/int32, 21 bools, with padding, on LP64.
+static_assert(sizeof(void *) != 8 || sizeof(dds_config) == 288,
               "dds_config changed: give the new field its camelCase option in kFields");
 
 template <typename T>
