@@ -986,11 +986,100 @@ TEST(test_replace_tags) {
     dds__replace_rules_free(rules);
 }
 
+/* libdd-trace-obfuscation tests/data/obfuscation_test_spans.jsonl, the rows that apply here
+ * (span events, and the JSON obfuscators, are not built; an empty resource is first normalized
+ * to the span name by the processor, so that row is left out). Config letters: C credit cards,
+ * H http query and path digits, R redis, A redis remove-all, V valkey, W valkey remove-all,
+ * M memcached, K memcached keep-command; T the custom.tag replace rule. */
+TEST(test_rust_obfuscation_span_vectors) {
+    static const struct {
+        const char *name, *type, *res, *key, *val, *cfg, *want_res, *want_key, *want_val;
+    } rows[] = {
+        {"cassandra_select", "cassandra", "SELECT * FROM table1 WHERE id = 42", NULL, NULL, "",
+         "SELECT * FROM table1 WHERE id = ?", "sql.query", "SELECT * FROM table1 WHERE id = ?"},
+        {"credit_card_disabled", "generic", "r", "card.number", "5105-1051-0510-5100", "", "r", "card.number",
+         "5105-1051-0510-5100"},
+        {"credit_card_match", "generic", "r", "card.number", "5105-1051-0510-5100", "C", "r", "card.number", "?"},
+        {"credit_card_no_match", "generic", "r", "card.number", "not-a-cc", "C", "r", "card.number", "not-a-cc"},
+        {"credit_card_skipped_key", "generic", "r", "_dd.test", "5105-1051-0510-5100", "C", "r", "_dd.test",
+         "5105-1051-0510-5100"},
+        {"http_empty", "http", "r", NULL, NULL, "H", "r", NULL, NULL},
+        {"http_no_url_tag", "http", "r", "other.tag", "value", "H", "r", "other.tag", "value"},
+        {"http_url_obfuscate", "http", "r", "http.url", "http://mysite.mydomain/1/2?q=asd", "H", "r", "http.url",
+         "http://mysite.mydomain/?/??"},
+        {"memcached_disabled", "memcached", "r", "memcached.command", "set key 0 0 0\r\nvalue", "", "r",
+         "memcached.command", "set key 0 0 0\r\nvalue"},
+        {"memcached_enabled_empty_command", "memcached", "r", NULL, NULL, "M", "r", NULL, NULL},
+        {"memcached_enabled", "memcached", "r", "memcached.command", "set key 0 0 0\r\nvalue", "M", "r",
+         "memcached.command", ""},
+        {"memcached_keep_command", "memcached", "r", "memcached.command", "set key 0 0 0\r\nvalue", "MK", "r",
+         "memcached.command", "set key 0 0 0"},
+        {"redis_disabled_with_tag_replace", "redis", "SET k v", "custom.tag", "/foo/bar/foo", "T", "SET",
+         "custom.tag", "/foo/bar/extra"},
+        {"redis_enabled_no_raw_command", "redis", "SET k v", "other.tag", "value", "R", "SET", "other.tag", "value"},
+        {"redis_obfuscate_enabled", "redis", "SET k v", "redis.raw_command", "SET key val", "R", "SET",
+         "redis.raw_command", "SET key ?"},
+        {"redis_obfuscate_no_command", "redis", "SET k v", NULL, NULL, "R", "SET", NULL, NULL},
+        {"redis_quantize", "redis", "SET k v\nGET k", NULL, NULL, "", "SET GET", NULL, NULL},
+        {"redis_remove_all_args", "redis", "SET k v", "redis.raw_command", "SET key val", "RA", "SET",
+         "redis.raw_command", "SET ?"},
+        {"sql_select", "sql", "SELECT * FROM users WHERE id = 42", NULL, NULL, "", "SELECT * FROM users WHERE id = ?",
+         "sql.query", "SELECT * FROM users WHERE id = ?"},
+        {"valkey_disabled_with_tag_replace", "valkey", "SET k v", "custom.tag", "/foo/bar/foo", "T", "SET",
+         "custom.tag", "/foo/bar/extra"},
+        {"valkey_enabled_no_raw_command", "valkey", "SET k v", "other.tag", "value", "V", "SET", "other.tag", "value"},
+        {"valkey_obfuscate_enabled", "valkey", "SET k v", "valkey.raw_command", "SET key val", "V", "SET",
+         "valkey.raw_command", "SET key ?"},
+        {"valkey_obfuscate_no_command", "valkey", "SET k v", NULL, NULL, "V", "SET", NULL, NULL},
+        {"valkey_quantize", "valkey", "SET k v\nGET k", NULL, NULL, "", "SET GET", NULL, NULL},
+        {"valkey_remove_all_args", "valkey", "SET k v", "valkey.raw_command", "SET key val", "VW", "SET",
+         "valkey.raw_command", "SET ?"},
+        {"web_url_obfuscate", "web", "r", "http.url", "http://mysite.mydomain/1/2?q=asd", "H", "r", "http.url",
+         "http://mysite.mydomain/?/??"},
+    };
+    dds__replace_rules *rules = NULL;
+    char why[200];
+    CHECK_EQ_INT(dds__replace_rules_parse("[{\"name\":\"custom.tag\",\"pattern\":\"(/foo/bar/).*\",\"repl\":\"${1}extra\"}]",
+                                          &rules, why, sizeof(why)),
+                 0);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        dds__arena a;
+        dds__arena_init(&a, 0, 0);
+        const char *c = rows[i].cfg;
+        dds__trace_process_config cfg = cfg0();
+        cfg.obfuscate_credit_cards = strchr(c, 'C') != NULL;
+        cfg.remove_query_string = cfg.remove_paths_with_digits = strchr(c, 'H') != NULL;
+        cfg.redis_obfuscate = strchr(c, 'R') != NULL;
+        cfg.redis_remove_all_args = strchr(c, 'A') != NULL;
+        cfg.valkey_obfuscate = strchr(c, 'V') != NULL;
+        cfg.valkey_remove_all_args = strchr(c, 'W') != NULL;
+        cfg.memcached_obfuscate = strchr(c, 'M') != NULL;
+        cfg.memcached_keep_command = strchr(c, 'K') != NULL;
+        cfg.replace_rules = strchr(c, 'T') ? rules : NULL;
+        dds__trace_process_counters ctr = {0};
+        dds__span s = rows[i].key ? processed(&a, &cfg, &ctr, rows[i].type, rows[i].res, 1, rows[i].key, rows[i].val)
+                                  : processed(&a, &cfg, &ctr, rows[i].type, rows[i].res, 0);
+        CHECK_MSG(s.resource.len == strlen(rows[i].want_res) && !memcmp(s.resource.ptr, rows[i].want_res, s.resource.len),
+                  "%s: resource %.*s", rows[i].name, (int)s.resource.len, s.resource.ptr);
+        if (rows[i].want_key) {
+            const dds__slice *v = get_meta(&s, rows[i].want_key);
+            CHECK_MSG(v && v->len == strlen(rows[i].want_val) && !memcmp(v->ptr, rows[i].want_val, v->len),
+                      "%s: %s = %.*s", rows[i].name, rows[i].want_key, v ? (int)v->len : 0, v ? v->ptr : "(none)");
+        } else {
+            CHECK_MSG(s.nmeta == 0 || get_meta(&s, "sql.query") == NULL, "%s: unexpected tags", rows[i].name);
+        }
+        dds__arena_free(&a);
+        ro_free_all();
+    }
+    dds__replace_rules_free(rules);
+}
+
 /* Out of arena memory in the middle of obfuscating: the chunk is dropped whole and counted. */
 TEST(test_obfuscation_allocation_failures) {
     dds__replace_rules *rules = NULL;
     char why[200];
     CHECK_EQ_INT(dds__replace_rules_parse("[{\"name\":\"*\",\"pattern\":\"a\",\"repl\":\"b\"}]", &rules, why, sizeof(why)), 0);
+    bool saw_kept = false, saw_dropped = false;
     for (size_t limit = 1024; limit < 64 * 1024; limit += 512) {
         dds__arena a;
         dds__arena_init(&a, 256, limit);
@@ -1006,6 +1095,8 @@ TEST(test_obfuscation_allocation_failures) {
         cfg.replace_rules = rules;
         dds__trace_process_counters ctr = {0};
         uint32_t kept = dds__trace_process(&tp, &cfg, &a, &ctr);
+        saw_kept |= kept != 0;
+        saw_dropped |= kept == 0;
         if (kept) {
             CHECK_EQ_INT(kept, 3);
             CHECK_EQ_SLICE(tp.chunks[0].spans[0].resource, "SELECT b FROM t WHERE x = ? AND y IN ( ? )");
@@ -1016,6 +1107,7 @@ TEST(test_obfuscation_allocation_failures) {
         }
         dds__arena_free(&a);
     }
+    CHECK(saw_kept && saw_dropped);  /* the limits span both outcomes */
     dds__replace_rules_free(rules);
 }
 
@@ -1226,6 +1318,7 @@ int main(void) {
     RUN(test_redis_valkey_memcached_spans);
     RUN(test_paths_with_digits_and_stack_traces);
     RUN(test_replace_tags);
+    RUN(test_rust_obfuscation_span_vectors);
     RUN(test_obfuscation_allocation_failures);
     RUN(test_truncation_limits);
     RUN(test_truncation_never_splits_utf8);
