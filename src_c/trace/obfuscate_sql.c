@@ -263,9 +263,11 @@ static uint32_t keyword(const uint8_t *p, size_t n) {
     return T_ID;
 }
 
+/* Go scanIdentifier: letters, digits and ". * $" after the first character (the Agent's suite
+ * keeps "some$dollar$filled_thing$$" whole). */
 static uint32_t scan_identifier(tok *t) {
     advance(t);
-    while (is_letter(t->ch) || is_digit(t->ch) || t->ch == '.' || t->ch == '*') advance(t);
+    while (is_letter(t->ch) || is_digit(t->ch) || t->ch == '.' || t->ch == '*' || t->ch == '$') advance(t);
     take(t);
     return keyword(t->tb, t->tn);
 }
@@ -387,6 +389,30 @@ static uint32_t scan_dollar_quoted(tok *t) {
     return T_DOLLARSTR;
 }
 
+/* An MSSQL [bracketed identifier]: its contents as an identifier ("]]" is one ']'). */
+static uint32_t scan_bracketed(tok *t) {
+    size_t n = 0;
+    for (;;) {
+        int32_t c = t->ch;
+        advance(t);
+        if (c == CH_END) return token(t, T_LEXERR);
+        if (c == ']') {
+            if (t->ch != ']') break;
+            advance(t);
+        }
+        n += utf8_encode(t->scratch + n, c);
+    }
+    take(t);
+    if (n == 0) {
+        t->scratch[0] = '[';
+        t->scratch[1] = ']';
+        n = 2;
+    }
+    t->tb = t->scratch;
+    t->tn = n;
+    return T_ID;
+}
+
 static uint32_t scan_escape_sequence(tok *t) {
     while (t->ch != '}' && t->ch != CH_END) advance(t);
     if (t->ch == CH_END) return token(t, T_LEXERR);
@@ -488,8 +514,10 @@ static uint32_t scan(tok *t) {
             return token(t, T_JSON_KEY_EXISTS);
         }
         return token(t, '?');
-    case '=': case ',': case ';': case '(': case ')': case '+': case '*': case '&': case '|': case '^': case '[':
-    case ']':
+    case '[':
+        if (t->dbms == DDS__SQL_MSSQL) return scan_bracketed(t);
+        return token(t, '[');
+    case '=': case ',': case ';': case '(': case ')': case '+': case '*': case '&': case '|': case '^': case ']':
         return token(t, (uint32_t)c);
     case '.':
         if (is_digit(t->ch)) return scan_number(t, true);
@@ -600,9 +628,14 @@ static uint32_t scan(tok *t) {
         }
         return token(t, '%');
     case '$':
+        if (t->dbms == DDS__SQL_MSSQL && is_letter(t->ch)) return scan_identifier(t);  /* OUTPUT $action */
         if (is_digit(t->ch)) {
             uint32_t k = scan_number(t, false);
             return k == T_LEXERR ? T_LEXERR : T_PREPARED;
+        }
+        if (t->ch == '?') {  /* "$?" placeholders (the suite's sql_quantizer_0) */
+            advance(t);
+            return token(t, T_PREPARED);
         }
         return scan_dollar_quoted(t);
     case '@':

@@ -237,6 +237,100 @@ static const sql_case GENERIC[] = {
     {"09", "?"},
     {"-01234567", "?"},
     {"-012345678", "?"},
+    {"select * from dollarField$ as df from some$dollar$filled_thing$$;",
+     "select * from dollarField$ from some$dollar$filled_thing$$"},
+    {"select * from `構わない`;", "select * from 構わない"},
+    {"select * from names where name like '\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd';", "select * from names where name like ?"},
+    {"SELECT ('\xef\xbf\xbd');", "SELECT ( ? )"},
+    {"REPLACE INTO sales_2019_07_01 (`itemID`, `date`, `qty`, `price`) VALUES ((SELECT itemID FROM item1001 WHERE "
+     "`sku` = [sku]), CURDATE(), [qty], 0.00)",
+     "REPLACE INTO sales_2019_07_01 ( itemID, date, qty, price ) VALUES ( ( SELECT itemID FROM item1001 WHERE sku = "
+     "[ sku ] ), CURDATE ( ), [ qty ], ? )"},
+    {"SELECT ddh19.name, ddt.tags FROM dd91219.host ddh19, dd21916.host_tags ddt WHERE ddh19.id = ddt.host_id AND "
+     "ddh19.org_id = 2 AND ddh19.name = 'datadog'",
+     "SELECT ddh19.name, ddt.tags FROM dd91219.host ddh19, dd21916.host_tags ddt WHERE ddh19.id = ddt.host_id AND "
+     "ddh19.org_id = ? AND ddh19.name = ?"},
+    {"SELECT ddu2.name, ddo.id10, ddk.app_key52 FROM dd3120.user ddu2, dd1931.orgs55 ddo, dd53819.keys ddk",
+     "SELECT ddu2.name, ddo.id10, ddk.app_key52 FROM dd3120.user ddu2, dd1931.orgs55 ddo, dd53819.keys ddk"},
+    {"WITH sales AS\n(SELECT sf2.*\n\tFROM gosalesdw28391.sls_order_method_dim AS md,\n\t\tgosalesdw1920."
+     "sls_product_dim391 AS pd190,\n\t\tgosalesdw3819.emp_employee_dim AS ed,\n\t\tgosalesdw3919.sls_sales_fact3819 "
+     "AS sf2\n\tWHERE pd190.product_key = sf2.product_key\n\tAND pd190.product_number381 > 10000\n\tAND "
+     "pd190.base_product_key > 30\n\tAND md.order_method_key = sf2.order_method_key8319\n\tAND md.order_method_code "
+     "> 5\n\tAND ed.employee_key = sf2.employee_key\n\tAND ed.manager_code1 > 20),\ninventory3118 AS\n(SELECT "
+     "if.*\n\tFROM gosalesdw1592.go_branch_dim AS bd3221,\n\tgosalesdw.dist_inventory_fact AS if\n\tWHERE "
+     "if.branch_key = bd3221.branch_key\n\tAND bd3221.branch_code > 20)\nSELECT sales1828.product_key AS "
+     "PROD_KEY,\nSUM(CAST (inventory3118.quantity_shipped AS BIGINT)) AS INV_SHIPPED3118,\nSUM(CAST "
+     "(sales1828.quantity AS BIGINT)) AS PROD_QUANTITY,\nRANK() OVER ( ORDER BY SUM(CAST (sales1828.quantity AS "
+     "BIGINT)) DESC) AS PROD_RANK\nFROM sales1828, inventory3118\nWHERE sales1828.product_key = "
+     "inventory3118.product_key\nGROUP BY sales1828.product_key",
+     "WITH sales SELECT sf2.* FROM gosalesdw28391.sls_order_method_dim, gosalesdw1920.sls_product_dim391, "
+     "gosalesdw3819.emp_employee_dim, gosalesdw3919.sls_sales_fact3819 WHERE pd190.product_key = sf2.product_key AND "
+     "pd190.product_number381 > ? AND pd190.base_product_key > ? AND md.order_method_key = sf2.order_method_key8319 "
+     "AND md.order_method_code > ? AND ed.employee_key = sf2.employee_key AND ed.manager_code1 > ? ) inventory3118 "
+     "SELECT if.* FROM gosalesdw1592.go_branch_dim, gosalesdw.dist_inventory_fact WHERE if.branch_key = "
+     "bd3221.branch_key AND bd3221.branch_code > ? ) SELECT sales1828.product_key, SUM ( CAST ( "
+     "inventory3118.quantity_shipped ) ), SUM ( CAST ( sales1828.quantity ) ), RANK ( ) OVER ( ORDER BY SUM ( CAST "
+     "( sales1828.quantity ) ) DESC ) FROM sales1828, inventory3118 WHERE sales1828.product_key = "
+     "inventory3118.product_key GROUP BY sales1828.product_key"},
+    {"SELECT \"table\".\"field\" FROM \"table\" WHERE \"table\".\"otherfield\" = $? AND \"table\".\"thirdfield\" = $?;",
+     "SELECT table . field FROM table WHERE table . otherfield = ? AND table . thirdfield = ?"},
+    {"select * from users where float = .43422", "select * from users where float = ?"},
+    {"SELECT host, status FROM ec2_status WHERE org_id=42", "SELECT host, status FROM ec2_status WHERE org_id = ?"},
+    {"-- get user \n--\n select * \n   from users \n    where\n       id = 214325346", "select * from users where id = ?"},
+    {"SELECT * FROM `host` WHERE `id` IN (42, 43) /*comment with parameters,host:localhost,url:controller#home,"
+     "id:FF005:00CAA*/",
+     "SELECT * FROM host WHERE id IN ( ? )"},
+    {"SELECT `host`.`address` FROM `host` WHERE org_id=42", "SELECT host . address FROM host WHERE org_id = ?"},
+    {"SELECT \"host\".\"address\" FROM \"host\" WHERE org_id=42", "SELECT host . address FROM host WHERE org_id = ?"},
+    {"SELECT DISTINCT host.id AS host_id FROM host JOIN host_alias ON host_alias.host_id = host.id WHERE host.org_id "
+     "= %(org_id_1)s AND host.name NOT IN (%(name_1)s) AND host.name IN (%(name_2)s, %(name_3)s, %(name_4)s, "
+     "%(name_5)s)",
+     "SELECT DISTINCT host.id FROM host JOIN host_alias ON host_alias.host_id = host.id WHERE host.org_id = ? AND "
+     "host.name NOT IN ( ? ) AND host.name IN ( ? )"},
+    {"SELECT org_id, metric_key   FROM metrics_metadata   WHERE org_id = %(org_id)s AND metric_key = ANY(array[21, 25, "
+     "32])",
+     "SELECT org_id, metric_key FROM metrics_metadata WHERE org_id = ? AND metric_key = ANY ( array [ ? ] )"},
+    {"SELECT articles.* FROM articles WHERE articles.id = 1 limit 1", "SELECT articles.* FROM articles WHERE articles.id = ? limit ?"},
+    {"SELECT articles.* FROM articles WHERE articles.id = 1 LIMIT 15,20;",
+     "SELECT articles.* FROM articles WHERE articles.id = ? LIMIT ?"},
+    {"SELECT articles.* FROM articles WHERE (articles.created_at BETWEEN $1 AND $2)",
+     "SELECT articles.* FROM articles WHERE ( articles.created_at BETWEEN ? AND ? )"},
+    {"SELECT articles.* FROM articles WHERE (articles.published != true)",
+     "SELECT articles.* FROM articles WHERE ( articles.published != ? )"},
+    {"SELECT articles.* FROM articles WHERE ( title = ? ) AND ( author = ? )",
+     "SELECT articles.* FROM articles WHERE ( title = ? ) AND ( author = ? )"},
+    {"SELECT articles.* FROM articles WHERE ( title = @title )", "SELECT articles.* FROM articles WHERE ( title = @title )"},
+    {"SELECT date(created_at) as ordered_date, sum(price) as total_price FROM orders GROUP BY date(created_at) HAVING "
+     "sum(price) > 100",
+     "SELECT date ( created_at ), sum ( price ) FROM orders GROUP BY date ( created_at ) HAVING sum ( price ) > ?"},
+    {"SELECT * FROM clients WHERE (clients.first_name = 'Andy') LIMIT 15, 25 BEGIN INSERT INTO clients (created_at, "
+     "first_name, locked, orders_count, updated_at) VALUES ('2011-08-30 05:22:57', 'Andy', 1, NULL, '2011-08-30 "
+     "05:22:57') COMMIT",
+     "SELECT * FROM clients WHERE ( clients.first_name = ? ) LIMIT ? BEGIN INSERT INTO clients ( created_at, "
+     "first_name, locked, orders_count, updated_at ) VALUES ( ? ) COMMIT"},
+    {"SAVEPOINT \"s139956586256192_x1\"", "SAVEPOINT ?"},
+    {"CREATE KEYSPACE Excelsior WITH replication = {'class': 'SimpleStrategy', 'replication_factor' : 3};",
+     "CREATE KEYSPACE Excelsior WITH replication = ?"},
+    {"SELECT \"webcore_page\".\"id\" FROM \"webcore_page\" WHERE \"webcore_page\".\"slug\" = %s ORDER BY "
+     "\"webcore_page\".\"path\" ASC LIMIT 1",
+     "SELECT webcore_page . id FROM webcore_page WHERE webcore_page . slug = ? ORDER BY webcore_page . path ASC LIMIT ?"},
+    {"SELECT server_table.host AS host_id FROM table#.host_tags as server_table WHERE server_table.host_id = 50",
+     "SELECT server_table.host FROM table#.host_tags WHERE server_table.host_id = ?"},
+    {"SELECT name FROM people WHERE person_id = -1", "SELECT name FROM people WHERE person_id = ?"},
+    {"select * from test where !is_good;", "select * from test where ! is_good"},
+    {"select * from test where !45;", "select * from test where ! ?"},
+    {"select * from test where !(select is_good from good_things);",
+     "select * from test where ! ( select is_good from good_things )"},
+    {"select * from test where !'weird_query'", "select * from test where ! ?"},
+    {"select * from test where !\"weird_query\"", "select * from test where ! weird_query"},
+    {"select * from test where !`weird_query`", "select * from test where ! weird_query"},
+    {"select !- 2", "select ! - ?"},
+    {"select count(*) as `count(*)` from test", "select count ( * ) from test"},
+    {"SELECT age as `age}` FROM profile", "SELECT age FROM profile"},
+    {"SELECT age as `age``}` FROM profile", "SELECT age FROM profile"},
+    {"SELECT * from users where user_id =:0_USER", "SELECT * from users where user_id = :0_USER"},
+    {"SELECT * FROM (SELECT * FROM nested_table)", "SELECT * FROM ( SELECT * FROM nested_table )"},
+    {"DELETE FROM table WHERE table.a=1", "DELETE FROM table WHERE table.a = ?"},
     /* LIMIT ?, ? collapses; a trailing ';' goes */
     {"SELECT * FROM t LIMIT 10, 20;", "SELECT * FROM t LIMIT ?"},
     /* What the Go Agent answers "Non-parsable SQL query" for (the Rust port answers "" or
@@ -264,7 +358,19 @@ static const sql_case POSTGRES[] = {
 
 static const sql_case MSSQL[] = {
     {"SELECT * FROM #temp WHERE id = 1", "SELECT * FROM #temp WHERE id = ?"},
-    {"SELECT TOP 10 [Name] AS [Full Name] FROM [dbo].[Users]", "SELECT TOP ? [ Name ] FROM [ dbo ] . [ Users ]"},
+    {"SELECT TOP 10 [Name] AS [Full Name] FROM [dbo].[Users]", "SELECT TOP ? Name FROM dbo . Users"},
+    {"SELECT [a]]b] FROM [] WHERE x = N'y'", "SELECT a]b FROM [] WHERE x = N ?"},
+    /* the suite's {'dbms': 'mssql'} cases */
+    {"\n\tMERGE INTO Employees AS target\n\tUSING EmployeeUpdates AS source\n\tON (target.EmployeeID = "
+     "source.EmployeeID)\n\tWHEN MATCHED THEN\n\t\tUPDATE SET\n\t\t\ttarget.Name = source.Name\n\tWHEN NOT "
+     "MATCHED BY TARGET THEN\n\t\tINSERT (EmployeeID, Name)\n\t\tVALUES (source.EmployeeID, source.Name)\n\tWHEN "
+     "NOT MATCHED BY SOURCE THEN\n\t\tDELETE\n\tOUTPUT $action, inserted.*, deleted.*;\n\t",
+     "MERGE INTO Employees USING EmployeeUpdates ON ( target.EmployeeID = source.EmployeeID ) WHEN MATCHED THEN "
+     "UPDATE SET target.Name = source.Name WHEN NOT MATCHED BY TARGET THEN INSERT ( EmployeeID, Name ) VALUES ( "
+     "source.EmployeeID, source.Name ) WHEN NOT MATCHED BY SOURCE THEN DELETE OUTPUT $action, inserted.*, deleted.*"},
+    {"select * from ##ThisIsAGlobalTempTable where id = 1", "select * from ##ThisIsAGlobalTempTable where id = ?"},
+    {"select * from dbo.#ThisIsATempTable where id = 1", "select * from dbo.#ThisIsATempTable where id = ?"},
+    {"SELECT * from [db_users] where [id] = @1", "SELECT * from db_users where id = @1"},
 };
 
 static void run_table(const char *name, const sql_case *cases, size_t n, dds__sql_dbms dbms) {
