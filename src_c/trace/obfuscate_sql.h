@@ -34,9 +34,9 @@ typedef enum dds__sql_result {
 /*
  * Obfuscate in[0..len) (not NUL-terminated; never read past len). Linear in the input: each
  * byte is read a bounded number of times, at most twice over (a string with a backslash that
- * fails to tokenize is retried with backslashes taken literally, as Go does). The result is at
- * most 3 * len + 16 bytes and lives in the arena. Any bytes are accepted: invalid UTF-8 is a
- * NON_PARSABLE result, never a crash.
+ * fails to tokenize is retried with backslashes taken literally, as Go does). An OK result is at
+ * most 3 * len + 16 bytes and lives in the arena; the NON_PARSABLE text is static. Any bytes are accepted: invalid UTF-8 is a
+ * NON_PARSABLE result, never a crash. Not thread-affine: any thread with its own arena.
  */
 dds__sql_result dds__obfuscate_sql(dds__slice in, dds__sql_dbms dbms, dds__arena *arena, dds__slice *out);
 #endif
