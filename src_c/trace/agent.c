@@ -14,6 +14,7 @@
 #include "error.h"
 #include "trace/decode.h"
 #include "trace/encode.h"
+#include "trace/obfuscate_stats.h"
 
 #define TRACE_FLUSH_INTERVAL_MS 3000
 
@@ -125,7 +126,17 @@ static int on_stats(void *user, const uint8_t *body, size_t len, const dds__trac
     (void)h;
     dds__trace_agent *a = user;
     char err[160];
-    dds__payload *p = dds__trace_stats_payload(body, len, a->stats_url, "", a->env ? a->env : "", dds_version(),
+    /* Stats groups get the resources their spans get (Go obfuscateStatsGroup). */
+    dds__arena_reset(&a->arena);
+    const uint8_t *sbody = body;
+    size_t slen = len;
+    long rc = dds__trace_stats_obfuscate(body, len, &a->obfuscation, &a->arena, &sbody, &slen, err, sizeof(err));
+    if (rc < 0) {
+        if (rc == -2) snprintf(err, sizeof(err), "out of memory obfuscating its resources");
+        dds__log_warn(a->log, "trace agent: rejected a stats payload of %zu bytes: %s", len, err);
+        return rc == -2 ? 413 : 400;
+    }
+    dds__payload *p = dds__trace_stats_payload(sbody, slen, a->stats_url, "", a->env ? a->env : "", dds_version(),
                                                a->dry_run, err, sizeof(err));
     if (!p) {
         dds__log_warn(a->log, "trace agent: rejected a stats payload of %zu bytes: %s", len, err);

@@ -1,8 +1,8 @@
 /* fuzz_sql.c - arbitrary bytes through the span obfuscators: the SQL tokenizer in every dialect
- * (the first byte picks it), redis quantization, obfuscation and remove-all-args, and the
- * memcached command. Checks: no over-read (exact-size copy), a result every time, outputs within
- * their documented bounds, and the SQL output's own stability: obfuscating an obfuscated query
- * again never fails to parse (its literals are gone, its quotes stripped). */
+ * (the first byte picks it), redis quantization, obfuscation and remove-all-args, the
+ * memcached command, and the client stats rewriter (the bytes as a msgpack stats body).
+ * Checks: no over-read (exact-size copy), a result every time, outputs within their documented
+ * bounds, and an untouched stats body handed back as is. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +10,7 @@
 #include "common/arena.h"
 #include "trace/obfuscate_redis.h"
 #include "trace/obfuscate_sql.h"
+#include "trace/obfuscate_stats.h"
 
 static dds__arena arena;
 
@@ -37,6 +38,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!dds__redis_remove_all_args(s, &arena, &t) || t.len > 2 * size + 8) abort();
     dds__slice m = dds__memcached_command(s);
     if (m.len > size || (m.len && (m.ptr < in || m.ptr + m.len > in + size))) abort();
+
+    const uint8_t *sb;
+    size_t sl;
+    char err[160];
+    dds__trace_process_config cfg = {0};
+    long rc = dds__trace_stats_obfuscate((const uint8_t *)in, size, &cfg, &arena, &sb, &sl, err, sizeof(err));
+    if (rc < -1 || (rc == 0 && (sb != (const uint8_t *)in || sl != size))) abort();
 
     dds__arena_free(&arena);
     free(in);

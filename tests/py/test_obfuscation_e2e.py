@@ -120,3 +120,23 @@ def test_bad_replace_rule_is_a_config_error():
     rc = cli.proc.wait(10)
     assert rc == 2
     assert any("apm_replace_tags: rule 0 pattern '(?i)secret'" in l for l in cli.stderr_lines), cli.stderr_lines
+
+
+def test_client_stats_groups_get_the_span_resources(fake_intake):
+    """Client-computed stats carry each group's resource: it is obfuscated like the spans' (the Go
+    Agent's obfuscateStatsGroup), so raw SQL does not reach Datadog through /v0.6/stats."""
+    cli, port = start(fake_intake)
+    groups = [{"Service": "db", "Name": "q", "Resource": "SELECT * FROM users WHERE email = 'bob@example.com'",
+               "Type": "sql", "Hits": 3, "Errors": 0, "Duration": 30},
+              {"Service": "cache", "Name": "c", "Resource": "SET session:1 token", "Type": "redis", "Hits": 1},
+              {"Service": "web", "Name": "w", "Resource": "GET /users/42", "Type": "web", "Hits": 2}]
+    body = msgpack.packb({"Hostname": "", "Env": "e2e", "Version": "1", "Lang": "python", "TracerVersion": "2",
+                          "RuntimeID": "r", "Sequence": 1,
+                          "Stats": [{"Start": 1_795_530_200_000_000_000, "Duration": 10_000_000_000,
+                                     "Stats": groups}]})
+    status, _, _ = http(port, "PUT", "/v0.6/stats", body, {"Content-Type": "application/msgpack"})
+    assert status == 200
+    assert cli.terminate() == 0
+    (stats,) = fake_intake.stats()
+    got = [g["Resource"] for g in stats["Stats"][0]["Stats"][0]["Stats"]]
+    assert got == ["SELECT * FROM users WHERE email = ?", "SET", "GET /users/42"]
