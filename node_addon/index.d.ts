@@ -5,9 +5,23 @@
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'off';
 
+/** One additional logs endpoint (the Agent's DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS entry). */
+export interface LogsEndpoint {
+  apiKey?: string;
+  api_key?: string;
+  host?: string;
+  Host?: string;
+  /** 443 when left out. */
+  port?: number;
+  Port?: number;
+  /** true when left out: flush and stop wait for it. */
+  isReliable?: boolean;
+  is_reliable?: boolean;
+}
+
 export interface ServicesConfig {
   // ---- Datadog account
-  /** [DD_API_KEY] Without one the services run in dry-run mode (payloads written to stdout). */
+  /** [DD_API_KEY] Without one nothing is sent: one summary line per payload on stdout (`dryRun` for the payloads in full). */
   apiKey?: string | null;
   /** [DD_SITE] "datadoghq.com" (or us3., us5., datadoghq.eu, ddog-gov.com, ap1., ap2.). */
   site?: string | null;
@@ -23,7 +37,7 @@ export interface ServicesConfig {
   tlsCaPath?: string | null;
   /** [DD_SKIP_SSL_VALIDATION=true clears it] true. */
   tlsVerify?: boolean;
-  /** false. When true (or without an API key) each payload is written as a JSON line to dryRunFd. */
+  /** [DD_DRY_RUN] false. When true nothing is sent and each payload is written in full as a JSON line to dryRunFd. */
   dryRun?: boolean;
   /** 1 (stdout). */
   dryRunFd?: number;
@@ -111,6 +125,9 @@ export interface ServicesConfig {
   apmRemoveStackTraces?: boolean;
   /** [DD_APM_REPLACE_TAGS] JSON list of `{"name", "pattern", "repl"}` rules (POSIX extended regex). */
   apmReplaceTags?: string | null;
+  /** [DD_AGENT_STATS_COMPUTATION_ENABLED] false: the trace agent computes trace stats (hits,
+   * errors, latency sketches per 10 s bucket) for tracers that do not compute their own. */
+  agentStatsComputationEnabled?: boolean;
 
   // ---- Logs agent
   /** [DD_LOGS_ENABLED] false: HTTP POST /v1/input, batched to the logs intake. */
@@ -128,12 +145,24 @@ export interface ServicesConfig {
   logsCompressionLevel?: number;
   /** [DD_LOGS_MAX_QUEUED_BYTES] 8388608: entries waiting for the next flush. */
   logsMaxQueuedBytes?: number;
+  /** [DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED] false: send batches to logsOpwUrl instead of
+   * the Datadog intake (uncompressed, without DD-PROTOCOL). */
+  logsOpwEnabled?: boolean;
+  /** [DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL] Full URL of the worker; required when logsOpwEnabled. */
+  logsOpwUrl?: string | null;
+  /** [DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS] More Datadog logs intakes that get every batch at
+   * https://host:port/api/v2/logs with their own key: the JSON text, or an array of endpoints.
+   * Flush and stop wait for the reliable ones only. */
+  logsAdditionalEndpoints?: string | LogsEndpoint[] | null;
 
   // ---- Transport
   /** [DD_FORWARDER_TIMEOUT, in seconds there] 20000. */
   requestTimeoutMs?: number;
   /** [DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE] 15728640. */
   retryQueueMaxBytes?: number;
+  /** [DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE] 33554432: payloads waiting for their first
+   * attempt (a slow intake), per destination; the oldest past it are dropped and counted. */
+  sendQueueMaxBytes?: number;
 
   // ---- Node only
   /** Keep the process alive while the services run (default false: they never hold it open). */
@@ -148,7 +177,8 @@ export interface ServicesConfig {
 
 export interface ServiceStatus {
   type: 'ready' | 'error' | 'stopped';
-  service?: 'trace-agent' | 'dogstatsd' | 'logs-agent';
+  /** The service the event is about; 'process' for the whole instance ('stopped', no CA certificates). */
+  service: 'trace-agent' | 'dogstatsd' | 'logs-agent' | 'process';
   message?: string;
   /** For 'ready': the bound port. */
   port?: number;
@@ -206,10 +236,27 @@ export interface ServicesStats {
   traceSpansDropped: number;
   traceSpansObfuscated: number;
   traceSqlNonParsable: number;
+  /** Eligible spans aggregated into agent-computed trace stats. */
+  traceStatsSpans: number;
+  /** Of those, aggregated under the overflow key (live-key bound reached). */
+  traceStatsSpansOverflow: number;
+  /** Eligible spans lost (tracer-metadata bound, out of memory). */
+  traceStatsSpansDropped: number;
+  /** 10 s stats buckets flushed. */
+  traceStatsBuckets: number;
+  /** Aggregation keys (grouped stats) flushed. */
+  traceStatsKeys: number;
   logsRequests: number;
   logsEntries: number;
   logsEntriesDropped: number;
   logsBytes: number;
+  /** Bytes of payloads waiting for their first attempt right now (a gauge). */
+  sendQueueBytes: number;
+  /** Payloads dropped because the send queue was full, by pipeline. */
+  sendQueueDroppedMetrics: number;
+  sendQueueDroppedTraces: number;
+  sendQueueDroppedLogs: number;
+  sendQueueDroppedProxy: number;
 }
 
 export class DatadogServices {

@@ -379,10 +379,20 @@ class Services : public Napi::ObjectWrap<Services> {
             {"traceSpansDropped", s.trace_spans_dropped},
             {"traceSpansObfuscated", s.trace_spans_obfuscated},
             {"traceSqlNonParsable", s.trace_sql_non_parsable},
+            {"traceStatsSpans", s.trace_stats_spans},
+            {"traceStatsSpansOverflow", s.trace_stats_spans_overflow},
+            {"traceStatsSpansDropped", s.trace_stats_spans_dropped},
+            {"traceStatsBuckets", s.trace_stats_buckets},
+            {"traceStatsKeys", s.trace_stats_keys},
             {"logsRequests", s.logs_requests},
             {"logsEntries", s.logs_entries},
             {"logsEntriesDropped", s.logs_entries_dropped},
             {"logsBytes", s.logs_bytes},
+            {"sendQueueBytes", s.send_queue_bytes},
+            {"sendQueueDroppedMetrics", s.send_queue_dropped_metrics},
+            {"sendQueueDroppedTraces", s.send_queue_dropped_traces},
+            {"sendQueueDroppedLogs", s.send_queue_dropped_logs},
+            {"sendQueueDroppedProxy", s.send_queue_dropped_proxy},
         };
         for (const auto &c : counters) out.Set(c.first, Napi::Number::New(info.Env(), static_cast<double>(c.second)));
         return out;

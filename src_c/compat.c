@@ -22,34 +22,46 @@ static const char usage[] =
     "or SIGINT (then a final flush, exit 0).\n"
     "\n"
     "Options:\n"
-    "  --dry-run   never send: write each payload as one JSON line on stdout\n"
-    "              (also the mode when DD_API_KEY is not set)\n"
+    "  --dry-run   never send: write each payload in full as one JSON line on stdout\n"
+    "              (without DD_API_KEY, only one summary line per payload is written)\n"
     "  --help      this text\n"
     "  --version   print the version\n"
     "\n"
-    "Configuration (environment):\n"
-    "  DD_API_KEY, DD_SITE (datadoghq.com), DD_LOG_LEVEL (info: trace|debug|info|warn|error|off),\n"
-    "  DD_DOGSTATSD_PORT (8125, 0 = any free port), DD_USE_DOGSTATSD (true), DD_DOGSTATSD_SOCKET,\n"
-    "  DD_DOGSTATSD_NON_LOCAL_TRAFFIC, DD_DOGSTATSD_BUFFER_SIZE (8192), DD_DOGSTATSD_SO_RCVBUF,\n"
-    "  DD_STATSD_METRIC_NAMESPACE, DD_TAGS, DD_ENV, DD_SERVICE, DD_VERSION,\n"
-    "  DD_PROXY_HTTPS / HTTPS_PROXY, DD_DD_URL / DD_URL (metrics intake override),\n"
-    "  DD_SKIP_SSL_VALIDATION, DD_TLS_CA_PATH (CA bundle or directory; default: $SSL_CERT_FILE,\n"
-    "  $SSL_CERT_DIR, then the system's), DD_HISTOGRAM_AGGREGATES, DD_HISTOGRAM_PERCENTILES,\n"
-    "  DD_DOGSTATSD_EXPIRY_SECONDS (300), DD_DOGSTATSD_CONTEXT_LIMIT, DD_DOGSTATSD_CLIENT_TELEMETRY,\n"
-    "  DD_DOGSTATSD_FLUSH_INTERVAL_MS (10000), DD_FORWARDER_TIMEOUT (s),\n"
-    "  DD_APM_ENABLED (true), DD_APM_RECEIVER_PORT (8126, 0 = any free port), DD_APM_RECEIVER_SOCKET,\n"
-    "  DD_APM_NON_LOCAL_TRAFFIC, DD_APM_MAX_PAYLOAD_SIZE (26214400), DD_APM_DD_URL,\n"
-    "  DD_APM_PROFILING_DD_URL, DD_APM_TELEMETRY_DD_URL, DD_EVP_PROXY_CONFIG_DD_URL,\n"
-    "  DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING, DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED,\n"
-    "  DD_APM_OBFUSCATION_HTTP_REMOVE_PATHS_WITH_DIGITS, DD_APM_OBFUSCATION_REDIS_ENABLED (true),\n"
-    "  DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS, DD_APM_OBFUSCATION_VALKEY_ENABLED (true),\n"
-    "  DD_APM_OBFUSCATION_VALKEY_REMOVE_ALL_ARGS, DD_APM_OBFUSCATION_MEMCACHED_ENABLED (true),\n"
-    "  DD_APM_OBFUSCATION_MEMCACHED_KEEP_COMMAND, DD_APM_OBFUSCATION_REMOVE_STACK_TRACES,\n"
-    "  DD_APM_REPLACE_TAGS (JSON [{name, pattern, repl}], POSIX extended regex),\n"
-    "  DD_LOGS_ENABLED (false), DD_LOGS_PORT (10517, 0 = any free port), DD_LOGS_NON_LOCAL_TRAFFIC,\n"
-    "  DD_LOGS_CONFIG_LOGS_DD_URL (URL or host:port; default https://http-intake.logs.<site>),\n"
-    "  DD_LOGS_CONFIG_USE_COMPRESSION (true), DD_LOGS_CONFIG_COMPRESSION_LEVEL (3, 1-19),\n"
-    "  DD_LOGS_MAX_QUEUED_BYTES (8388608)\n";
+    "Configuration (environment variables; defaults in brackets):\n";
+
+#include "config_vars.h"
+
+static const struct { const char *section, *name, *def, *meaning; } config_vars[] = {
+#define VAR(section, name, def, meaning) {#section, name, def, meaning},
+    DDS__CONFIG_VARS(VAR)
+#undef VAR
+};
+
+/* The variable table without the README's backticks. */
+static void put_plain(const char *s, FILE *f) {
+    for (; *s; s++)
+        if (*s != '`') fputc(*s, f);
+}
+
+static void print_usage(FILE *f) {
+    fputs(usage, f);
+    const char *section = "";
+    for (size_t i = 0; i < sizeof(config_vars) / sizeof(*config_vars); i++) {
+        if (strcmp(section, config_vars[i].section) != 0) {
+            section = config_vars[i].section;
+            fprintf(f, "\n %s:\n", section);
+        }
+        fprintf(f, "  %s", config_vars[i].name);
+        if (config_vars[i].def[0]) {
+            fputs(" [", f);
+            put_plain(config_vars[i].def, f);
+            fputc(']', f);
+        }
+        fputs("\n      ", f);
+        put_plain(config_vars[i].meaning, f);
+        fputc('\n', f);
+    }
+}
 
 static void on_status(const dds_status *st, void *user) {
     (void)user;
@@ -62,7 +74,7 @@ int dds_compat_main(int argc, char **argv) {
     dds_config_init(&cfg);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
+            print_usage(stdout);
             return 0;
         }
         if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {

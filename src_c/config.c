@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/replace_rules.h"
+#include "config_endpoints.h"
 #include "error.h"
 
 /* Datadog's public sites (and the staging one, so internal users can test). */
@@ -50,6 +51,7 @@ void dds_config_init(dds_config *cfg) {
     cfg->logs_max_queued_bytes = DDS__LOGS_DEFAULT_MAX_QUEUED_BYTES;
     cfg->request_timeout_ms = 20000;
     cfg->retry_queue_max_bytes = 15u * 1024 * 1024;
+    cfg->send_queue_max_bytes = 32u * 1024 * 1024;
 }
 
 /* ---- environment ------------------------------------------------------------------------- */
@@ -132,6 +134,7 @@ int dds_config_from_env(dds_config *cfg, dds_error *err) {
     env_str("DD_TLS_CA_PATH", &cfg->tls_ca_path);
     bool skip_ssl = false;
     if ((rc = env_bool("DD_SKIP_SSL_VALIDATION", &skip_ssl, err))) return rc;
+    if ((rc = env_bool("DD_DRY_RUN", &cfg->dry_run, err))) return rc;
     if (env_nonempty("DD_SKIP_SSL_VALIDATION")) cfg->tls_verify = !skip_ssl;
 
     const char *lvl = env_nonempty("DD_LOG_LEVEL");
@@ -195,6 +198,7 @@ int dds_config_from_env(dds_config *cfg, dds_error *err) {
                                   "opensearch, SQL plans) are not built in; unset it or set it to false",
                                   json_obfuscators[i]);
     }
+    if ((rc = env_bool("DD_AGENT_STATS_COMPUTATION_ENABLED", &cfg->agent_stats_computation_enabled, err))) return rc;
 
     if ((rc = env_bool("DD_LOGS_ENABLED", &cfg->logs_enabled, err))) return rc;
     if ((rc = env_i32("DD_LOGS_PORT", &cfg->logs_port, err))) return rc;
@@ -203,10 +207,16 @@ int dds_config_from_env(dds_config *cfg, dds_error *err) {
     if ((rc = env_bool("DD_LOGS_CONFIG_USE_COMPRESSION", &cfg->logs_use_compression, err))) return rc;
     if ((rc = env_i32("DD_LOGS_CONFIG_COMPRESSION_LEVEL", &cfg->logs_compression_level, err))) return rc;
     if ((rc = env_u32("DD_LOGS_MAX_QUEUED_BYTES", &cfg->logs_max_queued_bytes, 1, err))) return rc;
+    if ((rc = env_bool("DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED", &cfg->logs_opw_enabled, err))) return rc;
+    env_str("DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL", &cfg->logs_opw_url);
+    env_str("DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS", &cfg->logs_additional_endpoints);
 
+    /* DD_FLUSH_TIMEOUT is the Rust binary's name (its logs agent's per-request timeout). */
+    if ((rc = env_u32("DD_FLUSH_TIMEOUT", &cfg->request_timeout_ms, 1000, err))) return rc;
     if ((rc = env_u32("DD_FORWARDER_TIMEOUT", &cfg->request_timeout_ms, 1000, err))) return rc;
     if ((rc = env_u32("DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE", &cfg->retry_queue_max_bytes, 1, err)))
         return rc;
+    if ((rc = env_u32("DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE", &cfg->send_queue_max_bytes, 1, err))) return rc;
     return 0;
 }
 
@@ -284,6 +294,21 @@ static bool namespace_ok(const char *ns) {
     return true;
 }
 
+/* The Rust binary's rule for DD_SITE: ^[a-zA-Z0-9._:-]+$. A site of that form that is not in
+ * known_sites is used as given (Datadog adds sites), with a warning at start. */
+static bool site_ok(const char *site) {
+    for (const char *p = site; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '_' || *p == ':' || *p == '-') || (*p & 0x80))
+            return false;
+    return true;
+}
+
+bool dds__config_site_known(const char *site) {
+    for (size_t i = 0; i < sizeof(known_sites) / sizeof(*known_sites); i++)
+        if (site && strcasecmp(site, known_sites[i]) == 0) return true;
+    return false;
+}
+
 static bool url_ok(const char *u) {
     return (strncmp(u, "http://", 7) == 0 && u[7]) || (strncmp(u, "https://", 8) == 0 && u[8]);
 }
@@ -336,13 +361,10 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
     if (!cfg) return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "config must not be NULL");
     if (!cfg->site || !cfg->site[0])
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "site must be set (e.g. datadoghq.com)");
-    bool site_known = false;
-    for (size_t i = 0; i < sizeof(known_sites) / sizeof(*known_sites); i++)
-        if (strcasecmp(cfg->site, known_sites[i]) == 0) site_known = true;
-    if (!site_known)
+    if (!site_ok(cfg->site))
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
-                              "site must be a Datadog site (datadoghq.com, us3.datadoghq.com, us5.datadoghq.com, "
-                              "datadoghq.eu, ddog-gov.com, ap1.datadoghq.com, ap2.datadoghq.com), got '%.64s'",
+                              "site must be a Datadog site such as datadoghq.com, us3.datadoghq.com, datadoghq.eu "
+                              "(letters, digits, '.', '_', ':', '-'), got '%.64s'",
                               cfg->site);
     if ((unsigned)cfg->log_level > DDS_LOG_OFF)
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
@@ -360,6 +382,22 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
                               "logs_dd_url must be an http:// or https:// URL or host:port, got '%.96s'",
                               cfg->logs_dd_url);
+    /* The Rust binary disables its logs agent silently on an empty URL; a start error says why. */
+    if (cfg->logs_enabled && cfg->logs_opw_enabled && (!cfg->logs_opw_url || !cfg->logs_opw_url[0]))
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                              "logs_opw_url (DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL) must be set when "
+                              "logs_opw_enabled is true");
+    if (cfg->logs_additional_endpoints && cfg->logs_additional_endpoints[0]) {
+        dds__logs_endpoint eps[DDS__LOGS_ENDPOINTS_MAX];
+        size_t n;
+        char why[DDS__ENDPOINTS_WHY_MAX];
+        int bad = dds__logs_endpoints_parse(cfg->logs_additional_endpoints, eps, DDS__LOGS_ENDPOINTS_MAX, &n, why);
+        dds__logs_endpoints_wipe(eps, n);
+        if (bad)
+            return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                                  "logs_additional_endpoints (DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS) is not valid: %s",
+                                  why);
+    }
     if ((rc = check_unix_path("dogstatsd_socket", cfg->dogstatsd_socket, err))) return rc;
     if ((rc = check_unix_path("apm_receiver_socket", cfg->apm_receiver_socket, err))) return rc;
     if (cfg->dogstatsd_buffer_size < 512 || cfg->dogstatsd_buffer_size > 65536)
@@ -389,6 +427,7 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
         {"apm_profiling_dd_url", cfg->apm_profiling_dd_url},
         {"apm_telemetry_dd_url", cfg->apm_telemetry_dd_url},
         {"evp_proxy_dd_url", cfg->evp_proxy_dd_url},
+        {"logs_opw_url", cfg->logs_opw_url},
         {"https_proxy", cfg->https_proxy},
     };
     for (size_t i = 0; i < sizeof(urls) / sizeof(*urls); i++)
@@ -406,6 +445,9 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
             return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "apm_replace_tags: %s", why);
         dds__replace_rules_free(rules);
     }
+    if (cfg->send_queue_max_bytes < 1024)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "send_queue_max_bytes must be at least 1024, got %u",
+                              cfg->send_queue_max_bytes);
     if (cfg->apm_max_request_bytes < 1024)
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "apm_max_request_bytes must be at least 1024, got %u",
                               cfg->apm_max_request_bytes);
@@ -418,7 +460,8 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
     X(api_key) X(site) X(dd_url) X(https_proxy) X(tls_ca_path) X(tags) X(env) X(service)          \
     X(version) X(dogstatsd_socket) X(metric_namespace) X(histogram_aggregates)                    \
     X(histogram_percentiles) X(apm_receiver_socket) X(apm_dd_url) X(apm_profiling_dd_url)         \
-    X(apm_telemetry_dd_url) X(evp_proxy_dd_url) X(logs_dd_url) X(apm_replace_tags)
+    X(apm_telemetry_dd_url) X(evp_proxy_dd_url) X(logs_dd_url) X(logs_opw_url)                   \
+    X(logs_additional_endpoints) X(apm_replace_tags)
 
 int dds__config_dup(dds_config *dst, const dds_config *src) {
     *dst = *src;
@@ -459,6 +502,22 @@ char *dds__config_base_url(const char *override, const char *fmt, const char *si
     return out;
 }
 
+/* DD_APM_PROFILING_DD_URL: the Agent's full URL (https://host/api/v2/profile) is used as given;
+ * the Rust binary's bare prefix (https://host or https://host/) gets /api/v2/profile appended. */
+char *dds__config_profiling_url(const dds_config *cfg) {
+    const char *o = cfg->apm_profiling_dd_url;
+    if (!o || !o[0]) return dds__config_base_url(NULL, "https://intake.profile.%s/api/v2/profile", cfg->site);
+    const char *host = strstr(o, "://");
+    host = host ? host + 3 : o;
+    const char *path = strchr(host, '/');
+    bool bare = !path || strspn(path, "/") == strlen(path);
+    if (!bare) return dds__config_base_url(o, NULL, NULL);
+    char *out = NULL;
+    int n = (int)(path ? (size_t)(path - o) : strlen(o));
+    if (asprintf(&out, "%.*s/api/v2/profile", n, o) < 0) return NULL;
+    return out;
+}
+
 char *dds__config_metrics_url(const dds_config *cfg) {
     return dds__config_base_url(cfg->dd_url, "https://api.%s", cfg->site);
 }
@@ -486,9 +545,18 @@ static bool https_or_default(const char *override) { return !override || !overri
 bool dds__config_any_https(const dds_config *cfg) {
     if (is_https(cfg->https_proxy)) return true;
     if (cfg->use_dogstatsd && https_or_default(cfg->dd_url)) return true;
-    /* host:port (no scheme) is https too. */
-    if (cfg->logs_enabled && (!cfg->logs_dd_url || !strstr(cfg->logs_dd_url, "://") || is_https(cfg->logs_dd_url)))
-        return true;
+    if (cfg->logs_enabled) {
+        /* Additional endpoints are always https. */
+        const char *extra = cfg->logs_additional_endpoints;
+        if (extra && extra[strspn(extra, " \t\r\n")] && strcmp(extra + strspn(extra, " \t\r\n"), "[]") != 0)
+            return true;
+        if (cfg->logs_opw_enabled) {
+            if (is_https(cfg->logs_opw_url)) return true;
+        } else if (!cfg->logs_dd_url || !strstr(cfg->logs_dd_url, "://") || is_https(cfg->logs_dd_url)) {
+            /* host:port (no scheme) is https too. */
+            return true;
+        }
+    }
     /* The EVP proxy has no default to override per request: https://<subdomain>.<site>. */
     return cfg->use_trace_agent &&
            (https_or_default(cfg->apm_dd_url) || https_or_default(cfg->apm_profiling_dd_url) ||

@@ -22,6 +22,12 @@ void dds__config_each_tag(const char *list, void (*fn)(void *user, const char *t
 /* The override (trailing '/' removed) when it is set and non-empty, else fmt with the site
  * ("https://api.%s"). A malloc'd string, NULL on allocation failure. */
 char *dds__config_base_url(const char *override, const char *fmt, const char *site);
+/* The profiles URL: DD_APM_PROFILING_DD_URL as a full URL (the Agent's form), or a bare
+ * scheme://host[:port][/] prefix with /api/v2/profile appended (the Rust binary's form), else
+ * https://intake.profile.<site>/api/v2/profile. malloc'd, NULL on allocation failure. */
+char *dds__config_profiling_url(const dds_config *cfg);
+/* true for the Datadog sites we know; another valid name is used with a warning at start. */
+bool dds__config_site_known(const char *site);
 /* "https://api.<site>" unless dd_url overrides; no trailing '/'. Returns a malloc'd string. */
 char *dds__config_metrics_url(const dds_config *cfg);
 /* The logs agent's queue bound: 8 MiB holds two full 4 MiB requests between two flushes, and
@@ -35,6 +41,7 @@ char *dds__config_logs_url(const dds_config *cfg);
 /* true when some request of an enabled service may go over https: an https proxy, or an intake
  * URL left at its https default or overridden with an https:// one. */
 bool dds__config_any_https(const dds_config *cfg);
-/* true when the API key is unset or empty, or dry_run is forced. */
+/* true when the API key is unset or empty, or dry_run is forced: nothing is sent. Without
+ * dry_run the lines written are one-line summaries, with it the payloads in full. */
 bool dds__config_is_dry_run(const dds_config *cfg);
 #endif

@@ -5,7 +5,8 @@
  *   cc basic.c $(PKG_CONFIG_PATH=<sdk>/lib/pkgconfig pkg-config --cflags --libs datadog-serverless)
  *   cmake -S examples/c -B build-example -DCMAKE_PREFIX_PATH=<sdk>   (find_package, CMakeLists.txt here)
  * or in this repository: scripts/build (target example_c_basic).
- * Without DD_API_KEY it runs in dry-run mode: the payload is printed as a JSON line. */
+ * Without DD_API_KEY nothing is sent: a summary line per payload is printed (DD_DRY_RUN=true
+ * prints the payload itself as a JSON line). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>

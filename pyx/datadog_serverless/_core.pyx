@@ -193,6 +193,7 @@ FIELDS = (
     ("apm_memcached_keep_command", K_BOOL, _at(&_probe.apm_memcached_keep_command)),
     ("apm_remove_stack_traces", K_BOOL, _at(&_probe.apm_remove_stack_traces)),
     ("apm_replace_tags", K_STR, _at(&_probe.apm_replace_tags)),
+    ("agent_stats_computation_enabled", K_BOOL, _at(&_probe.agent_stats_computation_enabled)),
     ("logs_enabled", K_BOOL, _at(&_probe.logs_enabled)),
     ("logs_port", K_I32, _at(&_probe.logs_port)),
     ("logs_non_local_traffic", K_BOOL, _at(&_probe.logs_non_local_traffic)),
@@ -200,8 +201,12 @@ FIELDS = (
     ("logs_use_compression", K_BOOL, _at(&_probe.logs_use_compression)),
     ("logs_compression_level", K_I32, _at(&_probe.logs_compression_level)),
     ("logs_max_queued_bytes", K_U32, _at(&_probe.logs_max_queued_bytes)),
+    ("logs_opw_enabled", K_BOOL, _at(&_probe.logs_opw_enabled)),
+    ("logs_opw_url", K_STR, _at(&_probe.logs_opw_url)),
+    ("logs_additional_endpoints", K_STR, _at(&_probe.logs_additional_endpoints)),
     ("request_timeout_ms", K_U32, _at(&_probe.request_timeout_ms)),
     ("retry_queue_max_bytes", K_U32, _at(&_probe.retry_queue_max_bytes)),
+    ("send_queue_max_bytes", K_U32, _at(&_probe.send_queue_max_bytes)),
 )
 cdef dict _field_index = {name: (kind, offset) for name, kind, offset in FIELDS}
 

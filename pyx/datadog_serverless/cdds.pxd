@@ -96,6 +96,7 @@ cdef extern from "datadog_serverless.h" nogil:
         bint apm_memcached_keep_command
         bint apm_remove_stack_traces
         const char * apm_replace_tags
+        bint agent_stats_computation_enabled
         # Logs agent
         bint logs_enabled
         int32_t logs_port
@@ -104,9 +105,13 @@ cdef extern from "datadog_serverless.h" nogil:
         bint logs_use_compression
         int32_t logs_compression_level
         uint32_t logs_max_queued_bytes
+        bint logs_opw_enabled
+        const char *logs_opw_url
+        const char *logs_additional_endpoints
         # Transport
         uint32_t request_timeout_ms
         uint32_t retry_queue_max_bytes
+        uint32_t send_queue_max_bytes
 
     void dds_config_init(dds_config *cfg)
     int dds_config_from_env(dds_config *cfg, dds_error *err)
@@ -178,12 +183,24 @@ cdef extern from "datadog_serverless.h" nogil:
         uint64_t trace_spans_dropped
         uint64_t trace_spans_obfuscated
         uint64_t trace_sql_non_parsable
+        # Agent-computed trace stats
+        uint64_t trace_stats_spans
+        uint64_t trace_stats_spans_overflow
+        uint64_t trace_stats_spans_dropped
+        uint64_t trace_stats_buckets
+        uint64_t trace_stats_keys
         # Logs agent
         uint64_t logs_requests
         uint64_t logs_entries
         uint64_t logs_entries_dropped
         uint64_t logs_bytes
-        uint64_t reserved[10]
+        # Send queue
+        uint64_t send_queue_bytes
+        uint64_t send_queue_dropped_metrics
+        uint64_t send_queue_dropped_traces
+        uint64_t send_queue_dropped_logs
+        uint64_t send_queue_dropped_proxy
+        uint64_t reserved[2]
 
     void dds_stats_get(const dds_services *s, dds_stats *out)
 

@@ -8,10 +8,12 @@ and :meth:`ServicesConfig.from_env` read them back from C, so they show the real
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
 from . import _core
+from .errors import InvalidConfigError
 
 __all__ = ["ServicesConfig"]
 
@@ -32,7 +34,8 @@ class ServicesConfig:
 
     # Datadog account
     api_key: str | None = None
-    """[DD_API_KEY] Without one, each payload is written to ``dry_run_fd`` as JSON (dry run)."""
+    """[DD_API_KEY] Without one nothing is sent: one summary line per payload (endpoint, kind, items,
+    bytes; never its contents) is written to ``dry_run_fd``; ``dry_run=True`` writes the payloads in full."""
     site: str | None = None
     """[DD_SITE] A Datadog site; default ``datadoghq.com``."""
     dd_url: str | None = None
@@ -46,7 +49,7 @@ class ServicesConfig:
     tls_verify: bool | None = None
     """[DD_SKIP_SSL_VALIDATION=true clears it] Default True."""
     dry_run: bool | None = None
-    """Never send: write each payload as one JSON line to ``dry_run_fd``. Default False."""
+    """[DD_DRY_RUN] Never send: write each payload in full as one JSON line to ``dry_run_fd``. Default False."""
     dry_run_fd: int | None = None
     """File descriptor of the dry-run output; default 1 (stdout)."""
 
@@ -133,6 +136,10 @@ class ServicesConfig:
     """[DD_APM_OBFUSCATION_REMOVE_STACK_TRACES] ``error.stack`` becomes ``?``; default False."""
     apm_replace_tags: str | None = None
     """[DD_APM_REPLACE_TAGS] JSON list of ``{"name", "pattern", "repl"}`` rules (POSIX extended regex)."""
+    agent_stats_computation_enabled: bool | None = None
+    """[DD_AGENT_STATS_COMPUTATION_ENABLED] The trace agent computes trace stats (hits, errors,
+    latency sketches per 10 s bucket) from the spans it receives, for tracers that do not compute
+    their own; default False."""
 
     # Logs agent
     logs_enabled: bool | None = None
@@ -150,12 +157,26 @@ class ServicesConfig:
     """[DD_LOGS_CONFIG_COMPRESSION_LEVEL] zstd level 1-19; default 3."""
     logs_max_queued_bytes: int | None = None
     """[DD_LOGS_MAX_QUEUED_BYTES] Entries waiting for the next flush; default 8 MiB."""
+    logs_opw_enabled: bool | None = None
+    """[DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED] Send batches to ``logs_opw_url`` instead of
+    the Datadog intake (uncompressed, without DD-PROTOCOL); default False."""
+    logs_opw_url: str | None = None
+    """[DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL] Full URL of the Observability Pipelines Worker;
+    required when ``logs_opw_enabled``."""
+    logs_additional_endpoints: str | Iterable[Mapping[str, Any]] | None = None
+    """[DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS] More Datadog logs intakes that receive every batch at
+    ``https://host:port/api/v2/logs`` with their own key: the JSON text, or a list of
+    ``{"api_key", "host", "port", "is_reliable"}`` dicts (port 443 and is_reliable True by
+    default). Flush and stop wait for the reliable ones only."""
 
     # Transport
     request_timeout_ms: int | None = None
     """[DD_FORWARDER_TIMEOUT, in seconds] Per-request timeout; default 20000."""
     retry_queue_max_bytes: int | None = None
     """[DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE] Bound of the retry queue; default 15 MiB."""
+    send_queue_max_bytes: int | None = None
+    """[DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE] Payloads waiting for their first attempt (a slow
+    intake), per destination; the oldest past it are dropped and counted; default 32 MiB."""
 
     @classmethod
     def defaults(cls) -> ServicesConfig:
@@ -186,5 +207,13 @@ class ServicesConfig:
             value = getattr(self, field.name)
             if field.name in _LIST_FIELDS and value is not None and not isinstance(value, str):
                 value = ",".join(str(item) for item in value)
+            elif field.name == "logs_additional_endpoints" and value is not None and not isinstance(value, str):
+                # The C library reads the variable's JSON; its keys match in any case.
+                try:
+                    value = json.dumps([dict(item) for item in value])
+                except (TypeError, ValueError) as exc:
+                    raise InvalidConfigError(
+                        "Invalid configuration: logs_additional_endpoints must be a JSON string or a list of "
+                        f"dicts, got {type(value).__name__}") from exc
             core.set(field.name, value)
         return core

@@ -51,7 +51,8 @@ class ServiceStatus:
     should know of: the intake rejected the API key, a payload was dropped, ...) or
     ``"stopped"`` (the last event of an instance)."""
     service: Optional[str] = None
-    """``"dogstatsd"``, ``"trace-agent"`` or ``"logs-agent"`` for ``ready``; None otherwise."""
+    """``"dogstatsd"``, ``"trace-agent"`` or ``"logs-agent"`` (``ready``, and ``error`` about one service's
+    payloads), or ``"process"`` for an event about the whole instance (``stopped``, no CA certificates)."""
     message: Optional[str] = None
     """What happened, in words; may be None."""
     port: Optional[int] = None
@@ -68,7 +69,7 @@ class ServicesStats:
     dsd_packets_truncated: int
     """Datagrams longer than the buffer: dropped whole."""
     dsd_bytes: int
-    """Payload bytes received."""
+    """Payload bytes received (UDP, UDS and HTTP proxy bodies)."""
     dsd_metric_lines: int
     """Metric lines parsed."""
     dsd_events: int
@@ -115,6 +116,17 @@ class ServicesStats:
     """SQL, cassandra, redis, valkey and memcached spans an obfuscator rewrote."""
     trace_sql_non_parsable: int
     """SQL resources sent as ``Non-parsable SQL query``."""
+    # Agent-computed trace stats (agent_stats_computation_enabled)
+    trace_stats_spans: int
+    """Eligible spans aggregated into trace stats."""
+    trace_stats_spans_overflow: int
+    """Of those, spans aggregated under the overflow key (the live-key bound was reached)."""
+    trace_stats_spans_dropped: int
+    """Eligible spans lost (tracer-metadata bound, out of memory)."""
+    trace_stats_buckets: int
+    """10 s stats buckets flushed."""
+    trace_stats_keys: int
+    """Aggregation keys (grouped stats) flushed."""
     # Logs agent
     logs_requests: int
     """POST /v1/input requests answered 200."""
@@ -124,6 +136,17 @@ class ServicesStats:
     """Log entries dropped (over 1 MiB, queue full, out of memory)."""
     logs_bytes: int
     """Bytes of the log entries accepted."""
+    # Send queue (payloads waiting for their first attempt, every destination together)
+    send_queue_bytes: int
+    """Bytes waiting right now (a gauge)."""
+    send_queue_dropped_metrics: int
+    """Series, sketches, service checks and events payloads dropped because the queue was full."""
+    send_queue_dropped_traces: int
+    """Trace and stats payloads dropped because the queue was full."""
+    send_queue_dropped_logs: int
+    """Logs batches dropped because the queue was full."""
+    send_queue_dropped_proxy: int
+    """Proxied tracer requests dropped because the queue was full."""
 
 
 StatusCallback = Callable[[ServiceStatus], Any]

@@ -107,8 +107,11 @@ typedef enum dds_log_level {
  */
 typedef struct dds_config {
     /* Datadog account */
-    const char *api_key;          /* [DD_API_KEY] NULL or "": runs in dry-run mode with a warning */
-    const char *site;             /* [DD_SITE] "datadoghq.com"; must be a known Datadog site */
+    const char *api_key;          /* [DD_API_KEY] NULL or "": nothing is sent; one warning, then one
+                                     summary line per payload (endpoint, kind, items, bytes, never
+                                     its contents) is written to dry_run_fd */
+    const char *site;             /* [DD_SITE] "datadoghq.com"; [A-Za-z0-9._:-]+, a site this version
+                                     does not know is used with a warning */
     const char *dd_url;           /* [DD_DD_URL, then DD_URL] metrics intake base URL override */
     const char *https_proxy;      /* [DD_PROXY_HTTPS, then HTTPS_PROXY] proxy for every request */
     const char *tls_ca_path;      /* [DD_TLS_CA_PATH] CA certificates that verify the intake: a PEM
@@ -121,8 +124,8 @@ typedef struct dds_config {
                                      event at start, and every https request fails (is never sent
                                      unverified); dds_start still succeeds */
     bool tls_verify;              /* [DD_SKIP_SSL_VALIDATION=true clears it] true */
-    bool dry_run;                 /* [CLI --dry-run] false; when true (or no API key) each payload
-                                     is written as one JSON line to dry_run_fd instead of sent */
+    bool dry_run;                 /* [DD_DRY_RUN, CLI --dry-run] false; when true nothing is sent and
+                                     each payload is written in full as one JSON line to dry_run_fd */
     int dry_run_fd;               /* 1 (stdout) */
 
     /* Logging */
@@ -157,7 +160,9 @@ typedef struct dds_config {
     bool apm_non_local_traffic;   /* [DD_APM_NON_LOCAL_TRAFFIC] false */
     const char *apm_dd_url;       /* [DD_APM_DD_URL] base URL of the traces, stats and pipeline stats
                                      intake, default https://trace.agent.<site> */
-    const char *apm_profiling_dd_url; /* [DD_APM_PROFILING_DD_URL] full URL, as in the Go agent: default
+    const char *apm_profiling_dd_url; /* [DD_APM_PROFILING_DD_URL] a full URL, as in the Go agent, or a
+                                         bare scheme://host[:port] prefix, as in the Rust binary
+                                         (/api/v2/profile is appended); default
                                          https://intake.profile.<site>/api/v2/profile */
     const char *apm_telemetry_dd_url; /* [DD_APM_TELEMETRY_DD_URL] base URL, default
                                          https://instrumentation-telemetry-intake.<site> */
@@ -190,6 +195,12 @@ typedef struct dds_config {
                                          pattern is a POSIX extended regex (RE2's \d \w \s
                                          translated), repl may use $1 or ${1}. Checked by
                                          dds_config_validate (at most 64 rules) */
+    bool agent_stats_computation_enabled; /* [DD_AGENT_STATS_COMPUTATION_ENABLED] false: when true the
+                                         trace agent computes trace stats (hits, errors, latency
+                                         sketches per 10 s bucket) from the spans of requests without
+                                         Datadog-Client-Computed-Stats, sends them to
+                                         /api/v0.2/stats (ClientComputed false), and /info tells
+                                         tracers not to drop unsampled traces */
 
     /* Logs agent: HTTP POST /v1/input (a JSON array of {message, timestamp, ...} entries),
      * batched to the logs intake on the flush tick, on dds_flush and on dds_stop */
@@ -205,10 +216,27 @@ typedef struct dds_config {
     uint32_t logs_max_queued_bytes; /* [DD_LOGS_MAX_QUEUED_BYTES] 8 MiB of accepted entries waiting
                                        for the next flush (at least 1 MiB); entries past it (or past
                                        100000 entries) are dropped and counted */
+    bool logs_opw_enabled;        /* [DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED] false: when true
+                                     batches go to logs_opw_url instead of the Datadog intake, never
+                                     compressed and without DD-PROTOCOL (still with DD-API-KEY) */
+    const char *logs_opw_url;     /* [DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL] the full http(s) URL
+                                     of an Observability Pipelines Worker; required (validation
+                                     error) when logs_opw_enabled and logs_enabled are true */
+    const char *logs_additional_endpoints; /* [DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS] JSON array of
+                                     {"api_key","Host","Port","is_reliable"} (keys in any case; Port
+                                     443 and is_reliable true when missing; at most 8): every batch
+                                     also goes to https://Host:Port/api/v2/logs with that key, with
+                                     its own retries and queues. dds_flush and dds_stop wait for
+                                     the reliable ones only. Bad JSON is a validation error; the
+                                     keys are never logged */
 
     /* Transport */
-    uint32_t request_timeout_ms;  /* [DD_FORWARDER_TIMEOUT in seconds] 20000 */
+    uint32_t request_timeout_ms;  /* [DD_FORWARDER_TIMEOUT, else DD_FLUSH_TIMEOUT, in seconds] 20000 */
     uint32_t retry_queue_max_bytes; /* [DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE] 15 MiB */
+    uint32_t send_queue_max_bytes;  /* [DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE] 32 MiB of payloads
+                                       waiting for their first attempt (every request slot busy: a
+                                       slow intake), per intake; past it the oldest are dropped and
+                                       counted (send_queue_dropped_*); at least 1024 */
 } dds_config;
 
 /* Fill cfg with the defaults shown above. Never fails. Any thread. */
@@ -259,7 +287,9 @@ typedef struct dds_status {
     const char *message;      /* may be NULL; valid during the callback only */
 } dds_status;
 
-/* "dogstatsd", "trace-agent", "logs-agent" or NULL for DDS_SERVICE_NONE. Static storage. */
+/* "dogstatsd", "trace-agent", "logs-agent", or "process" for DDS_SERVICE_NONE (an event about the
+ * whole instance: STOPPED, no CA certificates found). An ERROR about a payload names the service
+ * that produced it. Never NULL. Static storage. */
 DDS_API const char *dds_service_name(dds_service_kind kind);
 
 /*
@@ -275,7 +305,7 @@ typedef void (*dds_status_fn)(const dds_status *status, void *user);
  * listener is bound and serving (READY events are then delivered from the loop thread). On
  * failure nothing is left running, *out is untouched, the callback is never called, and the
  * error says which service failed: DDS_ERR_INVALID_CONFIG, DDS_ERR_DOGSTATSD_START (port taken:
- * "Failed to start DogStatsD: cannot bind 127.0.0.1:8125: Address already in use"),
+ * "Failed to start DogStatsD: cannot bind UDP 127.0.0.1:8125: Address already in use"),
  * DDS_ERR_TRACE_AGENT_START, DDS_ERR_LOGS_AGENT_START, DDS_ERR_RUNTIME. on_status may be NULL; user is passed back to it.
  * Finding no CA certificates (see tls_ca_path) is not a start failure: the ERROR event about it
  * follows the READY events, and the instance runs without ever sending over an unverified link.
@@ -286,8 +316,9 @@ DDS_API int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user
                       dds_services **out, dds_error *err);
 
 /*
- * Send everything now: every aggregation bucket (open ones included), pending events, service
- * checks, traces and the log entries the logs agent accepted, then wait until the intake has answered every payload (retries included) or
+ * Send everything now: every aggregation bucket (open ones included; the trace stats buckets too
+ * when agent_stats_computation_enabled), pending events, service checks, traces and the log
+ * entries the logs agent accepted, then wait until the intake has answered every payload (retries included) or
  * timeout_ms has passed. Blocks the caller (not the loop). Returns 0, DDS_ERR_NOT_RUNNING,
  * DDS_ERR_SHUTDOWN_TIMEOUT ("Flush timeout exceeded": payloads still pending stay queued and
  * keep being retried), or DDS_ERR_RUNTIME when called from the status callback. Any thread.
@@ -329,7 +360,7 @@ typedef struct dds_stats {
     /* DogStatsD ingest */
     uint64_t dsd_packets;            /* datagrams received (UDP + UDS + HTTP proxy bodies) */
     uint64_t dsd_packets_truncated;  /* datagrams longer than the buffer: dropped whole */
-    uint64_t dsd_bytes;              /* payload bytes received */
+    uint64_t dsd_bytes;              /* payload bytes received (UDP + UDS + HTTP proxy bodies) */
     uint64_t dsd_metric_lines;       /* metric lines parsed OK */
     uint64_t dsd_events;             /* events parsed OK */
     uint64_t dsd_service_checks;     /* service checks parsed OK */
@@ -356,12 +387,24 @@ typedef struct dds_stats {
                                         command tag an obfuscator rewrote */
     uint64_t trace_sql_non_parsable; /* SQL resources the tokenizer rejected: sent as
                                         "Non-parsable SQL query" (they are in trace_spans_obfuscated) */
+    /* Agent-computed trace stats (agent_stats_computation_enabled) */
+    uint64_t trace_stats_spans;      /* eligible spans aggregated into stats */
+    uint64_t trace_stats_spans_overflow; /* of those, aggregated under the overflow key (live-key bound reached) */
+    uint64_t trace_stats_spans_dropped;  /* eligible spans lost (tracer-metadata bound, out of memory) */
+    uint64_t trace_stats_buckets;    /* 10 s buckets flushed */
+    uint64_t trace_stats_keys;       /* aggregation keys (ClientGroupedStats) flushed */
     /* Logs agent */
     uint64_t logs_requests;          /* POST /v1/input requests answered 200 */
     uint64_t logs_entries;           /* entries accepted into the queue */
     uint64_t logs_entries_dropped;   /* entries dropped: over 1 MiB, queue full, out of memory */
     uint64_t logs_bytes;             /* bytes of the entries accepted */
-    uint64_t reserved[10];
+    /* Send queue: payloads waiting for their first attempt, every intake together */
+    uint64_t send_queue_bytes;           /* bytes waiting right now (a gauge, not monotonic) */
+    uint64_t send_queue_dropped_metrics; /* series, sketches, service checks, events dropped: queue full */
+    uint64_t send_queue_dropped_traces;  /* trace and stats payloads dropped: queue full */
+    uint64_t send_queue_dropped_logs;    /* logs batches dropped: queue full */
+    uint64_t send_queue_dropped_proxy;   /* proxied tracer requests dropped: queue full */
+    uint64_t reserved[2];
 } dds_stats;
 
 /* Copy the counters into *out. Any thread, never blocks, works after stop too. */

@@ -207,8 +207,31 @@ def test_bad_datagrams_counted_neighbours_unaffected(fake_intake):
     assert any("malformed line" in l for l in cli.stderr_lines)
 
 
-def test_dry_run_without_api_key_prints_json_lines(fake_intake):
-    cli = Cli({"DD_DD_URL": fake_intake.url})
+def test_without_api_key_only_summaries_reach_stdout(fake_intake):
+    """A forgotten key must not copy every tag and span into the platform's logs (stdout)."""
+    cli = Cli({"DD_DD_URL": fake_intake.url, "DD_APM_DD_URL": fake_intake.url, "DD_APM_RECEIVER_PORT": "0"})
+    cli.wait_ready()
+    cli.send("dry.metric:1|c|#secret_tag:hunter2")
+    cli.send("dry.metric:2|c|#secret_tag:hunter2")
+    time.sleep(0.1)
+    assert cli.terminate() == 0
+    assert fake_intake.records() == []  # nothing sent
+    text = "\n".join(cli.stdout_lines)
+    assert "hunter2" not in text and "dry.metric" not in text, text
+    lines = [json.loads(l) for l in cli.stdout_lines if l.strip()]
+    assert lines and all(l["dry_run"] is True and l["summary"] is True and "payload" not in l for l in lines)
+    (series,) = [l for l in lines if l["endpoint"] == "/api/v2/series"]
+    assert series["kind"] == "series" and series["items"] >= 1 and series["bytes"] > 0, series
+    warnings = [l for l in cli.stderr_lines if "DD_API_KEY is not set" in l]
+    assert len(warnings) == 1 and "DD_DRY_RUN=true" in warnings[0], cli.stderr_lines
+
+
+@pytest.mark.parametrize("how", ["env", "flag"])
+def test_dry_run_without_api_key_prints_full_payloads(fake_intake, how):
+    env = {"DD_DD_URL": fake_intake.url, "DD_APM_RECEIVER_PORT": "0"}
+    if how == "env":
+        env["DD_DRY_RUN"] = "true"
+    cli = Cli(env, ["--dry-run"] if how == "flag" else [])
     cli.wait_ready()
     cli.send("dry.metric:1|c|#env:dev")
     time.sleep(0.1)
@@ -217,7 +240,28 @@ def test_dry_run_without_api_key_prints_json_lines(fake_intake):
     payloads = [json.loads(l) for l in cli.stdout_lines if l.strip()]
     series = [s for p in payloads if p["endpoint"] == "/api/v2/series" for s in p["payload"]["series"]]
     assert any(s["metric"] == "dry.metric" and s["tags"] == ["env:dev"] for s in series), payloads
-    assert sum("DD_API_KEY is not set" in l for l in cli.stderr_lines) == 1
+    assert not any("DD_API_KEY is not set" in l for l in cli.stderr_lines)
+
+
+def test_unknown_site_and_windows_pipes_are_one_warning_each(fake_intake):
+    cli = Cli({"DD_DD_URL": fake_intake.url, "DD_API_KEY": API_KEY, "DD_SITE": "ap9.datadoghq.com",
+               "DD_APM_RECEIVER_PORT": "0", "DD_DOGSTATSD_WINDOWS_PIPE_NAME": "dsd",
+               "DD_APM_WINDOWS_PIPE_NAME": r"\\.\pipe\apm"})
+    cli.wait_ready()
+    cli.send("site.metric:1|c")
+    time.sleep(0.1)
+    assert cli.terminate() == 0
+    assert sum("DD_SITE 'ap9.datadoghq.com' is not a Datadog site" in l for l in cli.stderr_lines) == 1
+    for name in ("DD_DOGSTATSD_WINDOWS_PIPE_NAME", "DD_APM_WINDOWS_PIPE_NAME"):
+        assert sum(f"{name} is set, but named pipes are Windows only" in l for l in cli.stderr_lines) == 1, name
+    assert any(s["metric"] == "site.metric" for s in fake_intake.series())  # still serving and sending
+
+
+def test_invalid_site_is_refused_in_one_line():
+    cli = Cli({"DD_SITE": "https://datadoghq.com"})
+    assert cli.proc.wait(5) == 2
+    time.sleep(0.05)
+    assert any("site must be a Datadog site" in l and "https://datadoghq.com" in l for l in cli.stderr_lines)
 
 
 def test_dry_run_flag_forces_dry_run_with_a_key(fake_intake):
@@ -257,7 +301,7 @@ def test_sigint_stops_gracefully_too(fake_intake):
 
 @pytest.mark.parametrize("env,needle", [
     ({"DD_DOGSTATSD_PORT": "70000"}, "Invalid configuration: dogstatsd_port must be 0-65535, got 70000"),
-    ({"DD_SITE": "example.com"}, "Invalid configuration: site must be a Datadog site"),
+    ({"DD_SITE": "example.com/"}, "Invalid configuration: site must be a Datadog site"),
     ({"DD_LOG_LEVEL": "loud"}, "DD_LOG_LEVEL must be one of"),
     ({"DD_STATSD_METRIC_NAMESPACE": "9lives"}, "metric_namespace must start with a letter"),
 ])

@@ -45,7 +45,7 @@ def run(program: str, *args: str, **env: str) -> subprocess.CompletedProcess:
     (["--help"], {}),
     (["--bogus"], {}),
     ([], {"DD_DOGSTATSD_PORT": "70000"}),
-    ([], {"DD_SITE": "example.com"}),
+    ([], {"DD_SITE": "example.com/"}),
     ([], {"DD_LOG_LEVEL": "loud"}),
     ([], {"DD_APM_ENABLED": "maybe"}),
 ])

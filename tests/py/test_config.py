@@ -3,6 +3,7 @@ read by C, and validation errors from dds_config_validate that name the field.""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import pytest
@@ -28,6 +29,7 @@ def test_defaults_come_from_dds_config_init():
     assert d.api_key is None and d.dd_url is None
     assert (d.logs_enabled, d.logs_port, d.logs_non_local_traffic, d.logs_dd_url) == (False, 10517, False, None)
     assert (d.logs_use_compression, d.logs_compression_level, d.logs_max_queued_bytes) == (True, 3, 8 << 20)
+    assert d.agent_stats_computation_enabled is False
     # None everywhere converts to exactly the C defaults.
     assert converted(ServicesConfig()) == dataclasses.asdict(d)
 
@@ -48,14 +50,40 @@ def test_every_field_round_trips_through_the_c_struct():
         apm_obfuscate_valkey=False, apm_valkey_remove_all_args=True, apm_obfuscate_memcached=False,
         apm_memcached_keep_command=True, apm_remove_stack_traces=True,
         apm_replace_tags='[{"name": "*", "pattern": "secret", "repl": "?"}]',
+        agent_stats_computation_enabled=True,
         logs_enabled=True, logs_port=0, logs_non_local_traffic=True, logs_dd_url="http://127.0.0.1:7",
         logs_use_compression=False, logs_compression_level=9, logs_max_queued_bytes=2 << 20,
-        request_timeout_ms=1500, retry_queue_max_bytes=1 << 20,
+        logs_opw_enabled=True, logs_opw_url="http://127.0.0.1:8",
+        logs_additional_endpoints='[{"api_key":"k2","Host":"h.example","Port":443,"is_reliable":true}]',
+        request_timeout_ms=1500, retry_queue_max_bytes=1 << 20, send_queue_max_bytes=1 << 20,
     )
     assert set(values) == {f.name for f in dataclasses.fields(ServicesConfig)}
     cfg = ServicesConfig(**values)
     assert converted(cfg) == values
     cfg.validate()
+
+
+def test_additional_logs_endpoints_as_a_list_or_json():
+    eps = [{"api_key": "k1", "host": "h1.example", "port": 10516, "is_reliable": False},
+           {"api_key": "k2", "host": "h2.example"}]
+    text = converted(ServicesConfig(logs_additional_endpoints=eps))["logs_additional_endpoints"]
+    assert json.loads(text) == eps
+    ServicesConfig(logs_additional_endpoints=eps).validate()
+    with pytest.raises(InvalidConfigError) as err:
+        ServicesConfig(logs_additional_endpoints=[{"api_key": "py-secret-key", "port": 443}]).validate()
+    assert str(err.value) == ("Invalid configuration: logs_additional_endpoints (DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS) "
+                              "is not valid: endpoint 0: Host is missing")
+    with pytest.raises(InvalidConfigError) as err:
+        ServicesConfig(logs_additional_endpoints='[{"api_key":"py-secret-key","Host":"h"').validate()
+    assert "invalid JSON at byte" in str(err.value) and "py-secret-key" not in str(err.value)
+    with pytest.raises(InvalidConfigError, match="logs_additional_endpoints must be a JSON string or a list of dicts"):
+        converted(ServicesConfig(logs_additional_endpoints=[1, 2]))  # type: ignore[list-item]
+
+
+def test_opw_enabled_without_a_url_is_a_clear_error():
+    with pytest.raises(InvalidConfigError, match=r"logs_opw_url \(DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL\) "
+                                                 "must be set when logs_opw_enabled is true"):
+        ServicesConfig(logs_enabled=True, logs_opw_enabled=True).validate()
 
 
 def test_lists_are_joined_with_commas():
@@ -127,9 +155,9 @@ def test_from_env_conversion_error_is_the_c_message(monkeypatch):
 @pytest.mark.parametrize("fields,message", [
     ({"dogstatsd_port": 70000}, "Invalid configuration: dogstatsd_port must be 0-65535, got 70000"),
     ({"apm_receiver_port": -1}, "Invalid configuration: apm_receiver_port must be 0-65535, got -1"),
-    ({"site": "example.com"}, "Invalid configuration: site must be a Datadog site (datadoghq.com, us3.datadoghq.com, "
-                              "us5.datadoghq.com, datadoghq.eu, ddog-gov.com, ap1.datadoghq.com, ap2.datadoghq.com), "
-                              "got 'example.com'"),
+    ({"site": "https://example.com"}, "Invalid configuration: site must be a Datadog site such as datadoghq.com, "
+                                      "us3.datadoghq.com, datadoghq.eu (letters, digits, '.', '_', ':', '-'), "
+                                      "got 'https://example.com'"),
     ({"metric_namespace": "9lives"}, "Invalid configuration: metric_namespace must start with a letter and contain "
                                      "only letters, digits, '_' and '.', got '9lives'"),
     ({"dogstatsd_buffer_size": 100}, "Invalid configuration: dogstatsd_buffer_size must be 512-65536, got 100"),

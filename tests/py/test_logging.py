@@ -32,7 +32,7 @@ def test_info_lines_at_info_and_the_dry_run_warning_at_warning(caplog):
     recs = records_of(caplog)
     dsd = [r for r in recs if r.getMessage() == f"DogStatsD listening on 127.0.0.1:{handle.ports.dogstatsd}"]
     assert len(dsd) == 1 and dsd[0].levelno == logging.INFO
-    dry = [r for r in recs if r.getMessage().startswith("DD_API_KEY is not set: dry-run mode")]
+    dry = [r for r in recs if r.getMessage().startswith("DD_API_KEY is not set: nothing is sent")]
     assert len(dry) == 1 and dry[0].levelno == logging.WARNING
     assert all(r.levelno >= logging.INFO for r in recs)  # "info": nothing below it is produced
 

@@ -19,6 +19,10 @@ static const char *const all_vars[] = {
     "DD_APM_OBFUSCATION_VALKEY_REMOVE_ALL_ARGS", "DD_APM_OBFUSCATION_MEMCACHED_ENABLED",
     "DD_APM_OBFUSCATION_MEMCACHED_KEEP_COMMAND", "DD_APM_OBFUSCATION_REMOVE_STACK_TRACES", "DD_APM_REPLACE_TAGS",
     "DD_APM_OBFUSCATION_MONGODB_ENABLED", "DD_APM_OBFUSCATION_ELASTICSEARCH_ENABLED",
+    "DD_LOGS_MAX_QUEUED_BYTES", "DD_DRY_RUN", "DD_FLUSH_TIMEOUT", "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED",
+    "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL", "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS",
+    "DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE", "DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE",
+    "DD_AGENT_STATS_COMPUTATION_ENABLED",
 };
 
 static void clear_env(void) {
@@ -58,7 +62,7 @@ TEST(port_out_of_range_names_field_and_value) {
     CHECK(strstr(err.message, "apm_receiver_port") != NULL);
 }
 
-TEST(site_must_be_known) {
+TEST(site_any_name_of_the_rust_binarys_form) {
     dds_config c;
     dds_config_init(&c);
     dds_error err = {0};
@@ -68,10 +72,59 @@ TEST(site_must_be_known) {
         c.site = good[i];
         CHECK_MSG(dds_config_validate(&c, &err) == 0, "site %s rejected", good[i]);
     }
-    c.site = "example.com";
-    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
-    CHECK(strstr(err.message, "site must be a Datadog site") != NULL);
-    CHECK(strstr(err.message, "example.com") != NULL);
+    for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) CHECK(dds__config_site_known(good[i]));
+    /* A site Datadog may add later is used as given (a warning at start, tested end to end). */
+    const char *later[] = {"ap3.datadoghq.com", "us7.datadoghq.com", "localhost:8080", "a_b-c.example"};
+    for (size_t i = 0; i < sizeof(later) / sizeof(*later); i++) {
+        c.site = later[i];
+        CHECK_MSG(dds_config_validate(&c, &err) == 0, "site %s rejected: %s", later[i], err.message);
+        CHECK(!dds__config_site_known(later[i]));
+    }
+    const char *bad[] = {"https://datadoghq.com", "datadoghq.com/", "data dog", "caf\xc3\xa9.com", "a\nb"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        c.site = bad[i];
+        CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+        CHECK(strstr(err.message, "site must be a Datadog site") != NULL);
+    }
+}
+
+TEST(profiling_url_full_or_prefix) {
+    dds_config c;
+    dds_config_init(&c);
+    struct { const char *in, *want; } cases[] = {
+        {NULL, "https://intake.profile.datadoghq.com/api/v2/profile"},
+        {"https://intake.profile.datadoghq.eu/api/v2/profile", "https://intake.profile.datadoghq.eu/api/v2/profile"},
+        {"http://127.0.0.1:9000", "http://127.0.0.1:9000/api/v2/profile"},     /* the Rust binary's prefix */
+        {"http://127.0.0.1:9000/", "http://127.0.0.1:9000/api/v2/profile"},
+        {"http://127.0.0.1:9000/custom/path/", "http://127.0.0.1:9000/custom/path"}, /* the Agent's full URL */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        c.apm_profiling_dd_url = cases[i].in;
+        char *u = dds__config_profiling_url(&c);
+        CHECK_EQ_STR(u, cases[i].want);
+        free(u);
+    }
+}
+
+TEST(dry_run_and_flush_timeout_variables) {
+    clear_env();
+    dds_config c;
+    dds_error err = {0};
+    dds_config_init(&c);
+    setenv("DD_DRY_RUN", "true", 1);
+    setenv("DD_API_KEY", "k", 1);
+    setenv("DD_FLUSH_TIMEOUT", "9", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK(c.dry_run);
+    CHECK(dds__config_is_dry_run(&c)); /* a key and DD_DRY_RUN: still nothing sent */
+    CHECK_EQ_INT(c.request_timeout_ms, 9000);
+    setenv("DD_FORWARDER_TIMEOUT", "4", 1); /* the Agent's name wins */
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK_EQ_INT(c.request_timeout_ms, 4000);
+    setenv("DD_DRY_RUN", "perhaps", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "DD_DRY_RUN") != NULL);
+    clear_env();
 }
 
 TEST(namespace_rules) {
@@ -244,6 +297,24 @@ TEST(from_env_bad_values_name_the_variable) {
     clear_env();
 }
 
+TEST(agent_stats_computation_field) {
+    clear_env();
+    dds_config c;
+    dds_config_init(&c);
+    CHECK(!c.agent_stats_computation_enabled);
+    dds_error err = {0};
+    setenv("DD_AGENT_STATS_COMPUTATION_ENABLED", "true", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK(c.agent_stats_computation_enabled);
+    setenv("DD_AGENT_STATS_COMPUTATION_ENABLED", "false", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK(!c.agent_stats_computation_enabled);
+    setenv("DD_AGENT_STATS_COMPUTATION_ENABLED", "perhaps", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "DD_AGENT_STATS_COMPUTATION_ENABLED") != NULL);
+    clear_env();
+}
+
 TEST(logs_agent_fields) {
     clear_env();
     dds_config c;
@@ -367,6 +438,70 @@ TEST(obfuscation_fields) {
     clear_env();
 }
 
+TEST(logs_destinations_and_send_queue) {
+    clear_env();
+    dds_config c;
+    dds_error err = {0};
+    dds_config_init(&c);
+    CHECK(!c.logs_opw_enabled);
+    CHECK(c.logs_opw_url == NULL);
+    CHECK(c.logs_additional_endpoints == NULL);
+    CHECK_EQ_INT(c.send_queue_max_bytes, 32u * 1024 * 1024);
+    setenv("DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED", "true", 1);
+    setenv("DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL", "http://127.0.0.1:8282/logs", 1);
+    setenv("DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS",
+           "[{\"api_key\":\"k2\",\"Host\":\"h.example\",\"Port\":10516,\"is_reliable\":false}]", 1);
+    setenv("DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE", "65536", 1);
+    setenv("DD_LOGS_ENABLED", "true", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK(c.logs_opw_enabled);
+    CHECK_EQ_STR(c.logs_opw_url, "http://127.0.0.1:8282/logs");
+    CHECK(c.logs_additional_endpoints && strstr(c.logs_additional_endpoints, "h.example"));
+    CHECK_EQ_INT(c.send_queue_max_bytes, 65536);
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+    dds_config copy;
+    CHECK_EQ_INT(dds__config_dup(&copy, &c), 0);
+    CHECK(copy.logs_opw_url != c.logs_opw_url && copy.logs_additional_endpoints != c.logs_additional_endpoints);
+    CHECK_EQ_STR(copy.logs_additional_endpoints, c.logs_additional_endpoints);
+    dds__config_release(&copy);
+    clear_env();
+
+    /* Enabled without a URL: a clear start error where the Rust binary silently disables logs. */
+    dds_config_init(&c);
+    c.logs_enabled = true;
+    c.logs_opw_enabled = true;
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.message, "logs_opw_url (DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL) must be set when "
+                                  "logs_opw_enabled is true") != NULL, "%s", err.message);
+    c.logs_opw_url = "";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    c.logs_opw_url = "opw:8282";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.message, "logs_opw_url must be an http:// or https:// URL, got 'opw:8282'") != NULL, "%s",
+              err.message);
+    c.logs_enabled = false;  /* unused when logs are off: no error for a missing URL */
+    c.logs_opw_url = NULL;
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+
+    /* Bad JSON names the variable and the place, and never the key. */
+    dds_config_init(&c);
+    c.logs_additional_endpoints = "[{\"api_key\":\"sekrit-key-value\",\"Host\":\"h\",\"Port\":\"443\"}]";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.message, "logs_additional_endpoints (DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS) is not valid: "
+                                  "endpoint 0: Port must be an integer 1-65535") != NULL, "%s", err.message);
+    CHECK(strstr(err.message, "sekrit") == NULL);
+    c.logs_additional_endpoints = "{\"api_key\":\"sekrit\"}";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.message, "invalid JSON at byte 0: expected a JSON array") != NULL, "%s", err.message);
+    c.logs_additional_endpoints = "";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+
+    dds_config_init(&c);
+    c.send_queue_max_bytes = 1000;
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.message, "send_queue_max_bytes must be at least 1024, got 1000") != NULL, "%s", err.message);
+}
+
 TEST(error_names_and_versions) {
     CHECK_EQ_STR(dds_errcode_name(DDS_ERR_INVALID_CONFIG), "ERR_INVALID_CONFIG");
     CHECK_EQ_STR(dds_errcode_name(DDS_ERR_ALREADY_STARTED), "ERR_ALREADY_STARTED");
@@ -408,7 +543,9 @@ TEST(owned_copy_is_deep) {
 int main(void) {
     RUN(defaults_are_valid);
     RUN(port_out_of_range_names_field_and_value);
-    RUN(site_must_be_known);
+    RUN(site_any_name_of_the_rust_binarys_form);
+    RUN(profiling_url_full_or_prefix);
+    RUN(dry_run_and_flush_timeout_variables);
     RUN(namespace_rules);
     RUN(other_validation);
     RUN(tls_ca_path_must_be_a_readable_file_or_directory);
@@ -417,6 +554,8 @@ int main(void) {
     RUN(from_env_bad_values_name_the_variable);
     RUN(logs_agent_fields);
     RUN(obfuscation_fields);
+    RUN(logs_destinations_and_send_queue);
+    RUN(agent_stats_computation_field);
     RUN(error_names_and_versions);
     RUN(owned_copy_is_deep);
     return TEST_REPORT();
