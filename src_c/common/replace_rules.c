@@ -489,15 +489,36 @@ static bool replace_segment(const dds__replace_rule *r, const char *s, size_t n,
     return !b->oom;
 }
 
-bool dds__replace_apply(const dds__replace_rule *r, dds__slice in, dds__arena *arena, dds__slice *out) {
-    /* regexec wants a C string: copy once, NUL-terminated. */
-    char *s = dds__arena_memdup(arena, in.ptr ? in.ptr : "", in.len);
-    if (!s) return false;
+bool dds__replace_apply(const dds__replace_rule *r, dds__slice in, dds__arena *arena, dds__buf *scratch,
+                        dds__slice *out) {
+    char *s;
+    if (scratch) {
+        dds__buf_reset(scratch);
+        dds__buf_append(scratch, in.ptr ? in.ptr : "", in.len);
+        dds__buf_putc(scratch, 0);
+        if (scratch->oom) return false;
+        s = (char *)scratch->data;
+    } else if (!(s = dds__arena_memdup(arena, in.ptr ? in.ptr : "", in.len))) {
+        return false;
+    }
+    /* Most values match no rule: find out first (one regexec per NUL-separated part, usually
+     * one), and only then build the result in the arena. */
+    bool any = false;
+    for (size_t i = 0; !any;) {
+        size_t seg = strlen(s + i);
+        if (i + seg > in.len) seg = in.len - i;
+        any = regexec(&r->re, s + i, 0, NULL, 0) == 0;
+        i += seg + 1;
+        if (i > in.len) break;
+    }
+    if (!any) {
+        *out = in;
+        return true;
+    }
     abuf b = {.arena = arena, .cap = in.len + 16};
     if (!(b.p = dds__arena_alloc(arena, b.cap))) return false;
     bool matched = false;
-    size_t i = 0;
-    for (;;) {
+    for (size_t i = 0;;) {
         size_t seg = strlen(s + i);  /* up to the next embedded NUL, or the end */
         if (i + seg > in.len) seg = in.len - i;
         if (!replace_segment(r, s + i, seg, &b, &matched)) return false;
@@ -507,6 +528,6 @@ bool dds__replace_apply(const dds__replace_rule *r, dds__slice in, dds__arena *a
         i++;
     }
     if (b.oom) return false;
-    *out = matched ? dds__slice_make(b.p, b.len) : in;
+    *out = dds__slice_make(b.p, b.len);
     return true;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "common/arena.h"
+#include "common/buf.h"
 #include "common/slice.h"
 
 /* More rules than this is a configuration mistake, not a use case (each costs a regexec per
@@ -48,8 +49,12 @@ void dds__replace_rules_free(dds__replace_rules *r);
 
 /*
  * Apply one rule to in: every non-overlapping match replaced by repl (expanded). *out is in
- * itself when nothing matched, else a new string in the arena. False only when the arena is
- * exhausted (*out untouched). A NUL byte inside in splits it: each part is matched alone.
+ * itself when nothing matched, else a new string in the arena. regexec needs a C string: the
+ * value is copied, NUL-terminated, into scratch (a caller's buffer reused from call to call, so
+ * that values no rule matches cost no arena memory) or, when scratch is NULL, into the arena.
+ * False only when memory runs out (*out untouched). A NUL byte inside in splits it: each part
+ * is matched alone.
  */
-bool dds__replace_apply(const dds__replace_rule *r, dds__slice in, dds__arena *arena, dds__slice *out);
+bool dds__replace_apply(const dds__replace_rule *r, dds__slice in, dds__arena *arena, dds__buf *scratch,
+                        dds__slice *out);
 #endif

@@ -79,7 +79,7 @@ static bool rewrite(const dds__trace_process_config *cfg, dds__slice type, dds__
     }
     const dds__replace_rules *rs = cfg->replace_rules;
     for (size_t i = 0; rs && i < rs->n; i++)
-        if (rs->rule[i].target != DDS__REPLACE_TAG && !dds__replace_apply(&rs->rule[i], *out, arena, out)) return false;
+        if (rs->rule[i].target != DDS__REPLACE_TAG && !dds__replace_apply(&rs->rule[i], *out, arena, NULL, out)) return false;
     *changed = !dds__slice_eq(*out, res);
     return true;
 }

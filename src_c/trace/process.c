@@ -35,6 +35,7 @@ typedef struct proc {
     size_t slots_cap;              /* allocated slots */
     size_t mask;                   /* slots in use for the current chunk, minus 1 */
     uint64_t obfuscated, sql_non_parsable;
+    dds__buf re_scratch;           /* the C-string copy regexec needs, reused for every tag */
 } proc;
 
 static const dds__slice S_EMPTY = {"", 0};
@@ -991,7 +992,7 @@ static bool obfuscate_redis_span(proc *p, dds__span *s, const char *tag, size_t 
 }
 
 static bool replace_one(proc *p, const dds__replace_rule *r, dds__slice *v) {
-    return dds__replace_apply(r, *v, p->arena, v);
+    return dds__replace_apply(r, *v, p->arena, &p->re_scratch, v);
 }
 
 /* DD_APM_REPLACE_TAGS, Go Replacer semantics: "*" reaches every meta value except the internal
@@ -1195,5 +1196,6 @@ uint32_t dds__trace_process(dds__tracer_payload *tp, const dds__trace_process_co
     dds__counter_add(&counters->spans_normalized, normalized);
     dds__counter_add(&counters->spans_obfuscated, p.obfuscated);
     dds__counter_add(&counters->sql_non_parsable, p.sql_non_parsable);
+    dds__buf_free(&p.re_scratch);
     return kept_spans > UINT32_MAX ? UINT32_MAX : (uint32_t)kept_spans;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/arena.h"
+#include "common/buf.h"
 #include "common/counter.h"
 #include "common/replace_rules.h"
 #include "trace/span.h"

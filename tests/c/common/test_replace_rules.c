@@ -26,9 +26,17 @@ static void apply_is(const dds__replace_rule *rule, const char *in, const char *
     size_t n = strlen(in);
     char *g = test_guarded_copy(in, n);
     dds__slice out;
-    CHECK(dds__replace_apply(rule, dds__slice_make(g, n), &a, &out));
+    CHECK(dds__replace_apply(rule, dds__slice_make(g, n), &a, NULL, &out));
     CHECK_MSG(out.len == strlen(want) && memcmp(out.ptr, want, out.len) == 0, "apply(%s): want '%s', got '%.*s'", in,
               want, (int)out.len, out.ptr);
+    /* the same through a reused scratch buffer */
+    dds__buf scratch;
+    dds__buf_init(&scratch);
+    CHECK(dds__replace_apply(rule, dds__slice_make(g, n), &a, &scratch, &out));
+    CHECK(dds__replace_apply(rule, dds__slice_make(g, n), &a, &scratch, &out));
+    CHECK_MSG(out.len == strlen(want) && memcmp(out.ptr, want, out.len) == 0, "apply(%s) with scratch: got '%.*s'", in,
+              (int)out.len, out.ptr);
+    dds__buf_free(&scratch);
     test_guarded_free(g, n);
     dds__arena_free(&a);
 }
@@ -80,7 +88,7 @@ TEST(go_replace_all_semantics) {
         static const char v[] = "12\0x34";
         char *g = test_guarded_copy(v, 6);
         dds__slice out;
-        CHECK(dds__replace_apply(&r->rule[3], dds__slice_make(g, 6), &a, &out));
+        CHECK(dds__replace_apply(&r->rule[3], dds__slice_make(g, 6), &a, NULL, &out));
         CHECK(out.len == 4 && memcmp(out.ptr, "?\0x?", 4) == 0);
         test_guarded_free(g, 6);
         dds__arena_free(&a);
@@ -94,8 +102,15 @@ TEST(unmatched_value_is_the_same_slice) {
     dds__arena a;
     dds__arena_init(&a, 0, 0);
     dds__slice in = DDS__SLICE_LIT("nothing to see"), out;
-    CHECK(dds__replace_apply(&r->rule[0], in, &a, &out));
+    dds__buf scratch;
+    dds__buf_init(&scratch);
+    CHECK(dds__replace_apply(&r->rule[0], in, &a, &scratch, &out));
     CHECK(out.ptr == in.ptr && out.len == in.len);
+    /* and it took no arena memory */
+    size_t used = 0;
+    for (const dds__arena_block *b = a.head; b; b = b->next) used += b->used;
+    CHECK_EQ_INT(used, 0);
+    dds__buf_free(&scratch);
     dds__arena_free(&a);
     dds__replace_rules_free(r);
 }
