@@ -39,7 +39,8 @@ test('npm pack -> npm install in an empty directory without a compiler -> it wor
   t.diagnostic(`tarball ${packed.filename}: ${packed.size} bytes packed, ${packed.unpackedSize} unpacked, ${packed.files.length} files`);
   const files = packed.files.map((f) => f.path);
   for (const needed of ['node_addon/index.js', 'node_addon/index.mjs', 'node_addon/index.d.ts', 'binding.gyp',
-    'src_c/include/datadog_serverless.h', 'package.json', 'README.md']) {
+    'src_c/include/datadog_serverless.h', 'package.json', 'README.md', 'docs/API-NODE.md', 'docs/MIGRATING.md',
+    'docs/TROUBLESHOOTING.md', 'docs/TUNING.md', 'docs/DESIGN.md']) {
     assert.ok(files.includes(needed), `${needed} missing from the tarball`);
   }
   assert.ok(files.some((f) => f.startsWith('prebuilds/linux-x64/') && f.endsWith('.node')));
