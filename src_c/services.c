@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "config.h"
 #include "dogstatsd/server.h"
+#include "enhanced/collector.h"
 #include "error.h"
 #include "log.h"
 #include "logs/batch.h"
@@ -54,6 +55,7 @@ typedef struct counters {
     dds__trace_agent_counters trace;
     dds__intake_counters intake;
     dds__logs_counters logs;
+    dds__enhanced_counters enhanced;
 } counters;
 
 struct dds_services {
@@ -71,6 +73,10 @@ struct dds_services {
     /* Set at start when https requests cannot be verified (no CA certificates found); sent as an
      * ERROR status event by the loop thread after the READY ones. Read-only once the loop runs. */
     char ca_error[CA_ERROR_MAX];
+    /* Set at start when the platform's runtime check fails (Azure Functions without its app
+     * directory, Flex Consumption without a resource group): the Rust binary exits there; here it
+     * is an ERROR status event after the READY ones, and everything keeps running. */
+    char cloud_error[512];
 
     struct event_base *base;
     struct event *cmd_ev;
@@ -81,6 +87,7 @@ struct dds_services {
     dds__intake *intake;
     dds__logs_batcher *logs;
     dds__logs_listener *logs_listener;
+    dds__enhanced *enhanced;
     counters counters;
     uint16_t dsd_port, trace_port, logs_port;
 
@@ -285,6 +292,7 @@ static void begin_stop(dds_services *s, cmd *c) {
     if (s->stop_finished) return;
     s->stop_finished = true;
     event_del(s->flush_ev);
+    dds__enhanced_stop(s->enhanced);
     /* Stop accepting first; requests already being served finish on this loop before the
      * intake is waited for. What the kernel already holds was sent before stop was called:
      * read it, then close. */
@@ -373,9 +381,10 @@ static void *loop_main(void *arg) {
     s->loop_id = pthread_self();
     atomic_store(&s->loop_id_set, true);
     if (s->trace) emit(s, DDS_STATUS_READY, DDS_SERVICE_TRACE_AGENT, s->trace_port, "trace-agent ready");
-    if (s->dsd) emit(s, DDS_STATUS_READY, DDS_SERVICE_DOGSTATSD, s->dsd_port, "dogstatsd ready");
+    if (s->dsd && s->cfg.use_dogstatsd) emit(s, DDS_STATUS_READY, DDS_SERVICE_DOGSTATSD, s->dsd_port, "dogstatsd ready");
     if (s->logs_listener) emit(s, DDS_STATUS_READY, DDS_SERVICE_LOGS_AGENT, s->logs_port, "logs-agent ready");
     if (s->ca_error[0]) emit(s, DDS_STATUS_ERROR, DDS_SERVICE_NONE, 0, s->ca_error);
+    if (s->cloud_error[0]) emit(s, DDS_STATUS_ERROR, DDS_SERVICE_NONE, 0, s->cloud_error);
     event_base_loop(s->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
@@ -437,6 +446,30 @@ static void choose_ca(dds_services *s, dds__cacerts *ca) {
     dds__log_error(&s->log, "%s", s->ca_error);
 }
 
+/* The enhanced metrics' samples, as a metric line would give them, to the DogStatsD pipeline's
+ * own aggregator for the library's metrics. */
+static void on_enhanced_sample(void *user, const char *name, bool distribution, double value, const char *tags,
+                               size_t tags_len) {
+    dds_services *s = user;
+    dds__metric m = {
+        .name = dds__slice_cstr(name),
+        .type = distribution ? DDS__MT_DISTRIBUTION : DDS__MT_GAUGE,
+        .sample_rate = 1.0,
+        .tags = dds__slice_make(tags, tags_len),
+    };
+    dds__dsd_add_internal(s->dsd, &m, &value, 1);
+}
+
+/* Caller thread, at start: say what detection found, and run the platform's runtime check. */
+static void check_cloud(dds_services *s) {
+    if (s->cloud.conflict[0])
+        dds__log_warn(&s->log, "cloud detection: %s: running as no serverless environment, without origin tags",
+                      s->cloud.conflict);
+    if (s->cloud.kind == DDS__CLOUD_AZURE_FUNCTION &&
+        dds__cloud_verify_azure(DDS__CLOUD_AZURE_ROOT, s->cloud_error, sizeof(s->cloud_error)) != 0)
+        dds__log_error(&s->log, "%s", s->cloud_error);
+}
+
 static void services_destroy(dds_services *s) {
     if (!s) return;
     /* The intake first: abandoning its payloads answers the trace receiver's pending proxy
@@ -445,6 +478,7 @@ static void services_destroy(dds_services *s) {
     dds__trace_agent_free(s->trace);
     dds__logs_listener_free(s->logs_listener);
     dds__logs_batcher_free(s->logs);
+    dds__enhanced_free(s->enhanced);
     dds__dsd_free(s->dsd);
     if (s->cmd_ev) event_free(s->cmd_ev);
     if (s->flush_ev) event_free(s->flush_ev);
@@ -486,6 +520,7 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
     s->log.secret = s->cfg.api_key;
     s->dry_run = dds__config_is_dry_run(&s->cfg);
     dds__cloud_detect(&s->cloud);
+    check_cloud(s);
     build_base_tags(s);
     s->metrics_url = dds__config_metrics_url(&s->cfg);
     if (!s->metrics_url) {
@@ -533,7 +568,10 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
     }
     dds__intake_set_drained_cb(s->intake, on_drained, s);
 
-    if (s->cfg.use_dogstatsd) {
+    /* The enhanced metrics need the DogStatsD pipeline even with use_dogstatsd false (as in the
+     * Rust binary, which starts its aggregator regardless): it then binds no socket. */
+    const bool enhanced = s->cloud.kind == DDS__CLOUD_AZURE_FUNCTION;
+    if (s->cfg.use_dogstatsd || enhanced) {
         s->dsd = dds__dsd_new(&s->cfg, s->base_tags, s->n_base_tags, s->metrics_url, s->dry_run,
                               &s->counters.dsd, &s->log, err);
         if (!s->dsd) {
@@ -546,9 +584,25 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
         }
         s->dsd_port = dds__dsd_port(s->dsd);
     }
+    if (enhanced) {
+        dds__enhanced_config ec = {
+            .cpu_enabled = s->cfg.enhanced_metrics_enabled,
+            .submit = on_enhanced_sample,
+            .user = s,
+            .log = &s->log,
+        };
+        if (dds__dsd_enable_internal(s->dsd) != 0 ||
+            !(s->enhanced = dds__enhanced_new(s->base, &ec, &s->counters.enhanced))) {
+            rc = dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
+            goto fail;
+        }
+        dds__log_info(&s->log, "Azure Functions enhanced metrics: %s%s every 1 s, %s every 3 s; tags: %s",
+                      DDS__ENHANCED_CPU_METRIC, s->cfg.enhanced_metrics_enabled ? "" : " (off: DD_ENHANCED_METRICS_ENABLED)",
+                      DDS__ENHANCED_INSTANCE_METRIC, dds__enhanced_tags(s->enhanced));
+    }
     if (s->cfg.use_trace_agent) {
         s->trace = dds__trace_agent_new(s->base, &s->cfg, &s->cloud, s->intake, s->dry_run, s->dsd_port,
-                                        s->dsd ? on_dsd_proxy : NULL, s, &s->counters.trace, &s->log, err);
+                                        s->cfg.use_dogstatsd ? on_dsd_proxy : NULL, s, &s->counters.trace, &s->log, err);
         if (!s->trace) {
             rc = err ? err->code : DDS_ERR_TRACE_AGENT_START;
             goto fail;
@@ -637,7 +691,7 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
             dds__log_info(&s->log, "trace agent listening on %s:%u",
                           s->cfg.apm_non_local_traffic ? "0.0.0.0" : "127.0.0.1", s->trace_port);
     }
-    if (s->dsd) {
+    if (s->dsd && s->cfg.use_dogstatsd) {
         if (s->cfg.dogstatsd_socket && s->cfg.dogstatsd_socket[0])
             dds__log_info(&s->log, "DogStatsD listening on %s:%u and unix://%s",
                           s->cfg.dogstatsd_non_local_traffic ? "0.0.0.0" : "127.0.0.1", s->dsd_port,
@@ -786,6 +840,8 @@ void dds_stats_get(const dds_services *s, dds_stats *out) {
     out->logs_entries = dds__counter_get(&lg->entries);
     out->logs_entries_dropped = dds__counter_get(&lg->entries_dropped);
     out->logs_bytes = dds__counter_get(&lg->bytes);
+    out->enhanced_samples = dds__counter_get(&s->counters.enhanced.samples);
+    out->enhanced_cpu_unavailable = dds__counter_get(&s->counters.enhanced.cpu_unavailable);
 }
 
 void dds_free(dds_services *s) {

@@ -188,6 +188,16 @@ typedef struct dds_config {
                                        for the next flush (at least 1 MiB); entries past it (or past
                                        100000 entries) are dropped and counted */
 
+    /* Azure Functions enhanced metrics: when Azure Functions is detected (FUNCTIONS_EXTENSION_VERSION,
+     * FUNCTIONS_WORKER_RUNTIME and WEBSITE_SITE_NAME set), azure.functions.enhanced.cpu.usage
+     * (a distribution in nanocores of the container's cgroup CPU time, every 1 s) and
+     * azure.functions.enhanced.instance (gauge 1 every 3 s, tagged instance:<name>) are
+     * aggregated and sent with the DogStatsD metrics, even when use_dogstatsd is false (then no
+     * socket is bound for them) */
+    bool enhanced_metrics_enabled; /* [DD_ENHANCED_METRICS_ENABLED] true; false stops the CPU
+                                      metric (the instance metric is sent regardless, as the Rust
+                                      binary does) */
+
     /* Transport */
     uint32_t request_timeout_ms;  /* [DD_FORWARDER_TIMEOUT, else DD_FLUSH_TIMEOUT, in seconds] 20000 */
     uint32_t retry_queue_max_bytes; /* [DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE] 15 MiB */
@@ -341,7 +351,10 @@ typedef struct dds_stats {
     uint64_t logs_entries;           /* entries accepted into the queue */
     uint64_t logs_entries_dropped;   /* entries dropped: over 1 MiB, queue full, out of memory */
     uint64_t logs_bytes;             /* bytes of the entries accepted */
-    uint64_t reserved[12];
+    /* Azure Functions enhanced metrics */
+    uint64_t enhanced_samples;       /* CPU and instance samples aggregated */
+    uint64_t enhanced_cpu_unavailable; /* 1 s CPU ticks with no readable cgroup counter (or garbage in it) */
+    uint64_t reserved[10];
 } dds_stats;
 
 /* Copy the counters into *out. Any thread, never blocks, works after stop too. */

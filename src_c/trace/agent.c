@@ -30,6 +30,7 @@ struct dds__trace_agent {
     bool remove_query_string, obfuscate_credit_cards;
     const char *cloud_origin;      /* static string from cloud.c, or NULL */
     char *function_name, *function_tags, *env;
+    char *compat_version, *asa_hostname, *asa_name;
     char *traces_url, *stats_url, *profiling_url, *pipeline_stats_url, *telemetry_url, *evp_url;
     void (*dsd_fn)(void *user, const char *body, size_t len);  /* /dogstatsd/v2/proxy sink */
     void *dsd_user;
@@ -103,6 +104,9 @@ static int on_traces(void *user, dds__trace_format fmt, const uint8_t *body, siz
         .cloud_origin = a->cloud_origin,
         .function_name = dds__slice_cstr(a->function_name),
         .function_tags = dds__slice_cstr(a->function_tags),
+        .compat_version = dds__slice_cstr(a->compat_version),
+        .asa_hostname = dds__slice_cstr(a->asa_hostname),
+        .asa_name = dds__slice_cstr(a->asa_name),
         .remove_query_string = a->remove_query_string,
         .obfuscate_credit_cards = a->obfuscate_credit_cards,
         .now_ns = dds__wall_ns(),
@@ -159,7 +163,10 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
      * fails, and the request gets 413). */
     dds__arena_init(&a->arena, 256 * 1024, (size_t)cfg->apm_max_request_bytes * 8 + (1u << 20));
     a->function_name = strdup(cloud->function_name);
-    a->function_tags = strdup(cfg->tags ? cfg->tags : "");
+    a->function_tags = dds__config_function_tags(cfg->tags);
+    a->compat_version = strdup(cloud->compat_version);
+    a->asa_hostname = strdup(cloud->asa_hostname);
+    a->asa_name = strdup(cloud->asa_name);
     a->env = strdup(cfg->env ? cfg->env : "");
     char *apm = dds__config_base_url(cfg->apm_dd_url, "https://trace.agent.%s", cfg->site);
     a->traces_url = join(apm, "/api/v0.2/traces");
@@ -169,7 +176,7 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
     a->profiling_url = dds__config_profiling_url(cfg);
     a->telemetry_url = dds__config_base_url(cfg->apm_telemetry_dd_url, "https://instrumentation-telemetry-intake.%s", cfg->site);
     if (cfg->evp_proxy_dd_url && cfg->evp_proxy_dd_url[0]) a->evp_url = dds__config_base_url(cfg->evp_proxy_dd_url, "%s", "");
-    if (!a->function_name || !a->function_tags || !a->env || !a->traces_url || !a->stats_url ||
+    if (!a->function_name || !a->function_tags || !a->env || !a->compat_version || !a->asa_hostname || !a->asa_name || !a->traces_url || !a->stats_url ||
         !a->pipeline_stats_url || !a->profiling_url || !a->telemetry_url ||
         (cfg->evp_proxy_dd_url && cfg->evp_proxy_dd_url[0] && !a->evp_url)) {
         dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
@@ -238,6 +245,9 @@ void dds__trace_agent_free(dds__trace_agent *a) {
     dds__arena_free(&a->arena);
     free(a->function_name);
     free(a->function_tags);
+    free(a->compat_version);
+    free(a->asa_hostname);
+    free(a->asa_name);
     free(a->env);
     free(a->traces_url);
     free(a->stats_url);

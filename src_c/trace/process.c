@@ -1001,6 +1001,20 @@ static bool enrich_root(proc *p, dds__span *root) {
     return kv_put(p, &root->meta, &root->nmeta, add, n);
 }
 
+/* Every span's tags from the platform (the Rust binary's enrich_span_with_mini_agent_metadata,
+ * which runs on each span of the chunk, not only the root). */
+static bool enrich_spans(proc *p, dds__trace_chunk *c) {
+    const dds__trace_process_config *cfg = p->cfg;
+    dds__kv add[3];
+    uint32_t n = 0;
+    if (cfg->asa_hostname.len) add[n++] = (dds__kv){DDS__SLICE_LIT("asa.hostname"), cfg->asa_hostname};
+    if (cfg->asa_name.len) add[n++] = (dds__kv){DDS__SLICE_LIT("asa.name"), cfg->asa_name};
+    if (cfg->compat_version.len) add[n++] = (dds__kv){DDS__SLICE_LIT("_dd.serverless_compat_version"), cfg->compat_version};
+    for (uint32_t i = 0; n && i < c->nspans; i++)
+        if (!kv_put(p, &c->spans[i].meta, &c->spans[i].nmeta, add, n)) return false;
+    return true;
+}
+
 /* Go traceutil.GetEnv (and the same search for "version"): the root's tag, else any other
  * span's. */
 static const dds__kv *chunk_tag(dds__trace_chunk *c, const dds__span *root, const char *key, size_t klen) {
@@ -1031,7 +1045,7 @@ static bool process_chunk(proc *p, dds__tracer_payload *tp, dds__trace_chunk *c,
     if (tp->hostname.len == 0 && (kv = KV_FIND(root->meta, root->nmeta, "_dd.hostname"))) tp->hostname = kv->value;
     if (tp->env.len == 0 && (kv = chunk_tag(c, root, "env", 3))) tp->env = kv->value;
     if (tp->app_version.len == 0 && (kv = chunk_tag(c, root, "version", 7))) tp->app_version = kv->value;
-    return enrich_root(p, root);
+    return enrich_root(p, root) && enrich_spans(p, c);
 }
 
 /* The payload-level fields: tracer env normalized as a full tag (Go Agent.Process), DD_ENV ready
