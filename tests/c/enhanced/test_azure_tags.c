@@ -1,0 +1,113 @@
+/* test_azure_tags.c - the enhanced metrics' tags (Rust azure_tags.rs and libdd-common
+ * azure_app_services.rs rules): the WEBSITE_OWNER_NAME resource group, precedence, Flex
+ * Consumption, skipped values, the instance name. */
+#include <stdlib.h>
+
+#include "enhanced/azure_tags.h"
+#include "test.h"
+
+static const char *const vars[] = {
+    "DD_AZURE_RESOURCE_GROUP", "WEBSITE_RESOURCE_GROUP", "WEBSITE_OWNER_NAME", "WEBSITE_SKU", "WEBSITE_SITE_NAME",
+    "REGION_NAME", "DD_SERVICE", "DD_ENV", "DD_VERSION", "DD_SERVERLESS_COMPAT_VERSION", "COMPUTERNAME",
+    "WEBSITE_POD_NAME", "CONTAINER_NAME",
+};
+
+static void clear(void) {
+    for (size_t i = 0; i < sizeof(vars) / sizeof(*vars); i++) unsetenv(vars[i]);
+}
+
+TEST(owner_resource_group_table) {
+    static const struct { const char *owner, *want; } rows[] = {
+        {"8c56d827-5f07-45ce-8f2b-6c5001db5c6f+apm-dotnet-EastUSwebspace", "apm-dotnet"},
+        {"00000000-0000-0000-0000-000000000000+test-rg-EastUSwebspace-Linux", "test-rg"},
+        {"sub+my-rg-francecentralwebspace", "my-rg"},
+        {"sub+a+b-cwebspace", "b"},           /* the last '+' that fits */
+        {"sub+rg-region", NULL},              /* no webspace */
+        {"sub+rgwebspace", NULL},             /* no '-' before it */
+        {"sub+rg-webspace", NULL},            /* nothing between '-' and webspace */
+        {"+rg-xwebspace", NULL},              /* nothing before '+' */
+        {"sub", NULL},
+        {"", NULL},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(*rows); i++) {
+        char got[64] = "";
+        bool ok = dds__azure_owner_resource_group(rows[i].owner, got, sizeof(got));
+        if (rows[i].want)
+            CHECK_MSG(ok && strcmp(got, rows[i].want) == 0, "row %zu: %s -> %s", i, rows[i].owner, ok ? got : "(none)");
+        else
+            CHECK_MSG(!ok, "row %zu: %s -> %s, want none", i, rows[i].owner, got);
+    }
+    char small[4];
+    CHECK(!dds__azure_owner_resource_group("sub+toolong-xwebspace", small, sizeof(small)));
+}
+
+TEST(resource_group_precedence_and_flex) {
+    clear();
+    char rg[64];
+    setenv("WEBSITE_OWNER_NAME", "sub+owner-rg-EastUSwebspace", 1);
+    dds__azure_resource_group(rg, sizeof(rg));
+    CHECK_EQ_STR(rg, "owner-rg");
+    setenv("WEBSITE_SKU", "FlexConsumption", 1);  /* the owner name is not trusted there */
+    dds__azure_resource_group(rg, sizeof(rg));
+    CHECK_EQ_STR(rg, "");
+    setenv("WEBSITE_RESOURCE_GROUP", " site-rg ", 1);
+    dds__azure_resource_group(rg, sizeof(rg));
+    CHECK_EQ_STR(rg, "site-rg");
+    setenv("DD_AZURE_RESOURCE_GROUP", "dd-rg", 1);
+    dds__azure_resource_group(rg, sizeof(rg));
+    CHECK_EQ_STR(rg, "dd-rg");
+    clear();
+}
+
+TEST(tags_in_order_skipping_empty_unknown_and_invalid) {
+    clear();
+    char tags[DDS__AZURE_TAGS_MAX], skipped[256];
+    CHECK_EQ_INT(dds__azure_enhanced_tags(tags, sizeof(tags), skipped, sizeof(skipped)), 0);
+    CHECK_EQ_STR(tags, "");
+    CHECK_EQ_STR(skipped, "");
+
+    setenv("WEBSITE_OWNER_NAME", "sub-123+my-rg-EastUSwebspace-Linux", 1);
+    setenv("WEBSITE_SITE_NAME", "my-func", 1);
+    setenv("REGION_NAME", "East US", 1);
+    setenv("WEBSITE_SKU", "Dynamic", 1);
+    setenv("DD_SERVICE", "svc", 1);
+    setenv("DD_ENV", "", 1);                  /* empty: left out */
+    setenv("DD_VERSION", "bad:", 1);          /* ends with ':': left out, named */
+    setenv("DD_SERVERLESS_COMPAT_VERSION", "1.2.3", 1);
+    CHECK_EQ_INT(dds__azure_enhanced_tags(tags, sizeof(tags), skipped, sizeof(skipped)), 7);
+    CHECK_EQ_STR(tags, "resource_group:my-rg,subscription_id:sub-123,name:my-func,region:East US,"
+                       "plan_tier:Dynamic,service:svc,serverless_compat_version:1.2.3");
+    CHECK_EQ_STR(skipped, "version");
+
+    setenv("WEBSITE_SITE_NAME", "unknown", 1); /* the App Service "unknown" placeholder */
+    setenv("DD_SERVICE", "a,b", 1);            /* would split the tag list */
+    setenv("WEBSITE_OWNER_NAME", "no-plus", 1);
+    dds__azure_enhanced_tags(tags, sizeof(tags), skipped, sizeof(skipped));
+    CHECK_EQ_STR(tags, "subscription_id:no-plus,region:East US,plan_tier:Dynamic,serverless_compat_version:1.2.3");
+    CHECK_EQ_STR(skipped, "service,version");
+    clear();
+}
+
+TEST(instance_name) {
+    clear();
+    char name[64];
+    CHECK(!dds__azure_instance_name(name, sizeof(name)));
+    setenv("CONTAINER_NAME", "Container-1", 1);
+    CHECK(dds__azure_instance_name(name, sizeof(name)));
+    CHECK_EQ_STR(name, "container-1");
+    setenv("WEBSITE_POD_NAME", "Pod-2", 1);
+    CHECK(dds__azure_instance_name(name, sizeof(name)));
+    CHECK_EQ_STR(name, "pod-2");
+    setenv("COMPUTERNAME", " LW1SDLWK000ABC ", 1);
+    CHECK(dds__azure_instance_name(name, sizeof(name)));
+    CHECK_EQ_STR(name, "lw1sdlwk000abc");
+    clear();
+}
+
+int main(void) {
+    RUN(owner_resource_group_table);
+    RUN(resource_group_precedence_and_flex);
+    RUN(tags_in_order_skipping_empty_unknown_and_invalid);
+    RUN(instance_name);
+    return TEST_REPORT();
+}
