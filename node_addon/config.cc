@@ -77,6 +77,7 @@ const Field kFields[] = {
     FIELD("logsUseCompression", kBool, logs_use_compression),
     FIELD("logsCompressionLevel", kInt32, logs_compression_level),
     FIELD("logsMaxQueuedBytes", kUint32, logs_max_queued_bytes),
+    FIELD("enhancedMetricsEnabled", kBool, enhanced_metrics_enabled),
     FIELD("requestTimeoutMs", kUint32, request_timeout_ms),
     FIELD("retryQueueMaxBytes", kUint32, retry_queue_max_bytes),
 };

@@ -111,6 +111,11 @@ export interface ServicesConfig {
   /** [DD_LOGS_MAX_QUEUED_BYTES] 8388608: entries waiting for the next flush. */
   logsMaxQueuedBytes?: number;
 
+  // ---- Azure Functions enhanced metrics
+  /** [DD_ENHANCED_METRICS_ENABLED] true: on Azure Functions, send azure.functions.enhanced.cpu.usage
+   * (azure.functions.enhanced.instance is sent regardless). */
+  enhancedMetricsEnabled?: boolean;
+
   // ---- Transport
   /** [DD_FORWARDER_TIMEOUT, in seconds there] 20000. */
   requestTimeoutMs?: number;
@@ -191,6 +196,10 @@ export interface ServicesStats {
   logsEntries: number;
   logsEntriesDropped: number;
   logsBytes: number;
+  /** Enhanced metric samples aggregated (CPU and instance). */
+  enhancedSamples: number;
+  /** 1 s CPU ticks with no readable cgroup counter (or garbage in it). */
+  enhancedCpuUnavailable: number;
 }
 
 export class DatadogServices {

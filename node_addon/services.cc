@@ -381,6 +381,8 @@ class Services : public Napi::ObjectWrap<Services> {
             {"logsEntries", s.logs_entries},
             {"logsEntriesDropped", s.logs_entries_dropped},
             {"logsBytes", s.logs_bytes},
+            {"enhancedSamples", s.enhanced_samples},
+            {"enhancedCpuUnavailable", s.enhanced_cpu_unavailable},
         };
         for (const auto &c : counters) out.Set(c.first, Napi::Number::New(info.Env(), static_cast<double>(c.second)));
         return out;

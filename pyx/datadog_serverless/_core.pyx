@@ -191,6 +191,7 @@ FIELDS = (
     ("logs_use_compression", K_BOOL, _at(&_probe.logs_use_compression)),
     ("logs_compression_level", K_I32, _at(&_probe.logs_compression_level)),
     ("logs_max_queued_bytes", K_U32, _at(&_probe.logs_max_queued_bytes)),
+    ("enhanced_metrics_enabled", K_BOOL, _at(&_probe.enhanced_metrics_enabled)),
     ("request_timeout_ms", K_U32, _at(&_probe.request_timeout_ms)),
     ("retry_queue_max_bytes", K_U32, _at(&_probe.retry_queue_max_bytes)),
 )

@@ -95,6 +95,8 @@ cdef extern from "datadog_serverless.h" nogil:
         bint logs_use_compression
         int32_t logs_compression_level
         uint32_t logs_max_queued_bytes
+        # Azure Functions enhanced metrics
+        bint enhanced_metrics_enabled
         # Transport
         uint32_t request_timeout_ms
         uint32_t retry_queue_max_bytes
@@ -172,7 +174,10 @@ cdef extern from "datadog_serverless.h" nogil:
         uint64_t logs_entries
         uint64_t logs_entries_dropped
         uint64_t logs_bytes
-        uint64_t reserved[12]
+        # Azure Functions enhanced metrics
+        uint64_t enhanced_samples
+        uint64_t enhanced_cpu_unavailable
+        uint64_t reserved[10]
 
     void dds_stats_get(const dds_services *s, dds_stats *out)
 

@@ -134,6 +134,11 @@ class ServicesConfig:
     logs_max_queued_bytes: int | None = None
     """[DD_LOGS_MAX_QUEUED_BYTES] Entries waiting for the next flush; default 8 MiB."""
 
+    # Azure Functions enhanced metrics
+    enhanced_metrics_enabled: bool | None = None
+    """[DD_ENHANCED_METRICS_ENABLED] On Azure Functions, send azure.functions.enhanced.cpu.usage;
+    default True (azure.functions.enhanced.instance is sent regardless)."""
+
     # Transport
     request_timeout_ms: int | None = None
     """[DD_FORWARDER_TIMEOUT, in seconds] Per-request timeout; default 20000."""

@@ -121,6 +121,11 @@ class ServicesStats:
     """Log entries dropped (over 1 MiB, queue full, out of memory)."""
     logs_bytes: int
     """Bytes of the log entries accepted."""
+    # Azure Functions enhanced metrics
+    enhanced_samples: int
+    """Enhanced metric samples aggregated (CPU and instance)."""
+    enhanced_cpu_unavailable: int
+    """1 s CPU ticks with no readable cgroup counter (or garbage in it)."""
 
 
 StatusCallback = Callable[[ServiceStatus], Any]

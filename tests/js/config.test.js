@@ -26,7 +26,7 @@ const DEFAULTS = {
   apmProfilingDdUrl: null, apmTelemetryDdUrl: null, evpProxyDdUrl: null, apmMaxRequestBytes: 26214400,
   apmRemoveQueryString: false, apmObfuscateCreditCards: true,
   logsEnabled: false, logsPort: 10517, logsNonLocalTraffic: false, logsDdUrl: null, logsUseCompression: true,
-  logsCompressionLevel: 3, logsMaxQueuedBytes: 8388608,
+  logsCompressionLevel: 3, logsMaxQueuedBytes: 8388608, enhancedMetricsEnabled: true,
   requestTimeoutMs: 20000, retryQueueMaxBytes: 15728640,
 };
 

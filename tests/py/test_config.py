@@ -28,6 +28,7 @@ def test_defaults_come_from_dds_config_init():
     assert d.api_key is None and d.dd_url is None
     assert (d.logs_enabled, d.logs_port, d.logs_non_local_traffic, d.logs_dd_url) == (False, 10517, False, None)
     assert (d.logs_use_compression, d.logs_compression_level, d.logs_max_queued_bytes) == (True, 3, 8 << 20)
+    assert d.enhanced_metrics_enabled is True
     # None everywhere converts to exactly the C defaults.
     assert converted(ServicesConfig()) == dataclasses.asdict(d)
 
@@ -46,7 +47,7 @@ def test_every_field_round_trips_through_the_c_struct():
         apm_max_request_bytes=2048, apm_remove_query_string=True, apm_obfuscate_credit_cards=False,
         logs_enabled=True, logs_port=0, logs_non_local_traffic=True, logs_dd_url="http://127.0.0.1:7",
         logs_use_compression=False, logs_compression_level=9, logs_max_queued_bytes=2 << 20,
-        request_timeout_ms=1500, retry_queue_max_bytes=1 << 20,
+        enhanced_metrics_enabled=False, request_timeout_ms=1500, retry_queue_max_bytes=1 << 20,
     )
     assert set(values) == {f.name for f in dataclasses.fields(ServicesConfig)}
     cfg = ServicesConfig(**values)
@@ -93,7 +94,9 @@ def test_from_env_reads_dd_variables_in_c(monkeypatch):
     monkeypatch.setenv("DD_LOGS_CONFIG_LOGS_DD_URL", "127.0.0.1:9000")
     monkeypatch.setenv("DD_LOGS_CONFIG_USE_COMPRESSION", "false")
     monkeypatch.setenv("DD_LOGS_CONFIG_COMPRESSION_LEVEL", "7")
+    monkeypatch.setenv("DD_ENHANCED_METRICS_ENABLED", "false")
     cfg = ServicesConfig.from_env()
+    assert cfg.enhanced_metrics_enabled is False
     assert (cfg.logs_enabled, cfg.logs_port, cfg.logs_dd_url) == (True, 0, "127.0.0.1:9000")
     assert (cfg.logs_use_compression, cfg.logs_compression_level) == (False, 7)
     assert (cfg.api_key, cfg.site, cfg.dd_url, cfg.dogstatsd_port) == ("env-key", "datadoghq.eu", "http://127.0.0.1:9", 9125)

@@ -1,0 +1,127 @@
+"""End to end: the CLI with Azure Functions' variables set sends the enhanced metrics to the fake
+intake: azure.functions.enhanced.cpu.usage as a sketch on /api/beta/sketches and
+azure.functions.enhanced.instance as a series on /api/v2/series, with the Azure tags; traces get
+the serverless tags (PARITY.md sections 4 to 6).
+
+The CPU metric reads this machine's cgroup: which file exists decides whether it can be sent, so
+the test looks first, with the same order as src_c/enhanced/cgroup_cpu.c.
+"""
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+import msgpack
+
+from tests.py.cli import Cli
+
+API_KEY = "enhanced-e2e-key-0123456789abcdef"
+CPU = "azure.functions.enhanced.cpu.usage"
+INSTANCE = "azure.functions.enhanced.instance"
+AZURE = {
+    "FUNCTIONS_EXTENSION_VERSION": "~4",
+    "FUNCTIONS_WORKER_RUNTIME": "python",
+    "WEBSITE_SITE_NAME": "e2e-func",
+    "WEBSITE_OWNER_NAME": "sub-123+e2e-rg-EastUSwebspace-Linux",
+    "WEBSITE_SKU": "ElasticPremium",
+    "REGION_NAME": "East US",
+    "COMPUTERNAME": "E2E-Host-1",
+    "DD_SERVERLESS_COMPAT_VERSION": "1.2.3",
+    "DD_SERVICE": "e2e-svc",
+    "DD_ENV": "e2e",
+}
+COMMON_TAGS = {"resource_group:e2e-rg", "subscription_id:sub-123", "name:e2e-func", "region:East US",
+               "plan_tier:ElasticPremium", "service:e2e-svc", "env:e2e", "serverless_compat_version:1.2.3",
+               "origin:azurefunction", "dd.origin:azurefunction"}
+TRACE_PORT_RE = re.compile(r"trace agent listening on 127\.0\.0\.1:(\d+)")
+
+
+def cgroup_cpu_source() -> str | None:
+    for p in ("/sys/fs/cgroup/cpu/cpuacct.usage", "/sys/fs/cgroup/cpuacct/cpuacct.usage",
+              "/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage"):
+        path = Path(p)
+        if path.exists():
+            return p if path.read_text().strip().isdigit() else None
+    try:
+        stat = Path("/sys/fs/cgroup/cpu.stat").read_text()
+    except OSError:
+        return None
+    return "/sys/fs/cgroup/cpu.stat" if re.search(r"^usage_usec \d+$", stat, re.M) else None
+
+
+def run(intake, seconds: float, **env) -> Cli:
+    base = {"DD_API_KEY": API_KEY, "DD_DD_URL": intake.url, **AZURE}
+    base.update(env)
+    cli = Cli(base)
+    deadline = time.monotonic() + 5
+    while not any("enhanced metrics" in line for line in cli.stderr_lines):
+        assert time.monotonic() < deadline, cli.stderr_lines
+        time.sleep(0.02)
+    time.sleep(seconds)
+    return cli
+
+
+def test_cpu_sketch_and_instance_series_reach_the_intake_with_the_azure_tags(fake_intake):
+    # DD_USE_DOGSTATSD=false: no socket, but the enhanced metrics still go (as in the Rust binary);
+    # the metric namespace is the user's, never applied to them.
+    cli = run(fake_intake, 3.4, DD_USE_DOGSTATSD="false", DD_STATSD_METRIC_NAMESPACE="ns")
+    assert cli.terminate() == 0, cli.stderr_lines
+    assert not any("DogStatsD listening" in line for line in cli.stderr_lines)
+    # /home/site/wwwroot is not there: said loudly, and nothing stopped
+    assert any("/home/site/wwwroot" in line and "running anyway" in line for line in cli.stderr_lines)
+
+    series = [s for s in fake_intake.series() if s["metric"] == INSTANCE]
+    assert series, fake_intake.describe()
+    for s in series:
+        assert s["type"] == "gauge" and s["interval"] == 10
+        assert set(s["tags"]) == COMMON_TAGS | {"instance:e2e-host-1"}
+        assert all(v == 1.0 for _, v in s["points"])
+    assert not [s for s in fake_intake.series() if s["metric"].startswith("ns.")]
+
+    sketches = [s for s in fake_intake.sketches() if s["metric"] == CPU]
+    if cgroup_cpu_source() is None:
+        assert sketches == [], "no cgroup CPU counter on this machine, yet a CPU sketch was sent"
+        return
+    assert sketches, f"{cgroup_cpu_source()} exists but no CPU sketch arrived: {fake_intake.describe()}"
+    cnt = 0
+    for s in sketches:
+        assert set(s["tags"]) == COMMON_TAGS
+        for d in s["dogsketches"]:
+            cnt += d["cnt"]
+            # nanocores: between nothing and every core of the machine busy
+            assert 0 <= d["min"] <= d["max"] <= 1e9 * 1024
+    # ticks at 1, 2, 3 s: the first one primes, so 2 samples (3 if the stop came a little late)
+    assert 2 <= cnt <= 3, cnt
+
+
+def test_enhanced_metrics_switch_stops_only_the_cpu_metric(fake_intake):
+    cli = run(fake_intake, 3.3, DD_ENHANCED_METRICS_ENABLED="false")
+    assert cli.terminate() == 0, cli.stderr_lines
+    assert [s for s in fake_intake.series() if s["metric"] == INSTANCE]
+    assert not [s for s in fake_intake.sketches() if s["metric"] == CPU]
+
+
+def test_spans_carry_the_serverless_tags_and_function_tags(fake_intake):
+    cli = run(fake_intake, 0, DD_APM_ENABLED="true", DD_APM_RECEIVER_PORT="0", DD_APM_DD_URL=fake_intake.url,
+              DD_TAGS="team:a zone:b:c,owner:me, team:z")
+    port = next(int(m.group(1)) for line in cli.stderr_lines if (m := TRACE_PORT_RE.search(line)))
+    trace = [[{"trace_id": 7, "span_id": 1, "parent_id": 0, "service": "web", "name": "req", "resource": "/",
+               "start": time.time_ns(), "duration": 1000},
+              {"trace_id": 7, "span_id": 2, "parent_id": 1, "service": "web", "name": "db", "resource": "q",
+               "start": time.time_ns(), "duration": 500}]]
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v0.4/traces", data=msgpack.packb(trace), method="PUT",
+                                 headers={"Content-Type": "application/msgpack"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+    assert cli.terminate() == 0, cli.stderr_lines
+    spans = {s["span_id"]: s for s in fake_intake.spans()}
+    assert set(spans) == {1, 2}
+    for s in spans.values():  # every span, as the Rust binary does
+        assert s["meta"]["_dd.serverless_compat_version"] == "1.2.3"
+    assert spans[1]["meta"]["origin"] == "azurefunction" and spans[1]["meta"]["functionname"] == "e2e-func"
+    (payload,) = fake_intake.traces()
+    (tp,) = payload["tracerPayloads"]
+    # k:v with exactly one ':' (zone:b:c is dropped), the last team wins, sorted, joined with ','
+    assert tp["tags"]["_dd.tags.function"] == "owner:me,team:z"
