@@ -13,6 +13,14 @@ typedef enum dds__cloud_kind {
 } dds__cloud_kind;
 
 #define DDS__CLOUD_AZURE_ROOT "/home/site/wwwroot"
+#define DDS__CLOUD_AAS_TAGS 12
+#define DDS__CLOUD_AAS_VALUE_MAX 512
+
+/* One span tag of the Azure App Service metadata: key static, value owned here. */
+typedef struct dds__cloud_tag {
+    const char *key;
+    char value[DDS__CLOUD_AAS_VALUE_MAX];
+} dds__cloud_tag;
 
 typedef struct dds__cloud {
     dds__cloud_kind kind;
@@ -29,6 +37,11 @@ typedef struct dds__cloud {
     char compat_version[64];
     char asa_hostname[256];
     char asa_name[256];
+    /* Azure Functions: the aas.* tags of every span not named azure.apim (libdd-common
+     * AAS_METADATA_FUNCTION get_function_tags, "unknown" where a value is missing). Filled by the
+     * caller after detection (services.c, from enhanced/azure_tags.c); naas = 0 elsewhere. */
+    dds__cloud_tag aas[DDS__CLOUD_AAS_TAGS];
+    size_t naas;
 } dds__cloud;
 
 /* Read the environment. Never fails: no signal, or the signals of several platforms, mean

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "config.h"
 #include "dogstatsd/server.h"
+#include "enhanced/azure_tags.h"
 #include "enhanced/collector.h"
 #include "error.h"
 #include "log.h"
@@ -460,13 +461,15 @@ static void on_enhanced_sample(void *user, const char *name, bool distribution, 
     dds__dsd_add_internal(s->dsd, &m, &value, 1);
 }
 
-/* Caller thread, at start: say what detection found, and run the platform's runtime check. */
+/* Caller thread, at start: say what detection found, read the Azure App Service facts spans
+ * carry, and run the platform's runtime check. */
 static void check_cloud(dds_services *s) {
     if (s->cloud.conflict[0])
         dds__log_warn(&s->log, "cloud detection: %s: running as no serverless environment, without origin tags",
                       s->cloud.conflict);
-    if (s->cloud.kind == DDS__CLOUD_AZURE_FUNCTION &&
-        dds__cloud_verify_azure(DDS__CLOUD_AZURE_ROOT, s->cloud_error, sizeof(s->cloud_error)) != 0)
+    if (s->cloud.kind != DDS__CLOUD_AZURE_FUNCTION) return;
+    dds__azure_function_span_tags(&s->cloud);
+    if (dds__cloud_verify_azure(DDS__CLOUD_AZURE_ROOT, s->cloud_error, sizeof(s->cloud_error)) != 0)
         dds__log_error(&s->log, "%s", s->cloud_error);
 }
 

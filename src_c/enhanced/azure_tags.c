@@ -109,6 +109,51 @@ static void add(tagbuf *b, const char *key, const char *value) {
     b->n++;
 }
 
+/* The subscription: WEBSITE_OWNER_NAME (trimmed) up to the first '+'; "" when that is blank. */
+static void subscription_id(char *out, size_t cap) {
+    env_trimmed("WEBSITE_OWNER_NAME", out, cap);
+    char *plus = strchr(out, '+');
+    if (plus) *plus = '\0';
+    const char *p = out;
+    while (isspace((unsigned char)*p)) p++;
+    if (!*p) out[0] = '\0';
+}
+
+static void aas_set(dds__cloud *c, const char *key, const char *value) {
+    dds__cloud_tag *t = &c->aas[c->naas++];
+    t->key = key;
+    snprintf(t->value, sizeof(t->value), "%s", value && value[0] ? value : "unknown");
+}
+
+void dds__azure_function_span_tags(dds__cloud *c) {
+    char v[DDS__AZURE_VALUE_MAX], sub[DDS__AZURE_VALUE_MAX], rg[DDS__AZURE_VALUE_MAX], site[DDS__AZURE_VALUE_MAX];
+    c->naas = 0;
+    aas_set(c, "aas.environment.instance_id", env_trimmed("WEBSITE_INSTANCE_ID", v, sizeof(v)));
+    aas_set(c, "aas.environment.instance_name", env_trimmed("COMPUTERNAME", v, sizeof(v)));
+    aas_set(c, "aas.environment.os", env_trimmed("WEBSITE_OS", v, sizeof(v))[0] ? v : "linux");
+    aas_set(c, "aas.environment.runtime", env_trimmed("FUNCTIONS_WORKER_RUNTIME", v, sizeof(v)));
+    aas_set(c, "aas.environment.runtime_version", env_trimmed("FUNCTIONS_WORKER_RUNTIME_VERSION", v, sizeof(v)));
+    aas_set(c, "aas.environment.function_runtime", env_trimmed("FUNCTIONS_EXTENSION_VERSION", v, sizeof(v)));
+    dds__azure_resource_group(rg, sizeof(rg));
+    aas_set(c, "aas.resource.group", rg);
+    subscription_id(sub, sizeof(sub));
+    env_trimmed("WEBSITE_SITE_NAME", site, sizeof(site));
+    /* Each part is below DDS__AZURE_VALUE_MAX: the id always fits here; one too long for a tag
+     * value is left "unknown" rather than cut. */
+    char id[3 * DDS__AZURE_VALUE_MAX + 64] = "";
+    if (sub[0] && rg[0] && site[0]) {
+        int n = snprintf(id, sizeof(id), "/subscriptions/%s/resourcegroups/%s/providers/microsoft.web/sites/%s", sub,
+                         rg, site);
+        if (n < 0 || n >= DDS__CLOUD_AAS_VALUE_MAX) id[0] = '\0';
+        for (char *p = id; *p; p++) *p = (char)tolower((unsigned char)*p);
+    }
+    aas_set(c, "aas.resource.id", id);
+    aas_set(c, "aas.site.kind", "functionapp");
+    aas_set(c, "aas.site.name", site);
+    aas_set(c, "aas.site.type", "function");
+    aas_set(c, "aas.subscription.id", sub);
+}
+
 size_t dds__azure_enhanced_tags(char *out, size_t cap, char *skipped, size_t skipped_cap) {
     tagbuf b = {.out = out, .skipped = skipped, .cap = cap, .skipped_cap = skipped_cap};
     out[0] = '\0';
@@ -117,14 +162,8 @@ size_t dds__azure_enhanced_tags(char *out, size_t cap, char *skipped, size_t ski
 
     dds__azure_resource_group(v, sizeof(v));
     add(&b, "resource_group", v);
-    /* The subscription: WEBSITE_OWNER_NAME up to the first '+'. */
-    char owner[DDS__AZURE_VALUE_MAX * 2];
-    env_trimmed("WEBSITE_OWNER_NAME", owner, sizeof(owner));
-    char *plus = strchr(owner, '+');
-    if (plus) *plus = '\0';
-    const char *sub = owner;
-    while (isspace((unsigned char)*sub)) sub++;
-    if (*sub) add(&b, "subscription_id", owner);
+    subscription_id(v, sizeof(v));
+    add(&b, "subscription_id", v);
     add(&b, "name", env_trimmed("WEBSITE_SITE_NAME", v, sizeof(v)));
 
     static const struct { const char *tag, *var; } plain[] = {

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cloud.h"
+
 /* Enough for every tag at its longest useful length; a longer tag is skipped, not cut. */
 #define DDS__AZURE_TAGS_MAX 2048
 #define DDS__AZURE_VALUE_MAX 256
@@ -32,4 +34,14 @@ bool dds__azure_instance_name(char *out, size_t cap);
  * warning). The origin tags are the aggregator's business. Returns the number of tags. Reads the
  * environment: caller's thread, at start. */
 size_t dds__azure_enhanced_tags(char *out, size_t cap, char *skipped, size_t skipped_cap);
+
+/* The Azure Functions span tags into cloud->aas (cloud->naas = 12), in libdd-common's order:
+ * aas.environment.instance_id (WEBSITE_INSTANCE_ID), .instance_name (COMPUTERNAME), .os
+ * (WEBSITE_OS, else "linux"), .runtime (FUNCTIONS_WORKER_RUNTIME), .runtime_version
+ * (FUNCTIONS_WORKER_RUNTIME_VERSION), .function_runtime (FUNCTIONS_EXTENSION_VERSION),
+ * aas.resource.group, aas.resource.id (/subscriptions/<sub>/resourcegroups/<group>/providers/
+ * microsoft.web/sites/<site>, lower-cased, when all three are known), aas.site.kind
+ * "functionapp", aas.site.name, aas.site.type "function", aas.subscription.id; "unknown" for a
+ * missing value, as the Rust binary sends it. Reads the environment: caller's thread, at start. */
+void dds__azure_function_span_tags(dds__cloud *cloud);
 #endif

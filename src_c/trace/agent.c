@@ -31,6 +31,9 @@ struct dds__trace_agent {
     const char *cloud_origin;      /* static string from cloud.c, or NULL */
     char *function_name, *function_tags, *env;
     char *compat_version, *asa_hostname, *asa_name;
+    dds__kv aas_tags[DDS__CLOUD_AAS_TAGS];  /* pointing into aas_values */
+    uint32_t naas_tags;
+    char *aas_values;
     char *traces_url, *stats_url, *profiling_url, *pipeline_stats_url, *telemetry_url, *evp_url;
     void (*dsd_fn)(void *user, const char *body, size_t len);  /* /dogstatsd/v2/proxy sink */
     void *dsd_user;
@@ -107,6 +110,8 @@ static int on_traces(void *user, dds__trace_format fmt, const uint8_t *body, siz
         .compat_version = dds__slice_cstr(a->compat_version),
         .asa_hostname = dds__slice_cstr(a->asa_hostname),
         .asa_name = dds__slice_cstr(a->asa_name),
+        .aas_tags = a->aas_tags,
+        .naas_tags = a->naas_tags,
         .remove_query_string = a->remove_query_string,
         .obfuscate_credit_cards = a->obfuscate_credit_cards,
         .now_ns = dds__wall_ns(),
@@ -167,6 +172,17 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
     a->compat_version = strdup(cloud->compat_version);
     a->asa_hostname = strdup(cloud->asa_hostname);
     a->asa_name = strdup(cloud->asa_name);
+    size_t aas_bytes = 1;
+    for (size_t i = 0; i < cloud->naas && i < DDS__CLOUD_AAS_TAGS; i++) aas_bytes += strlen(cloud->aas[i].value);
+    if ((a->aas_values = malloc(aas_bytes)) != NULL) {
+        char *p = a->aas_values;
+        for (size_t i = 0; i < cloud->naas && i < DDS__CLOUD_AAS_TAGS; i++) {
+            size_t n = strlen(cloud->aas[i].value);
+            memcpy(p, cloud->aas[i].value, n);
+            a->aas_tags[a->naas_tags++] = (dds__kv){dds__slice_cstr(cloud->aas[i].key), dds__slice_make(p, n)};
+            p += n;
+        }
+    }
     a->env = strdup(cfg->env ? cfg->env : "");
     char *apm = dds__config_base_url(cfg->apm_dd_url, "https://trace.agent.%s", cfg->site);
     a->traces_url = join(apm, "/api/v0.2/traces");
@@ -176,7 +192,8 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
     a->profiling_url = dds__config_profiling_url(cfg);
     a->telemetry_url = dds__config_base_url(cfg->apm_telemetry_dd_url, "https://instrumentation-telemetry-intake.%s", cfg->site);
     if (cfg->evp_proxy_dd_url && cfg->evp_proxy_dd_url[0]) a->evp_url = dds__config_base_url(cfg->evp_proxy_dd_url, "%s", "");
-    if (!a->function_name || !a->function_tags || !a->env || !a->compat_version || !a->asa_hostname || !a->asa_name || !a->traces_url || !a->stats_url ||
+    if (!a->function_name || !a->function_tags || !a->env || !a->compat_version || !a->asa_hostname ||
+        !a->asa_name || !a->aas_values || !a->traces_url || !a->stats_url ||
         !a->pipeline_stats_url || !a->profiling_url || !a->telemetry_url ||
         (cfg->evp_proxy_dd_url && cfg->evp_proxy_dd_url[0] && !a->evp_url)) {
         dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
@@ -248,6 +265,7 @@ void dds__trace_agent_free(dds__trace_agent *a) {
     free(a->compat_version);
     free(a->asa_hostname);
     free(a->asa_name);
+    free(a->aas_values);
     free(a->env);
     free(a->traces_url);
     free(a->stats_url);

@@ -1001,8 +1001,9 @@ static bool enrich_root(proc *p, dds__span *root) {
     return kv_put(p, &root->meta, &root->nmeta, add, n);
 }
 
-/* Every span's tags from the platform (the Rust binary's enrich_span_with_mini_agent_metadata,
- * which runs on each span of the chunk, not only the root). */
+/* Every span's tags from the platform (the Rust binary's enrich_span_with_mini_agent_metadata and
+ * enrich_span_with_azure_function_metadata, which run on each span of the chunk, not only the
+ * root). */
 static bool enrich_spans(proc *p, dds__trace_chunk *c) {
     const dds__trace_process_config *cfg = p->cfg;
     dds__kv add[3];
@@ -1010,8 +1011,13 @@ static bool enrich_spans(proc *p, dds__trace_chunk *c) {
     if (cfg->asa_hostname.len) add[n++] = (dds__kv){DDS__SLICE_LIT("asa.hostname"), cfg->asa_hostname};
     if (cfg->asa_name.len) add[n++] = (dds__kv){DDS__SLICE_LIT("asa.name"), cfg->asa_name};
     if (cfg->compat_version.len) add[n++] = (dds__kv){DDS__SLICE_LIT("_dd.serverless_compat_version"), cfg->compat_version};
-    for (uint32_t i = 0; n && i < c->nspans; i++)
-        if (!kv_put(p, &c->spans[i].meta, &c->spans[i].nmeta, add, n)) return false;
+    for (uint32_t i = 0; i < c->nspans; i++) {
+        dds__span *s = &c->spans[i];
+        if (n && !kv_put(p, &s->meta, &s->nmeta, add, n)) return false;
+        /* Rust enrich_span_with_azure_function_metadata leaves API Management's spans alone. */
+        if (cfg->naas_tags && !IS(s->name, "azure.apim") && !kv_put(p, &s->meta, &s->nmeta, cfg->aas_tags, cfg->naas_tags))
+            return false;
+    }
     return true;
 }
 

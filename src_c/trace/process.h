@@ -24,6 +24,8 @@ typedef struct dds__trace_process_config {
     dds__slice compat_version;        /* _dd.serverless_compat_version (DD_SERVERLESS_COMPAT_VERSION) */
     dds__slice asa_hostname;          /* asa.hostname (Azure Spring Apps: HOSTNAME) */
     dds__slice asa_name;              /* asa.name (Azure Spring Apps: the application's name) */
+    const dds__kv *aas_tags;          /* Azure Functions aas.* tags: every span not named azure.apim */
+    uint32_t naas_tags;
     bool remove_query_string;         /* DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING */
     bool obfuscate_credit_cards;      /* Luhn-valid card numbers in meta values become "?" */
     int64_t now_ns;

@@ -120,6 +120,10 @@ def test_spans_carry_the_serverless_tags_and_function_tags(fake_intake):
     assert set(spans) == {1, 2}
     for s in spans.values():  # every span, as the Rust binary does
         assert s["meta"]["_dd.serverless_compat_version"] == "1.2.3"
+        assert s["meta"]["aas.site.name"] == "e2e-func" and s["meta"]["aas.resource.group"] == "e2e-rg"
+        assert s["meta"]["aas.resource.id"] == \
+            "/subscriptions/sub-123/resourcegroups/e2e-rg/providers/microsoft.web/sites/e2e-func"
+        assert s["meta"]["aas.environment.instance_id"] == "unknown"
     assert spans[1]["meta"]["origin"] == "azurefunction" and spans[1]["meta"]["functionname"] == "e2e-func"
     (payload,) = fake_intake.traces()
     (tp,) = payload["tracerPayloads"]

@@ -9,7 +9,8 @@
 static const char *const vars[] = {
     "DD_AZURE_RESOURCE_GROUP", "WEBSITE_RESOURCE_GROUP", "WEBSITE_OWNER_NAME", "WEBSITE_SKU", "WEBSITE_SITE_NAME",
     "REGION_NAME", "DD_SERVICE", "DD_ENV", "DD_VERSION", "DD_SERVERLESS_COMPAT_VERSION", "COMPUTERNAME",
-    "WEBSITE_POD_NAME", "CONTAINER_NAME",
+    "WEBSITE_POD_NAME", "CONTAINER_NAME", "WEBSITE_INSTANCE_ID", "WEBSITE_OS", "FUNCTIONS_WORKER_RUNTIME",
+    "FUNCTIONS_WORKER_RUNTIME_VERSION", "FUNCTIONS_EXTENSION_VERSION",
 };
 
 static void clear(void) {
@@ -104,10 +105,54 @@ TEST(instance_name) {
     clear();
 }
 
+static const char *aas(const dds__cloud *c, const char *key) {
+    for (size_t i = 0; i < c->naas; i++)
+        if (strcmp(c->aas[i].key, key) == 0) return c->aas[i].value;
+    return NULL;
+}
+
+TEST(function_span_tags) {
+    clear();
+    dds__cloud c;
+    memset(&c, 0, sizeof(c));
+    dds__azure_function_span_tags(&c);
+    CHECK_EQ_INT(c.naas, 12);
+    CHECK_EQ_STR(aas(&c, "aas.environment.instance_id"), "unknown");
+    CHECK_EQ_STR(aas(&c, "aas.environment.os"), "linux");
+    CHECK_EQ_STR(aas(&c, "aas.resource.id"), "unknown");
+    CHECK_EQ_STR(aas(&c, "aas.site.kind"), "functionapp");
+    CHECK_EQ_STR(aas(&c, "aas.site.type"), "function");
+    CHECK_EQ_STR(aas(&c, "aas.subscription.id"), "unknown");
+
+    setenv("WEBSITE_INSTANCE_ID", "inst-1", 1);
+    setenv("COMPUTERNAME", "Host-A", 1);
+    setenv("WEBSITE_OS", "windows", 1);
+    setenv("FUNCTIONS_WORKER_RUNTIME", "node", 1);
+    setenv("FUNCTIONS_WORKER_RUNTIME_VERSION", "20", 1);
+    setenv("FUNCTIONS_EXTENSION_VERSION", "~4", 1);
+    setenv("WEBSITE_OWNER_NAME", "8C56D827-5F07+My-RG-EastUSwebspace", 1);
+    setenv("WEBSITE_SITE_NAME", "My-Func", 1);
+    dds__azure_function_span_tags(&c);
+    CHECK_EQ_INT(c.naas, 12);
+    CHECK_EQ_STR(aas(&c, "aas.environment.instance_id"), "inst-1");
+    CHECK_EQ_STR(aas(&c, "aas.environment.instance_name"), "Host-A");  /* as set, unlike the metric tag */
+    CHECK_EQ_STR(aas(&c, "aas.environment.os"), "windows");
+    CHECK_EQ_STR(aas(&c, "aas.environment.runtime"), "node");
+    CHECK_EQ_STR(aas(&c, "aas.environment.runtime_version"), "20");
+    CHECK_EQ_STR(aas(&c, "aas.environment.function_runtime"), "~4");
+    CHECK_EQ_STR(aas(&c, "aas.resource.group"), "My-RG");
+    CHECK_EQ_STR(aas(&c, "aas.resource.id"),
+                 "/subscriptions/8c56d827-5f07/resourcegroups/my-rg/providers/microsoft.web/sites/my-func");
+    CHECK_EQ_STR(aas(&c, "aas.site.name"), "My-Func");
+    CHECK_EQ_STR(aas(&c, "aas.subscription.id"), "8C56D827-5F07");
+    clear();
+}
+
 int main(void) {
     RUN(owner_resource_group_table);
     RUN(resource_group_precedence_and_flex);
     RUN(tags_in_order_skipping_empty_unknown_and_invalid);
     RUN(instance_name);
+    RUN(function_span_tags);
     return TEST_REPORT();
 }

@@ -708,6 +708,24 @@ TEST(test_enrichment_every_span) {
     }
     dds__arena_free(&a);
 
+    /* Azure Functions: the aas.* tags on every span but API Management's */
+    dds__arena_init(&a, 0, 0);
+    s[0] = span3(1, 1, 0), s[1] = span3(1, 2, 1);
+    s[1].name = DDS__SLICE_LIT("azure.apim");
+    tp = one_chunk(&a, s, 2);
+    cfg = cfg0();
+    dds__kv aas[2] = {{DDS__SLICE_LIT("aas.site.kind"), DDS__SLICE_LIT("functionapp")},
+                      {DDS__SLICE_LIT("aas.site.name"), DDS__SLICE_LIT("my-func")}};
+    cfg.aas_tags = aas;
+    cfg.naas_tags = 2;
+    cfg.compat_version = DDS__SLICE_LIT("2.0.0");
+    CHECK_EQ_INT(dds__trace_process(&tp, &cfg, &a, &ctr), 2);
+    CHECK_EQ_SLICE(*get_meta(&tp.chunks[0].spans[0], "aas.site.name"), "my-func");
+    CHECK_EQ_SLICE(*get_meta(&tp.chunks[0].spans[0], "aas.site.kind"), "functionapp");
+    CHECK(!get_meta(&tp.chunks[0].spans[1], "aas.site.name"));
+    CHECK_EQ_SLICE(*get_meta(&tp.chunks[0].spans[1], "_dd.serverless_compat_version"), "2.0.0");
+    dds__arena_free(&a);
+
     /* none set: nothing added */
     dds__arena_init(&a, 0, 0);
     s[0] = span3(1, 1, 0);
