@@ -47,7 +47,8 @@ void dds__cloud_detect(dds__cloud *out) {
     if (n != 1) {
         out->display_name = "no serverless environment";
         if (n > 1) {
-            size_t len = (size_t)snprintf(out->conflict, sizeof(out->conflict), "the variables of several platforms are set:");
+            size_t len =
+                (size_t)snprintf(out->conflict, sizeof(out->conflict), "the variables of several platforms are set:");
             for (size_t i = 0; i < n && len < sizeof(out->conflict); i++)
                 len += (size_t)snprintf(out->conflict + len, sizeof(out->conflict) - len, "%s %s", i ? "," : "",
                                         m[i].display_name);

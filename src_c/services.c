@@ -600,12 +600,14 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
             goto fail;
         }
         dds__log_info(&s->log, "Azure Functions enhanced metrics: %s%s every 1 s, %s every 3 s; tags: %s",
-                      DDS__ENHANCED_CPU_METRIC, s->cfg.enhanced_metrics_enabled ? "" : " (off: DD_ENHANCED_METRICS_ENABLED)",
+                      DDS__ENHANCED_CPU_METRIC,
+                      s->cfg.enhanced_metrics_enabled ? "" : " (off: DD_ENHANCED_METRICS_ENABLED)",
                       DDS__ENHANCED_INSTANCE_METRIC, dds__enhanced_tags(s->enhanced));
     }
     if (s->cfg.use_trace_agent) {
         s->trace = dds__trace_agent_new(s->base, &s->cfg, &s->cloud, s->intake, s->dry_run, s->dsd_port,
-                                        s->cfg.use_dogstatsd ? on_dsd_proxy : NULL, s, &s->counters.trace, &s->log, err);
+                                        s->cfg.use_dogstatsd ? on_dsd_proxy : NULL, s, &s->counters.trace, &s->log,
+                                        err);
         if (!s->trace) {
             rc = err ? err->code : DDS_ERR_TRACE_AGENT_START;
             goto fail;

@@ -59,8 +59,9 @@ static void on_cpu(evutil_socket_t fd, short what, void *arg) {
         dds__counter_add(&e->counters->cpu_unavailable, 1);
         uint64_t skipped = 0;
         if (dds__ratelimit_allow(&e->cpu_rl, dds__mono_ms(), &skipped))
-            dds__log_debug(e->cfg.log, "enhanced metrics: no readable cgroup CPU counter (/sys/fs/cgroup/cpu/cpuacct.usage, "
-                                       "/sys/fs/cgroup/cpu.stat): %s skipped (%llu more since the last message)",
+            dds__log_debug(e->cfg.log,
+                           "enhanced metrics: no readable cgroup CPU counter (/sys/fs/cgroup/cpu/cpuacct.usage, "
+                           "/sys/fs/cgroup/cpu.stat): %s skipped (%llu more since the last message)",
                            DDS__ENHANCED_CPU_METRIC, (unsigned long long)skipped);
         return;
     }

@@ -8,7 +8,9 @@
  *       metrics, events and service checks, aggregates them exactly like the Datadog Agent (10 s
  *       buckets) and flushes them to the Datadog API;
  *     - a trace mini-agent (HTTP 127.0.0.1:8126), when built and enabled;
- *     - a logs agent (HTTP 127.0.0.1:10517, POST /v1/input), when enabled (off by default).
+ *     - a logs agent (HTTP 127.0.0.1:10517, POST /v1/input), when enabled (off by default);
+ *     - on Azure Functions, the enhanced metrics (container CPU, instance), made on the loop and
+ *       sent with the DogStatsD metrics.
  *   Everything an instance owns hangs off its handle: two instances in one process work (with
  *   different ports), and starting a new instance after stopping one works.
  *
@@ -232,8 +234,10 @@ typedef struct dds_services dds_services;  /* opaque */
 typedef enum dds_status_type {
     DDS_STATUS_READY = 0,    /* a service is bound and serving; `service` says which, `port` its port */
     DDS_STATUS_ERROR = 1,    /* a runtime problem the user should know of (intake rejected the API key,
-                                payload dropped, no CA certificates found at start, ...); `message`
-                                says what */
+                                payload dropped, no CA certificates found at start, the platform's
+                                runtime check failed at start: Azure Functions without
+                                /home/site/wwwroot/host.json, Flex Consumption without
+                                DD_AZURE_RESOURCE_GROUP, ...); `message` says what */
     DDS_STATUS_STOPPED = 2,  /* the instance stopped; the last event an instance sends */
 } dds_status_type;
 
