@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cloud.h"
+#include "cloud_gcp.h"
 #include "common/clock.h"
 #include "config.h"
 #include "dogstatsd/server.h"
@@ -89,6 +90,7 @@ struct dds_services {
     dds__logs_batcher *logs;
     dds__logs_listener *logs_listener;
     dds__enhanced *enhanced;
+    dds__gcp_check *gcp_check;
     counters counters;
     uint16_t dsd_port, trace_port, logs_port;
 
@@ -461,6 +463,26 @@ static void on_enhanced_sample(void *user, const char *name, bool distribution, 
     dds__dsd_add_internal(s->dsd, &m, &value, 1);
 }
 
+/* Loop thread: the Google metadata check's answer. A failure is where the Rust binary exits: here
+ * it is said (log line, ERROR event) and everything keeps running, without the gcrfx.* tags. */
+static void on_gcp_checked(void *user, dds__gcp_result result, const dds__gcp_metadata *md, const char *why) {
+    dds_services *s = user;
+    if (result == DDS__GCP_UNREACHABLE || result == DDS__GCP_NOT_SERVERLESS) {
+        char msg[320];
+        snprintf(msg, sizeof(msg), "Google Cloud Functions detected, but %s: this does not look like a Cloud "
+                                   "Functions runtime; running anyway, without the gcrfx.* span tags", why);
+        dds__log_error(&s->log, "%s", msg);
+        emit(s, DDS_STATUS_ERROR, DDS_SERVICE_NONE, 0, msg);
+        return;
+    }
+    if (result == DDS__GCP_TIMEOUT)
+        dds__log_warn(&s->log, "Google metadata server: no answer in %d ms: project and region \"unknown\"",
+                      DDS__GCP_METADATA_TIMEOUT_MS);
+    else
+        dds__log_debug(&s->log, "Google metadata: project %s, region %s", md->project_id, md->region);
+    dds__trace_agent_set_gcp(s->trace, md->project_id, md->region);
+}
+
 /* Caller thread, at start: say what detection found, read the Azure App Service facts spans
  * carry, and run the platform's runtime check. */
 static void check_cloud(dds_services *s) {
@@ -482,6 +504,7 @@ static void services_destroy(dds_services *s) {
     dds__logs_listener_free(s->logs_listener);
     dds__logs_batcher_free(s->logs);
     dds__enhanced_free(s->enhanced);
+    dds__gcp_check_free(s->gcp_check);
     dds__dsd_free(s->dsd);
     if (s->cmd_ev) event_free(s->cmd_ev);
     if (s->flush_ev) event_free(s->flush_ev);
@@ -613,6 +636,17 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
             goto fail;
         }
         s->trace_port = dds__trace_agent_port(s->trace);
+    }
+
+    /* The Rust binary checks the metadata server only for its trace agent (the gcrfx.* tags); the
+     * check runs on the loop, so start never waits on it. */
+    if (s->cloud.kind == DDS__CLOUD_GCP_FUNCTION && s->trace) {
+        s->gcp_check = dds__gcp_check_start(s->base, DDS__GCP_METADATA_HOST, 80, DDS__GCP_METADATA_PATH,
+                                            DDS__GCP_METADATA_TIMEOUT_MS, on_gcp_checked, s);
+        if (!s->gcp_check) {
+            rc = dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
+            goto fail;
+        }
     }
 
     if (s->cfg.logs_enabled) {

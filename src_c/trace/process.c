@@ -1006,15 +1006,9 @@ static bool enrich_root(proc *p, dds__span *root) {
  * root). */
 static bool enrich_spans(proc *p, dds__trace_chunk *c) {
     const dds__trace_process_config *cfg = p->cfg;
-    dds__kv add[3];
-    uint32_t n = 0;
-    if (cfg->asa_hostname.len) add[n++] = (dds__kv){DDS__SLICE_LIT("asa.hostname"), cfg->asa_hostname};
-    if (cfg->asa_name.len) add[n++] = (dds__kv){DDS__SLICE_LIT("asa.name"), cfg->asa_name};
-    if (cfg->compat_version.len)
-        add[n++] = (dds__kv){DDS__SLICE_LIT("_dd.serverless_compat_version"), cfg->compat_version};
     for (uint32_t i = 0; i < c->nspans; i++) {
         dds__span *s = &c->spans[i];
-        if (n && !kv_put(p, &s->meta, &s->nmeta, add, n)) return false;
+        if (cfg->nspan_tags && !kv_put(p, &s->meta, &s->nmeta, cfg->span_tags, cfg->nspan_tags)) return false;
         /* Rust enrich_span_with_azure_function_metadata leaves API Management's spans alone. */
         if (cfg->naas_tags && !IS(s->name, "azure.apim") &&
             !kv_put(p, &s->meta, &s->nmeta, cfg->aas_tags, cfg->naas_tags))

@@ -1,6 +1,6 @@
 /* process.h - what the trace agent does to spans between decoding and forwarding: the Go
  * agent's normalization and trace validation, chunk priority and origin, top-level marking,
- * enrichment (cloud origin, function name, DD_TAGS, DD_ENV, compat version, Spring Apps tags), credit-card obfuscation in meta
+ * enrichment (cloud origin, function name, DD_TAGS, DD_ENV, the platform's span tags), credit-card obfuscation in meta
  * values, optional http.url query-string removal (PROTOCOL.md sections 4 and 6). In place, on
  * the loop thread, allocating only from the request's arena. */
 #ifndef DDS_TRACE_PROCESS_H
@@ -20,10 +20,10 @@ typedef struct dds__trace_process_config {
     dds__slice function_name;         /* root span meta functionname, when non-empty */
     dds__slice function_tags;         /* DD_TAGS normalized (dds__config_function_tags), as the
                                          tracer payload tag _dd.tags.function; empty = none */
-    /* Every span's meta, when non-empty (the Rust binary's mini-agent metadata): */
-    dds__slice compat_version;        /* _dd.serverless_compat_version (DD_SERVERLESS_COMPAT_VERSION) */
-    dds__slice asa_hostname;          /* asa.hostname (Azure Spring Apps: HOSTNAME) */
-    dds__slice asa_name;              /* asa.name (Azure Spring Apps: the application's name) */
+    /* The platform's span tags (the Rust binary's mini-agent, Azure and Google metadata), set or
+     * replaced in each span's meta: */
+    const dds__kv *span_tags;         /* every span: _dd.serverless_compat_version, asa.*, gcrfx.* */
+    uint32_t nspan_tags;
     const dds__kv *aas_tags;          /* Azure Functions aas.* tags: every span not named azure.apim */
     uint32_t naas_tags;
     bool remove_query_string;         /* DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING */

@@ -694,9 +694,11 @@ TEST(test_enrichment_every_span) {
     dds__trace_process_config cfg = cfg0();
     cfg.cloud_origin = "azurespringapp";
     cfg.function_name = DDS__SLICE_LIT("spring-app");
-    cfg.compat_version = DDS__SLICE_LIT("1.4.0");
-    cfg.asa_hostname = DDS__SLICE_LIT("pod-7");
-    cfg.asa_name = DDS__SLICE_LIT("spring-app");
+    dds__kv tags[3] = {{DDS__SLICE_LIT("_dd.serverless_compat_version"), DDS__SLICE_LIT("1.4.0")},
+                       {DDS__SLICE_LIT("asa.hostname"), DDS__SLICE_LIT("pod-7")},
+                       {DDS__SLICE_LIT("asa.name"), DDS__SLICE_LIT("spring-app")}};
+    cfg.span_tags = tags;
+    cfg.nspan_tags = 3;
     dds__trace_process_counters ctr = {0};
     CHECK_EQ_INT(dds__trace_process(&tp, &cfg, &a, &ctr), 3);
     for (int i = 0; i < 3; i++) {
@@ -718,7 +720,9 @@ TEST(test_enrichment_every_span) {
                       {DDS__SLICE_LIT("aas.site.name"), DDS__SLICE_LIT("my-func")}};
     cfg.aas_tags = aas;
     cfg.naas_tags = 2;
-    cfg.compat_version = DDS__SLICE_LIT("2.0.0");
+    cfg.span_tags = tags;
+    cfg.nspan_tags = 1;
+    tags[0].value = DDS__SLICE_LIT("2.0.0");
     CHECK_EQ_INT(dds__trace_process(&tp, &cfg, &a, &ctr), 2);
     CHECK_EQ_SLICE(*get_meta(&tp.chunks[0].spans[0], "aas.site.name"), "my-func");
     CHECK_EQ_SLICE(*get_meta(&tp.chunks[0].spans[0], "aas.site.kind"), "functionapp");
