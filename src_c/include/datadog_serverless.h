@@ -235,9 +235,11 @@ typedef enum dds_status_type {
     DDS_STATUS_READY = 0,    /* a service is bound and serving; `service` says which, `port` its port */
     DDS_STATUS_ERROR = 1,    /* a runtime problem the user should know of (intake rejected the API key,
                                 payload dropped, no CA certificates found at start, the platform's
-                                runtime check failed at start: Azure Functions without
+                                runtime check failed: Azure Functions without
                                 /home/site/wwwroot/host.json, Flex Consumption without
-                                DD_AZURE_RESOURCE_GROUP, ...); `message` says what */
+                                DD_AZURE_RESOURCE_GROUP, Google Cloud Functions whose metadata
+                                server does not answer as a serverless one, ...); `message`
+                                says what */
     DDS_STATUS_STOPPED = 2,  /* the instance stopped; the last event an instance sends */
 } dds_status_type;
 

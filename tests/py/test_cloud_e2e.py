@@ -1,7 +1,8 @@
 """End to end: the CLI with Azure Functions' variables set sends the enhanced metrics to the fake
 intake: azure.functions.enhanced.cpu.usage as a sketch on /api/beta/sketches and
 azure.functions.enhanced.instance as a series on /api/v2/series, with the Azure tags; traces get
-the serverless tags (PARITY.md sections 4 to 6).
+the serverless tags; on Google Cloud Functions outside Google Cloud the metadata check fails
+without stopping anything (PARITY.md sections 4 to 6).
 
 The CPU metric reads this machine's cgroup: which file exists decides whether it can be sent, so
 the test looks first, with the same order as src_c/enhanced/cgroup_cpu.c.
@@ -51,12 +52,12 @@ def cgroup_cpu_source() -> str | None:
     return "/sys/fs/cgroup/cpu.stat" if re.search(r"^usage_usec \d+$", stat, re.M) else None
 
 
-def run(intake, seconds: float, **env) -> Cli:
-    base = {"DD_API_KEY": API_KEY, "DD_DD_URL": intake.url, **AZURE}
+def run(intake, seconds: float, platform: dict | None = None, ready: str = "enhanced metrics", **env) -> Cli:
+    base = {"DD_API_KEY": API_KEY, "DD_DD_URL": intake.url, **(AZURE if platform is None else platform)}
     base.update(env)
     cli = Cli(base)
     deadline = time.monotonic() + 5
-    while not any("enhanced metrics" in line for line in cli.stderr_lines):
+    while not any(ready in line for line in cli.stderr_lines):
         assert time.monotonic() < deadline, cli.stderr_lines
         time.sleep(0.02)
     time.sleep(seconds)
@@ -103,10 +104,7 @@ def test_enhanced_metrics_switch_stops_only_the_cpu_metric(fake_intake):
     assert not [s for s in fake_intake.sketches() if s["metric"] == CPU]
 
 
-def test_spans_carry_the_serverless_tags_and_function_tags(fake_intake):
-    cli = run(fake_intake, 0, DD_APM_ENABLED="true", DD_APM_RECEIVER_PORT="0", DD_APM_DD_URL=fake_intake.url,
-              DD_TAGS="team:a zone:b:c,owner:me, team:z")
-    port = next(int(m.group(1)) for line in cli.stderr_lines if (m := TRACE_PORT_RE.search(line)))
+def put_trace(port: int) -> None:
     trace = [[{"trace_id": 7, "span_id": 1, "parent_id": 0, "service": "web", "name": "req", "resource": "/",
                "start": time.time_ns(), "duration": 1000},
               {"trace_id": 7, "span_id": 2, "parent_id": 1, "service": "web", "name": "db", "resource": "q",
@@ -115,6 +113,12 @@ def test_spans_carry_the_serverless_tags_and_function_tags(fake_intake):
                                  headers={"Content-Type": "application/msgpack"})
     with urllib.request.urlopen(req, timeout=10) as r:
         assert r.status == 200
+
+
+def test_spans_carry_the_serverless_tags_and_function_tags(fake_intake):
+    cli = run(fake_intake, 0, DD_APM_ENABLED="true", DD_APM_RECEIVER_PORT="0", DD_APM_DD_URL=fake_intake.url,
+              DD_TAGS="team:a zone:b:c,owner:me, team:z")
+    put_trace(next(int(m.group(1)) for line in cli.stderr_lines if (m := TRACE_PORT_RE.search(line))))
     assert cli.terminate() == 0, cli.stderr_lines
     spans = {s["span_id"]: s for s in fake_intake.spans()}
     assert set(spans) == {1, 2}
@@ -129,3 +133,31 @@ def test_spans_carry_the_serverless_tags_and_function_tags(fake_intake):
     (tp,) = payload["tracerPayloads"]
     # k:v with exactly one ':' (zone:b:c is dropped), the last team wins, sorted, joined with ','
     assert tp["tags"]["_dd.tags.function"] == "owner:me,team:z"
+
+
+def test_google_metadata_check_failing_here_stops_nothing(fake_intake):
+    # Not on Google Cloud: metadata.google.internal does not answer as the serverless metadata
+    # server (the name does not resolve, or not in 100 ms). The Rust binary exits on the first;
+    # here it is an error line and everything serves on.
+    gcp = {"K_SERVICE": "e2e-gcf", "FUNCTION_TARGET": "handler", "DD_SERVERLESS_COMPAT_VERSION": "1.2.3"}
+    cli = run(fake_intake, 0, platform=gcp, ready="trace agent listening", DD_APM_ENABLED="true",
+              DD_APM_RECEIVER_PORT="0", DD_APM_DD_URL=fake_intake.url)
+    port = next(int(m.group(1)) for line in cli.stderr_lines if (m := TRACE_PORT_RE.search(line)))
+    deadline = time.monotonic() + 5
+    while not any("Google" in line for line in cli.stderr_lines):
+        assert time.monotonic() < deadline, cli.stderr_lines
+        time.sleep(0.02)
+    put_trace(port)
+    assert cli.terminate() == 0, cli.stderr_lines
+    failed = any("this does not look like a Cloud Functions runtime" in line for line in cli.stderr_lines)
+    timed_out = any("no answer in 100 ms" in line for line in cli.stderr_lines)
+    assert failed != timed_out, cli.stderr_lines
+    spans = fake_intake.spans()
+    assert len(spans) == 2
+    for s in spans:
+        assert s["meta"]["_dd.serverless_compat_version"] == "1.2.3"
+        if failed:
+            assert not any(k.startswith("gcrfx.") for k in s["meta"])
+        else:  # the Rust binary's timeout: "unknown" values
+            assert s["meta"]["gcrfx.resource_name"] == "projects/unknown/locations/unknown/functions/e2e-gcf"
+    assert next(s for s in spans if s["parent_id"] == 0)["meta"]["origin"] == "cloudfunction"
