@@ -58,6 +58,9 @@ X(logs, "DD_LOGS_CONFIG_LOGS_DD_URL", "`https://http-intake.logs.<site>`", "inta
 X(logs, "DD_LOGS_CONFIG_USE_COMPRESSION", "`true`", "zstd request bodies") \
 X(logs, "DD_LOGS_CONFIG_COMPRESSION_LEVEL", "`3`", "zstd level, 1-19") \
 X(logs, "DD_LOGS_MAX_QUEUED_BYTES", "`8388608`", "accepted entries waiting for the next flush; past it (or 100000 entries) entries are dropped and counted") \
+X(cloud, "DD_ENHANCED_METRICS_ENABLED", "`true`", "on Azure Functions, send `azure.functions.enhanced.cpu.usage` (`azure.functions.enhanced.instance` is sent regardless)") \
+X(cloud, "DD_SERVERLESS_COMPAT_VERSION", "", "set by the wrappers that start the binary: every span's `_dd.serverless_compat_version` and the enhanced metrics' `serverless_compat_version` tag") \
+X(cloud, "DD_AZURE_RESOURCE_GROUP", "", "Azure resource group (`resource_group`, `aas.resource.group`); needed on Flex Consumption (`WEBSITE_SKU=FlexConsumption`)") \
 X(forwarder, "DD_FORWARDER_TIMEOUT", "`20`", "seconds per request to the intake") \
 X(forwarder, "DD_FLUSH_TIMEOUT", "", "the Rust binary's name for the request timeout (seconds), used when `DD_FORWARDER_TIMEOUT` is not set") \
 X(forwarder, "DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE", "`15728640`", "bytes of payloads waiting for a retry; the oldest are dropped and counted past it")
