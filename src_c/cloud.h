@@ -29,7 +29,7 @@ typedef struct dds__cloud {
     char function_name[256];     /* from the platform's variables, "" when unknown */
     /* Set when more than one platform's signal is present (nothing is then detected, as in the
      * Rust binary): their names, for the log line. Or when Azure Functions' variables are set
-     * without WEBSITE_SITE_NAME. "" otherwise. */
+     * without WEBSITE_SITE_NAME (Azure is then not a match; another platform may be). "" otherwise. */
     char conflict[160];
     /* Span tags (every span, as the Rust binary's enrich_span_with_mini_agent_metadata):
      * _dd.serverless_compat_version from DD_SERVERLESS_COMPAT_VERSION (set by the wrappers that

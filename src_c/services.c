@@ -486,9 +486,11 @@ static void on_gcp_checked(void *user, dds__gcp_result result, const dds__gcp_me
 /* Caller thread, at start: say what detection found, read the Azure App Service facts spans
  * carry, and run the platform's runtime check. */
 static void check_cloud(dds_services *s) {
-    if (s->cloud.conflict[0])
+    if (s->cloud.conflict[0] && s->cloud.kind == DDS__CLOUD_NONE)
         dds__log_warn(&s->log, "cloud detection: %s: running as no serverless environment, without origin tags",
                       s->cloud.conflict);
+    else if (s->cloud.conflict[0])
+        dds__log_warn(&s->log, "cloud detection: %s", s->cloud.conflict);
     if (s->cloud.kind != DDS__CLOUD_AZURE_FUNCTION) return;
     dds__azure_function_span_tags(&s->cloud);
     if (dds__cloud_verify_azure(DDS__CLOUD_AZURE_ROOT, s->cloud_error, sizeof(s->cloud_error)) != 0)

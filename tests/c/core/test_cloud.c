@@ -107,6 +107,11 @@ TEST(azure_functions_without_site_name_is_not_detected) {
     dds__cloud_detect(&c);
     CHECK_EQ_INT(c.kind, DDS__CLOUD_NONE);
     CHECK(strstr(c.conflict, "WEBSITE_SITE_NAME") != NULL);
+    /* not a match, so not a conflict with another platform (the Rust binary's read_cloud_env) */
+    setenv("AWS_LAMBDA_FUNCTION_NAME", "fn", 1);
+    dds__cloud_detect(&c);
+    CHECK_EQ_INT(c.kind, DDS__CLOUD_AWS_LAMBDA);
+    CHECK(strstr(c.conflict, "WEBSITE_SITE_NAME") != NULL);
     clear();
 }
 
