@@ -1,11 +1,11 @@
 /* cloud_gcp.c - the Google Cloud metadata check, on the loop: one POST, a bounded answer, a
  * 100 ms deadline. In: the metadata server's answer. Out: project and region, or why the check
- * failed. Never blocks the loop (names resolve through evdns) and never trusts the body: a
+ * failed. Never blocks the loop (no name lookup: a numeric address) and never trusts the body: a
  * malformed one gives "unknown" values. */
 #include "cloud_gcp.h"
 
+#include <arpa/inet.h>
 #include <event2/buffer.h>
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -18,7 +18,6 @@
 
 struct dds__gcp_check {
     struct event_base *base;
-    struct evdns_base *dns;
     struct evhttp_connection *conn;
     struct evhttp_request *req;     /* in flight; libevent frees it after its callback */
     struct event *deadline_ev, *finish_ev;
@@ -238,17 +237,18 @@ static void on_response(struct evhttp_request *req, void *arg) {
     dds__gcp_check *c = arg;
     c->req = NULL; /* libevent frees it after this callback */
     if (!req || evhttp_request_get_response_code(req) == 0) {
-        finish(c, DDS__GCP_UNREACHABLE, "cannot reach the Google metadata server (" DDS__GCP_METADATA_HOST ")");
+        finish(c, DDS__GCP_UNREACHABLE, "the metadata server cannot be reached");
         return;
     }
     const char *server = evhttp_find_header(evhttp_request_get_input_headers(req), "Server");
     if (!server) {
-        finish(c, DDS__GCP_NOT_SERVERLESS, "the Google metadata server answered without a Server header");
+        finish(c, DDS__GCP_NOT_SERVERLESS, "the metadata server answered without a Server header");
         return;
     }
     if (strcmp(server, "Metadata Server for Serverless") != 0) {
-        finish(c, DDS__GCP_NOT_SERVERLESS, "on Google Cloud, but not in a Cloud Functions environment (metadata "
-                                           "Server header is not \"Metadata Server for Serverless\")");
+        char why[160];
+        snprintf(why, sizeof(why), "the metadata server is \"%.64s\", not \"Metadata Server for Serverless\"", server);
+        finish(c, DDS__GCP_NOT_SERVERLESS, why);
         return;
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -269,8 +269,10 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg) {
     finish(c, DDS__GCP_TIMEOUT, NULL);
 }
 
-dds__gcp_check *dds__gcp_check_start(struct event_base *base, const char *host, uint16_t port, const char *path,
+dds__gcp_check *dds__gcp_check_start(struct event_base *base, const char *address, uint16_t port, const char *path,
                                      uint32_t timeout_ms, dds__gcp_done_fn done, void *user) {
+    unsigned char ip[16];
+    if (inet_pton(AF_INET, address, ip) != 1 && inet_pton(AF_INET6, address, ip) != 1) return NULL;
     dds__gcp_check *c = calloc(1, sizeof(*c));
     if (!c) return NULL;
     c->base = base;
@@ -283,18 +285,15 @@ dds__gcp_check *dds__gcp_check_start(struct event_base *base, const char *host, 
     if (!c->deadline_ev || !c->finish_ev) goto fail;
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     if (evtimer_add(c->deadline_ev, &tv) != 0) goto fail;
-    /* Without nameservers (no /etc/resolv.conf) the name cannot resolve: that is an answer too. */
-    c->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-    if (!c->dns) c->dns = evdns_base_new(base, 0);
-    if (!c->dns) goto fail;
-    c->conn = evhttp_connection_base_new(base, c->dns, host, port);
+    /* No DNS base: a numeric address is parsed, never looked up. */
+    c->conn = evhttp_connection_base_new(base, NULL, address, port);
     if (!c->conn) goto fail;
     evhttp_connection_set_retries(c->conn, 0);
     evhttp_connection_set_max_body_size(c->conn, DDS__GCP_METADATA_MAX_BODY);
     c->req = evhttp_request_new(on_response, c);
     if (!c->req) goto fail;
     struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
-    evhttp_add_header(h, "Host", host);
+    evhttp_add_header(h, "Host", DDS__GCP_METADATA_HOST);
     evhttp_add_header(h, "Metadata-Flavor", "Google");
     evhttp_add_header(h, "Content-Length", "0");
     /* On failure libevent has already freed the request. */
@@ -314,7 +313,6 @@ void dds__gcp_check_free(dds__gcp_check *c) {
     if (!c) return;
     if (c->req) evhttp_cancel_request(c->req);
     if (c->conn) evhttp_connection_free(c->conn);
-    if (c->dns) evdns_base_free(c->dns, 0);
     if (c->deadline_ev) event_free(c->deadline_ev);
     if (c->finish_ev) event_free(c->finish_ev);
     free(c);

@@ -10,6 +10,11 @@
 struct event_base;
 
 #define DDS__GCP_METADATA_HOST "metadata.google.internal"
+/* The address metadata.google.internal always names (Google documents both; its own Go client
+ * connects here). Connecting to it needs no name lookup: libevent cannot tear down an
+ * asynchronous lookup still in flight without running the loop again, and a blocking one could
+ * stall the loop for seconds off Google Cloud. The Rust binary resolves the name. */
+#define DDS__GCP_METADATA_ADDRESS "169.254.169.254"
 #define DDS__GCP_METADATA_PATH "/computeMetadata/v1/?recursive=true"
 /* The Rust binary's verify_env_timeout_ms: past it the check counts as passed with "unknown"
  * values (a cold start does not wait on it). */
@@ -36,11 +41,12 @@ typedef void (*dds__gcp_done_fn)(void *user, dds__gcp_result result, const dds__
 
 typedef struct dds__gcp_check dds__gcp_check;
 
-/* Start the check on base: POST http://host:port path with Metadata-Flavor: Google (services.c
- * passes the metadata server; tests a loopback server). Names are resolved asynchronously (evdns):
- * the loop never blocks. done runs once from the loop, never from inside this call. NULL on
- * allocation failure. */
-dds__gcp_check *dds__gcp_check_start(struct event_base *base, const char *host, uint16_t port, const char *path,
+/* Start the check on base: POST http://address:port path with Host: metadata.google.internal
+ * and Metadata-Flavor: Google (services.c passes the metadata server's address; tests a loopback
+ * server). address is a numeric IPv4 or IPv6 address (nothing is looked up, the loop never
+ * blocks). done runs once from the loop, never from inside this call. NULL on allocation failure
+ * or an address that is not numeric. */
+dds__gcp_check *dds__gcp_check_start(struct event_base *base, const char *address, uint16_t port, const char *path,
                                      uint32_t timeout_ms, dds__gcp_done_fn done, void *user);
 /* Cancel what is in flight (done is not called afterwards) and release. Loop thread, or any
  * thread once the loop has stopped. Accepts NULL. */

@@ -468,9 +468,10 @@ static void on_enhanced_sample(void *user, const char *name, bool distribution, 
 static void on_gcp_checked(void *user, dds__gcp_result result, const dds__gcp_metadata *md, const char *why) {
     dds_services *s = user;
     if (result == DDS__GCP_UNREACHABLE || result == DDS__GCP_NOT_SERVERLESS) {
-        char msg[320];
-        snprintf(msg, sizeof(msg), "Google Cloud Functions detected, but %s: this does not look like a Cloud "
-                                   "Functions runtime; running anyway, without the gcrfx.* span tags", why);
+        char msg[512];
+        snprintf(msg, sizeof(msg), "Google Cloud Functions detected, but %s (" DDS__GCP_METADATA_HOST " at "
+                                   DDS__GCP_METADATA_ADDRESS "): this does not look like a Cloud Functions "
+                                   "runtime; running anyway, without the gcrfx.* span tags", why);
         dds__log_error(&s->log, "%s", msg);
         emit(s, DDS_STATUS_ERROR, DDS_SERVICE_NONE, 0, msg);
         return;
@@ -643,7 +644,7 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
     /* The Rust binary checks the metadata server only for its trace agent (the gcrfx.* tags); the
      * check runs on the loop, so start never waits on it. */
     if (s->cloud.kind == DDS__CLOUD_GCP_FUNCTION && s->trace) {
-        s->gcp_check = dds__gcp_check_start(s->base, DDS__GCP_METADATA_HOST, 80, DDS__GCP_METADATA_PATH,
+        s->gcp_check = dds__gcp_check_start(s->base, DDS__GCP_METADATA_ADDRESS, 80, DDS__GCP_METADATA_PATH,
                                             DDS__GCP_METADATA_TIMEOUT_MS, on_gcp_checked, s);
         if (!s->gcp_check) {
             rc = dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");

@@ -190,7 +190,8 @@ TEST(check_against_a_loopback_server) {
     o = run_check("Metadata Server for Compute Engine", 0, true, NULL);
     CHECK_EQ_INT(o.calls, 1);
     CHECK_EQ_INT(o.result, DDS__GCP_NOT_SERVERLESS);
-    CHECK(strstr(o.why, "not in a Cloud Functions environment") != NULL);
+    CHECK_EQ_STR(o.why, "the metadata server is \"Metadata Server for Compute Engine\", not \"Metadata Server "
+                        "for Serverless\"");
     CHECK_EQ_STR(o.md.project_id, "unknown");
 
     o = run_check(NULL, 0, true, NULL);
@@ -206,7 +207,18 @@ TEST(check_against_a_loopback_server) {
     o = run_check("Metadata Server for Serverless", 0, false, NULL);
     CHECK_EQ_INT(o.calls, 1);
     CHECK_EQ_INT(o.result, DDS__GCP_UNREACHABLE);
-    CHECK(strstr(o.why, "cannot reach") != NULL);
+    CHECK_EQ_STR(o.why, "the metadata server cannot be reached");
+}
+
+TEST(names_are_never_looked_up) {
+    struct event_base *base = event_base_new();
+    outcome o = {.base = base};
+    CHECK(dds__gcp_check_start(base, "metadata.google.internal", 80, "/", 100, on_done, &o) == NULL);
+    CHECK(dds__gcp_check_start(base, "localhost", 80, "/", 100, on_done, &o) == NULL);
+    dds__gcp_check *c = dds__gcp_check_start(base, "::1", 9, "/", 100, on_done, &o);
+    CHECK(c != NULL);
+    dds__gcp_check_free(c);
+    event_base_free(base);
 }
 
 TEST(freed_in_flight_never_calls_back) {
@@ -232,6 +244,7 @@ int main(void) {
     RUN(metadata_table);
     RUN(region_string);
     RUN(check_against_a_loopback_server);
+    RUN(names_are_never_looked_up);
     RUN(freed_in_flight_never_calls_back);
     return TEST_REPORT();
 }
