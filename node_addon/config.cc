@@ -16,6 +16,7 @@ namespace {
 enum class Kind {
     kString,    // const char *: a string, or null for "not set" (overrides a DD_* variable)
     kList,      // const char * holding "a,b,c": a string, or an array joined with ','
+    kJson,      // const char * holding JSON text: a string as it is, or an array made JSON.stringify'd
     kBool,      // bool
     kInt32,     // int32_t (ports: 70000 fits and reaches dds_config_validate)
     kUint32,    // uint32_t
@@ -70,6 +71,7 @@ const Field kFields[] = {
     FIELD("apmMaxRequestBytes", kUint32, apm_max_request_bytes),
     FIELD("apmRemoveQueryString", kBool, apm_remove_query_string),
     FIELD("apmObfuscateCreditCards", kBool, apm_obfuscate_credit_cards),
+    FIELD("agentStatsComputationEnabled", kBool, agent_stats_computation_enabled),
     FIELD("logsEnabled", kBool, logs_enabled),
     FIELD("logsPort", kInt32, logs_port),
     FIELD("logsNonLocalTraffic", kBool, logs_non_local_traffic),
@@ -77,14 +79,18 @@ const Field kFields[] = {
     FIELD("logsUseCompression", kBool, logs_use_compression),
     FIELD("logsCompressionLevel", kInt32, logs_compression_level),
     FIELD("logsMaxQueuedBytes", kUint32, logs_max_queued_bytes),
+    FIELD("logsOpwEnabled", kBool, logs_opw_enabled),
+    FIELD("logsOpwUrl", kString, logs_opw_url),
+    FIELD("logsAdditionalEndpoints", kJson, logs_additional_endpoints),
     FIELD("enhancedMetricsEnabled", kBool, enhanced_metrics_enabled),
     FIELD("requestTimeoutMs", kUint32, request_timeout_ms),
     FIELD("retryQueueMaxBytes", kUint32, retry_queue_max_bytes),
+    FIELD("sendQueueMaxBytes", kUint32, send_queue_max_bytes),
 };
 #undef FIELD
 
-// 46 fields: 19 pointers, 4 ints/enums and 15 uint32/int32, 13 bools, with padding, on LP64.
-static_assert(sizeof(void *) != 8 || sizeof(dds_config) == 264,
+// 50 fields: 21 pointers, 4 ints/enums and 16 uint32/int32, 14 bools, with padding, on LP64.
+static_assert(sizeof(void *) != 8 || sizeof(dds_config) == 288,
               "dds_config changed: give the new field its camelCase option in kFields");
 
 template <typename T>
@@ -163,6 +169,22 @@ void Apply(Napi::Env env, const Field &f, const Napi::Value &v, OwnedConfig *out
         At<const char *>(cfg, f) = Keep(out, std::move(joined));
         return;
     }
+    case Kind::kJson: {
+        if (v.IsNull()) {
+            At<const char *>(cfg, f) = nullptr;
+            return;
+        }
+        if (!v.IsArray()) {
+            At<const char *>(cfg, f) = Keep(out, StringOf(env, f, v, "a JSON string, an array of objects or null"));
+            return;
+        }
+        // The C library reads the variable's JSON text; its keys match in any case, with or
+        // without underscores, so {apiKey, host, port, isReliable} reads as the Agent's form.
+        Napi::Object json = env.Global().Get("JSON").As<Napi::Object>();
+        Napi::Value text = json.Get("stringify").As<Napi::Function>().Call(json, {v});
+        At<const char *>(cfg, f) = Keep(out, StringOf(env, f, text, "a JSON string, an array of objects or null"));
+        return;
+    }
     case Kind::kBool:
         if (!v.IsBoolean()) Fail(env, f, "true or false", v);
         At<bool>(cfg, f) = v.As<Napi::Boolean>().Value();
@@ -200,7 +222,7 @@ void LoadConfig(Napi::Env env, Napi::Object options, OwnedConfig *out) {
     // dds_config_from_env points into the process environment, which JS may change before the
     // worker calls dds_start: copy those strings now.
     for (const Field &f : kFields) {
-        if (f.kind != Kind::kString && f.kind != Kind::kList) continue;
+        if (f.kind != Kind::kString && f.kind != Kind::kList && f.kind != Kind::kJson) continue;
         const char *&s = At<const char *>(&out->cfg, f);
         if (s) s = Keep(out, s);
     }

@@ -5,6 +5,20 @@
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'off';
 
+/** One additional logs endpoint (the Agent's DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS entry). */
+export interface LogsEndpoint {
+  apiKey?: string;
+  api_key?: string;
+  host?: string;
+  Host?: string;
+  /** 443 when left out. */
+  port?: number;
+  Port?: number;
+  /** true when left out: flush and stop wait for it. */
+  isReliable?: boolean;
+  is_reliable?: boolean;
+}
+
 export interface ServicesConfig {
   // ---- Datadog account
   /** [DD_API_KEY] Without one nothing is sent: one summary line per payload on stdout (`dryRun` for the payloads in full). */
@@ -93,6 +107,9 @@ export interface ServicesConfig {
   apmRemoveQueryString?: boolean;
   /** [DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] true. */
   apmObfuscateCreditCards?: boolean;
+  /** [DD_AGENT_STATS_COMPUTATION_ENABLED] false: the trace agent computes trace stats (hits,
+   * errors, latency sketches per 10 s bucket) for tracers that do not compute their own. */
+  agentStatsComputationEnabled?: boolean;
 
   // ---- Logs agent
   /** [DD_LOGS_ENABLED] false: HTTP POST /v1/input, batched to the logs intake. */
@@ -110,6 +127,15 @@ export interface ServicesConfig {
   logsCompressionLevel?: number;
   /** [DD_LOGS_MAX_QUEUED_BYTES] 8388608: entries waiting for the next flush. */
   logsMaxQueuedBytes?: number;
+  /** [DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED] false: send batches to logsOpwUrl instead of
+   * the Datadog intake (uncompressed, without DD-PROTOCOL). */
+  logsOpwEnabled?: boolean;
+  /** [DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL] Full URL of the worker; required when logsOpwEnabled. */
+  logsOpwUrl?: string | null;
+  /** [DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS] More Datadog logs intakes that get every batch at
+   * https://host:port/api/v2/logs with their own key: the JSON text, or an array of endpoints.
+   * Flush and stop wait for the reliable ones only. */
+  logsAdditionalEndpoints?: string | LogsEndpoint[] | null;
 
   // ---- Azure Functions enhanced metrics
   /** [DD_ENHANCED_METRICS_ENABLED] true: on Azure Functions, send azure.functions.enhanced.cpu.usage
@@ -121,6 +147,9 @@ export interface ServicesConfig {
   requestTimeoutMs?: number;
   /** [DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE] 15728640. */
   retryQueueMaxBytes?: number;
+  /** [DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE] 33554432: payloads waiting for their first
+   * attempt (a slow intake), per destination; the oldest past it are dropped and counted. */
+  sendQueueMaxBytes?: number;
 
   // ---- Node only
   /** Keep the process alive while the services run (default false: they never hold it open). */
@@ -192,10 +221,27 @@ export interface ServicesStats {
   traceSpans: number;
   traceDropped: number;
   traceSpansDropped: number;
+  /** Eligible spans aggregated into agent-computed trace stats. */
+  traceStatsSpans: number;
+  /** Of those, aggregated under the overflow key (live-key bound reached). */
+  traceStatsSpansOverflow: number;
+  /** Eligible spans lost (tracer-metadata bound, out of memory). */
+  traceStatsSpansDropped: number;
+  /** 10 s stats buckets flushed. */
+  traceStatsBuckets: number;
+  /** Aggregation keys (grouped stats) flushed. */
+  traceStatsKeys: number;
   logsRequests: number;
   logsEntries: number;
   logsEntriesDropped: number;
   logsBytes: number;
+  /** Bytes of payloads waiting for their first attempt right now (a gauge). */
+  sendQueueBytes: number;
+  /** Payloads dropped because the send queue was full, by pipeline. */
+  sendQueueDroppedMetrics: number;
+  sendQueueDroppedTraces: number;
+  sendQueueDroppedLogs: number;
+  sendQueueDroppedProxy: number;
   /** Enhanced metric samples aggregated (CPU and instance). */
   enhancedSamples: number;
   /** 1 s CPU ticks with no readable cgroup counter (or garbage in it). */

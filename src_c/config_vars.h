@@ -51,6 +51,7 @@ X(trace, "DD_APM_TELEMETRY_DD_URL", "`https://instrumentation-telemetry-intake.<
 X(trace, "DD_EVP_PROXY_CONFIG_DD_URL", "`https://<subdomain>.<site>`", "EVP proxy target") \
 X(trace, "DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING", "`false`", "strip the query from `http.url`") \
 X(trace, "DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED", "`true`", "tag values that are card numbers become `?`") \
+X(trace, "DD_AGENT_STATS_COMPUTATION_ENABLED", "`false`", "compute trace stats here and send them to `/api/v0.2/stats` (see \"Agent-computed trace stats\")") \
 X(logs, "DD_LOGS_ENABLED", "`false`", "run the logs agent") \
 X(logs, "DD_LOGS_PORT", "`10517`", "HTTP port; `0` = any free port (logged: `logs agent listening on 127.0.0.1:PORT`)") \
 X(logs, "DD_LOGS_NON_LOCAL_TRAFFIC", "`false`", "bind `0.0.0.0` instead of loopback") \
@@ -58,12 +59,16 @@ X(logs, "DD_LOGS_CONFIG_LOGS_DD_URL", "`https://http-intake.logs.<site>`", "inta
 X(logs, "DD_LOGS_CONFIG_USE_COMPRESSION", "`true`", "zstd request bodies") \
 X(logs, "DD_LOGS_CONFIG_COMPRESSION_LEVEL", "`3`", "zstd level, 1-19") \
 X(logs, "DD_LOGS_MAX_QUEUED_BYTES", "`8388608`", "accepted entries waiting for the next flush; past it (or 100000 entries) entries are dropped and counted") \
+X(logs, "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED", "`false`", "send batches to an Observability Pipelines Worker instead of Datadog (uncompressed, no `DD-PROTOCOL`)") \
+X(logs, "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL", "", "the worker's full URL; required when it is enabled") \
+X(logs, "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS", "", "JSON `[{\"api_key\",\"Host\",\"Port\",\"is_reliable\"}]`: more Datadog intakes that get every batch") \
 X(cloud, "DD_ENHANCED_METRICS_ENABLED", "`true`", "on Azure Functions, send `azure.functions.enhanced.cpu.usage` (`azure.functions.enhanced.instance` is sent regardless)") \
 X(cloud, "DD_SERVERLESS_COMPAT_VERSION", "", "set by the wrappers that start the binary: every span's `_dd.serverless_compat_version` and the enhanced metrics' `serverless_compat_version` tag") \
 X(cloud, "DD_AZURE_RESOURCE_GROUP", "", "Azure resource group (`resource_group`, `aas.resource.group`); needed on Flex Consumption (`WEBSITE_SKU=FlexConsumption`)") \
 X(forwarder, "DD_FORWARDER_TIMEOUT", "`20`", "seconds per request to the intake") \
 X(forwarder, "DD_FLUSH_TIMEOUT", "", "the Rust binary's name for the request timeout (seconds), used when `DD_FORWARDER_TIMEOUT` is not set") \
-X(forwarder, "DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE", "`15728640`", "bytes of payloads waiting for a retry; the oldest are dropped and counted past it")
+X(forwarder, "DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE", "`15728640`", "bytes of payloads waiting for a retry; the oldest are dropped and counted past it") \
+X(forwarder, "DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE", "`33554432`", "bytes of payloads waiting for their first attempt while every request slot is busy (a slow intake), per destination; the oldest are dropped and counted past it")
 /* clang-format on */
 
 #endif

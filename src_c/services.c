@@ -19,6 +19,7 @@
 #include "cloud_gcp.h"
 #include "common/clock.h"
 #include "config.h"
+#include "config_endpoints.h"
 #include "dogstatsd/server.h"
 #include "enhanced/azure_tags.h"
 #include "enhanced/collector.h"
@@ -54,6 +55,7 @@ typedef struct cmd {
  * the loop thread only. */
 typedef struct counters {
     dds__dsd_counters dsd;
+    dds__counter dsd_http_bytes;     /* /dogstatsd/v2/proxy body bytes */
     dds__trace_agent_counters trace;
     dds__intake_counters intake;
     dds__logs_counters logs;
@@ -68,6 +70,13 @@ struct dds_services {
     void *user;
     char *metrics_url;
     char *logs_url;
+    /* DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS: one intake each (own key, own queues), so that a slow
+     * or dead extra destination never takes room from the main one. Flush and stop wait for the
+     * reliable ones only; what an unreliable one still holds at the end of a stop is dropped. */
+    dds__intake *logs_extra[DDS__LOGS_ENDPOINTS_MAX];
+    char *logs_extra_url[DDS__LOGS_ENDPOINTS_MAX];
+    bool logs_extra_reliable[DDS__LOGS_ENDPOINTS_MAX];
+    size_t n_logs_extra;
     char *base_tag_store[MAX_BASE_TAGS];
     dds__slice base_tags[MAX_BASE_TAGS];
     size_t n_base_tags;
@@ -193,15 +202,37 @@ static void submit_all(dds_services *s, dds__payload *list) {
     }
 }
 
+static void submit_to(dds__intake *in, dds__payload *list) {
+    while (list) {
+        dds__payload *next = list->next;
+        list->next = NULL;
+        dds__intake_submit(in, list);
+        list = next;
+    }
+}
+
+/* What flush and stop wait for: the main intake and the reliable additional logs endpoints. */
+static size_t pending_waited(const dds_services *s) {
+    size_t n = dds__intake_pending(s->intake);
+    for (size_t i = 0; i < s->n_logs_extra; i++)
+        if (s->logs_extra_reliable[i]) n += dds__intake_pending(s->logs_extra[i]);
+    return n;
+}
+
 static void flush_pipelines(dds_services *s, bool force) {
     if (s->dsd) submit_all(s, dds__dsd_flush(s->dsd, force));
     /* Logs have no buckets either: every flush, periodic or not, sends all that is queued. */
-    if (s->logs) submit_all(s, dds__logs_batcher_take(s->logs));
+    if (s->logs) {
+        dds__payload *extra[DDS__LOGS_ENDPOINTS_MAX];
+        submit_all(s, dds__logs_batcher_take(s->logs, s->n_logs_extra ? extra : NULL));
+        for (size_t i = 0; i < s->n_logs_extra; i++) submit_to(s->logs_extra[i], extra[i]);
+    }
     /* Traces have no buckets: a forced flush sends what is pending, the periodic one is the
      * trace agent's own 3 s timer. A forced flush also retries at once what waits in backoff. */
     if (force) {
         if (s->trace) dds__trace_agent_flush(s->trace);
         dds__intake_retry_now(s->intake);
+        for (size_t i = 0; i < s->n_logs_extra; i++) dds__intake_retry_now(s->logs_extra[i]);
     }
 }
 
@@ -233,6 +264,7 @@ static void settle_waiting(dds_services *s, bool drained) {
             if (c->kind == CMD_STOP) {
                 if (!drained) {
                     size_t n = dds__intake_abandon(s->intake);
+                    for (size_t i = 0; i < s->n_logs_extra; i++) n += dds__intake_abandon(s->logs_extra[i]);
                     dds__log_warn(&s->log, "stop: the intake did not answer in time; %zu payload(s) dropped", n);
                 }
                 finish_stop(s, drained ? 0 : DDS_ERR_SHUTDOWN_TIMEOUT);
@@ -249,18 +281,19 @@ static void settle_waiting(dds_services *s, bool drained) {
 
 static void on_drained(void *user) {
     dds_services *s = user;
-    if (s->waiting) settle_waiting(s, true);
+    /* One intake drained; the others it waits for may still hold payloads. */
+    if (s->waiting && pending_waited(s) == 0) settle_waiting(s, true);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     dds_services *s = arg;
-    settle_waiting(s, dds__intake_pending(s->intake) == 0);
+    settle_waiting(s, pending_waited(s) == 0);
 }
 
 static void wait_for_intake(dds_services *s, cmd *c) {
-    if (dds__intake_pending(s->intake) == 0) {
+    if (pending_waited(s) == 0) {
         c->next = NULL;
         if (c->kind == CMD_STOP)
             finish_stop(s, 0);
@@ -279,7 +312,7 @@ static void finish_stop(dds_services *s, int result) {
     while (s->waiting) {
         cmd *c = s->waiting;
         s->waiting = c->next;
-        if (c->kind == CMD_FLUSH) cmd_complete(s, c, dds__intake_pending(s->intake) ? DDS_ERR_SHUTDOWN_TIMEOUT : 0);
+        if (c->kind == CMD_FLUSH) cmd_complete(s, c, pending_waited(s) ? DDS_ERR_SHUTDOWN_TIMEOUT : 0);
     }
     atomic_store(&s->state, ST_STOPPED);
     emit(s, DDS_STATUS_STOPPED, DDS_SERVICE_NONE, 0, result ? "stopped: shutdown timeout exceeded" : "stopped");
@@ -407,6 +440,7 @@ static void add_base_tag(dds_services *s, const char *fmt, const char *a, size_t
 static void on_dsd_proxy(void *user, const char *body, size_t len) {
     dds_services *s = user;
     dds__counter_add(&s->counters.dsd.http_packets, 1);
+    dds__counter_add(&s->counters.dsd_http_bytes, len);
     dds__dsd_process(s->dsd, body, len);
 }
 
@@ -498,11 +532,45 @@ static void check_cloud(dds_services *s) {
         dds__log_error(&s->log, "%s", s->cloud_error);
 }
 
+/* One intake per additional logs endpoint, configured as the main one but with its own key.
+ * The endpoints were checked by dds_config_validate. */
+static int start_logs_extra(dds_services *s, const dds__intake_config *main_ic, dds_error *err) {
+    dds__logs_endpoint eps[DDS__LOGS_ENDPOINTS_MAX];
+    size_t n = 0;
+    char why[DDS__ENDPOINTS_WHY_MAX];
+    int rc = 0;
+    if (dds__logs_endpoints_parse(s->cfg.logs_additional_endpoints, eps, DDS__LOGS_ENDPOINTS_MAX, &n, why) != 0)
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "logs_additional_endpoints is not valid: %s", why);
+    for (size_t i = 0; i < n; i++) {
+        dds__intake_config ic = *main_ic;
+        ic.api_key = eps[i].api_key;  /* copied by the intake, which redacts it from its own lines */
+        char *url = NULL;
+        if (asprintf(&url, "https://%s:%u" DDS__LOGS_INTAKE_PATH, eps[i].host, (unsigned)eps[i].port) < 0) url = NULL;
+        dds__intake *in = url ? dds__intake_new(s->base, &ic, &s->counters.intake) : NULL;
+        if (!in) {
+            free(url);
+            rc = dds__error_set(err, DDS_ERR_RUNTIME, "cannot create the HTTP client of a logs endpoint");
+            break;
+        }
+        s->logs_extra[s->n_logs_extra] = in;
+        s->logs_extra_url[s->n_logs_extra] = url;
+        s->logs_extra_reliable[s->n_logs_extra] = eps[i].is_reliable;
+        s->n_logs_extra++;
+        if (eps[i].is_reliable) dds__intake_set_drained_cb(in, on_drained, s);
+    }
+    dds__logs_endpoints_wipe(eps, n);
+    return rc;
+}
+
 static void services_destroy(dds_services *s) {
     if (!s) return;
     /* The intake first: abandoning its payloads answers the trace receiver's pending proxy
      * requests, which must still exist then. */
     dds__intake_free(s->intake);
+    for (size_t i = 0; i < s->n_logs_extra; i++) {
+        dds__intake_free(s->logs_extra[i]);
+        free(s->logs_extra_url[i]);
+    }
     dds__trace_agent_free(s->trace);
     dds__logs_listener_free(s->logs_listener);
     dds__logs_batcher_free(s->logs);
@@ -582,6 +650,7 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
         .ca_dir = cacerts.kind == DDS__CACERTS_DIR ? cacerts.path : NULL,
         .request_timeout_ms = s->cfg.request_timeout_ms,
         .retry_queue_max_bytes = s->cfg.retry_queue_max_bytes,
+        .queue_max_bytes = s->cfg.send_queue_max_bytes,
         .user_agent = ua,
         .dry_run = s->dry_run,
         .dry_run_summary = s->dry_run && !s->cfg.dry_run,
@@ -653,9 +722,14 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
     }
 
     if (s->cfg.logs_enabled) {
-        s->logs_url = dds__config_logs_url(&s->cfg);
+        bool opw = s->cfg.logs_opw_enabled;
+        s->logs_url = opw ? strdup(s->cfg.logs_opw_url) : dds__config_logs_url(&s->cfg);
+        if ((rc = start_logs_extra(s, &ic, err))) goto fail;
         dds__logs_batch_config bc = {
             .url = s->logs_url,
+            .opw = opw,
+            .extra_urls = (const char *const *)s->logs_extra_url,
+            .n_extra = s->n_logs_extra,
             .compress = s->cfg.logs_use_compression,
             .compression_level = s->cfg.logs_compression_level,
             .dry_run = s->dry_run,
@@ -742,9 +816,16 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
             dds__log_info(&s->log, "DogStatsD listening on %s:%u",
                           s->cfg.dogstatsd_non_local_traffic ? "0.0.0.0" : "127.0.0.1", s->dsd_port);
     }
-    if (s->logs_listener)
+    if (s->logs_listener) {
+        /* The worker's URL is the user's own and may carry credentials: it is not repeated. */
         dds__log_info(&s->log, "logs agent listening on %s:%u, sending to %s",
-                      s->cfg.logs_non_local_traffic ? "0.0.0.0" : "127.0.0.1", s->logs_port, s->logs_url);
+                      s->cfg.logs_non_local_traffic ? "0.0.0.0" : "127.0.0.1", s->logs_port,
+                      s->cfg.logs_opw_enabled ? "the Observability Pipelines Worker (logs_opw_url)" : s->logs_url);
+        for (size_t i = 0; i < s->n_logs_extra; i++)
+            dds__log_info(&s->log, "logs agent: every batch also goes to %s (%s)", s->logs_extra_url[i],
+                          s->logs_extra_reliable[i] ? "reliable: flush and stop wait for it"
+                                                    : "unreliable: best effort, flush and stop do not wait");
+    }
     *out = s;
     return 0;
 fail:
@@ -854,7 +935,7 @@ void dds_stats_get(const dds_services *s, dds_stats *out) {
     const dds__intake_counters *in = &s->counters.intake;
     out->dsd_packets = dds__counter_get(&d->listener.packets) + dds__counter_get(&d->http_packets);
     out->dsd_packets_truncated = dds__counter_get(&d->listener.truncated);
-    out->dsd_bytes = dds__counter_get(&d->listener.bytes);
+    out->dsd_bytes = dds__counter_get(&d->listener.bytes) + dds__counter_get(&s->counters.dsd_http_bytes);
     out->dsd_metric_lines = dds__counter_get(&d->metric_lines);
     out->dsd_events = dds__counter_get(&d->events);
     out->dsd_service_checks = dds__counter_get(&d->service_checks);
@@ -877,11 +958,24 @@ void dds_stats_get(const dds_services *s, dds_stats *out) {
     out->trace_spans = dds__counter_get(&t->spans);
     out->trace_dropped = dds__counter_get(&t->traces_rejected) + dds__counter_get(&t->process.traces_dropped);
     out->trace_spans_dropped = dds__counter_get(&t->process.spans_dropped) + dds__counter_get(&t->spans_dropped_encoding);
+    out->trace_stats_spans = dds__counter_get(&t->stats.spans);
+    out->trace_stats_spans_overflow = dds__counter_get(&t->stats.spans_overflow);
+    out->trace_stats_spans_dropped = dds__counter_get(&t->stats.spans_dropped);
+    out->trace_stats_buckets = dds__counter_get(&t->stats.buckets);
+    out->trace_stats_keys = dds__counter_get(&t->stats.keys);
     const dds__logs_counters *lg = &s->counters.logs;
     out->logs_requests = dds__counter_get(&lg->requests);
     out->logs_entries = dds__counter_get(&lg->entries);
     out->logs_entries_dropped = dds__counter_get(&lg->entries_dropped);
     out->logs_bytes = dds__counter_get(&lg->bytes);
+    out->send_queue_bytes = dds__counter_get(&in->queue_bytes);
+    const dds__counter *qd = in->queue_dropped;
+    out->send_queue_dropped_metrics = dds__counter_get(&qd[DDS__PK_SERIES]) + dds__counter_get(&qd[DDS__PK_SKETCHES]) +
+                                      dds__counter_get(&qd[DDS__PK_SERVICE_CHECKS]) +
+                                      dds__counter_get(&qd[DDS__PK_EVENTS]);
+    out->send_queue_dropped_traces = dds__counter_get(&qd[DDS__PK_TRACES]) + dds__counter_get(&qd[DDS__PK_STATS]);
+    out->send_queue_dropped_logs = dds__counter_get(&qd[DDS__PK_LOGS]);
+    out->send_queue_dropped_proxy = dds__counter_get(&qd[DDS__PK_PROXY]);
     out->enhanced_samples = dds__counter_get(&s->counters.enhanced.samples);
     out->enhanced_cpu_unavailable = dds__counter_get(&s->counters.enhanced.cpu_unavailable);
 }

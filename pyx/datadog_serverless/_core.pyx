@@ -184,6 +184,7 @@ FIELDS = (
     ("apm_max_request_bytes", K_U32, _at(&_probe.apm_max_request_bytes)),
     ("apm_remove_query_string", K_BOOL, _at(&_probe.apm_remove_query_string)),
     ("apm_obfuscate_credit_cards", K_BOOL, _at(&_probe.apm_obfuscate_credit_cards)),
+    ("agent_stats_computation_enabled", K_BOOL, _at(&_probe.agent_stats_computation_enabled)),
     ("logs_enabled", K_BOOL, _at(&_probe.logs_enabled)),
     ("logs_port", K_I32, _at(&_probe.logs_port)),
     ("logs_non_local_traffic", K_BOOL, _at(&_probe.logs_non_local_traffic)),
@@ -191,9 +192,13 @@ FIELDS = (
     ("logs_use_compression", K_BOOL, _at(&_probe.logs_use_compression)),
     ("logs_compression_level", K_I32, _at(&_probe.logs_compression_level)),
     ("logs_max_queued_bytes", K_U32, _at(&_probe.logs_max_queued_bytes)),
+    ("logs_opw_enabled", K_BOOL, _at(&_probe.logs_opw_enabled)),
+    ("logs_opw_url", K_STR, _at(&_probe.logs_opw_url)),
+    ("logs_additional_endpoints", K_STR, _at(&_probe.logs_additional_endpoints)),
     ("enhanced_metrics_enabled", K_BOOL, _at(&_probe.enhanced_metrics_enabled)),
     ("request_timeout_ms", K_U32, _at(&_probe.request_timeout_ms)),
     ("retry_queue_max_bytes", K_U32, _at(&_probe.retry_queue_max_bytes)),
+    ("send_queue_max_bytes", K_U32, _at(&_probe.send_queue_max_bytes)),
 )
 cdef dict _field_index = {name: (kind, offset) for name, kind, offset in FIELDS}
 
@@ -490,7 +495,7 @@ cdef dict _stats_of(const c.dds_services *svc):
     cdef c.dds_stats st
     c.dds_stats_get(svc, &st)
     out = <dict>st
-    del out["reserved"]
+    out.pop("reserved", None)  # none left today; a future reserved tail is not a counter
     return out
 
 

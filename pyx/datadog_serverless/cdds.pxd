@@ -87,6 +87,7 @@ cdef extern from "datadog_serverless.h" nogil:
         uint32_t apm_max_request_bytes
         bint apm_remove_query_string
         bint apm_obfuscate_credit_cards
+        bint agent_stats_computation_enabled
         # Logs agent
         bint logs_enabled
         int32_t logs_port
@@ -95,11 +96,15 @@ cdef extern from "datadog_serverless.h" nogil:
         bint logs_use_compression
         int32_t logs_compression_level
         uint32_t logs_max_queued_bytes
+        bint logs_opw_enabled
+        const char *logs_opw_url
+        const char *logs_additional_endpoints
         # Azure Functions enhanced metrics
         bint enhanced_metrics_enabled
         # Transport
         uint32_t request_timeout_ms
         uint32_t retry_queue_max_bytes
+        uint32_t send_queue_max_bytes
 
     void dds_config_init(dds_config *cfg)
     int dds_config_from_env(dds_config *cfg, dds_error *err)
@@ -169,15 +174,26 @@ cdef extern from "datadog_serverless.h" nogil:
         uint64_t trace_spans
         uint64_t trace_dropped
         uint64_t trace_spans_dropped
+        # Agent-computed trace stats
+        uint64_t trace_stats_spans
+        uint64_t trace_stats_spans_overflow
+        uint64_t trace_stats_spans_dropped
+        uint64_t trace_stats_buckets
+        uint64_t trace_stats_keys
         # Logs agent
         uint64_t logs_requests
         uint64_t logs_entries
         uint64_t logs_entries_dropped
         uint64_t logs_bytes
+        # Send queue
+        uint64_t send_queue_bytes
+        uint64_t send_queue_dropped_metrics
+        uint64_t send_queue_dropped_traces
+        uint64_t send_queue_dropped_logs
+        uint64_t send_queue_dropped_proxy
         # Azure Functions enhanced metrics
         uint64_t enhanced_samples
         uint64_t enhanced_cpu_unavailable
-        uint64_t reserved[10]
 
     void dds_stats_get(const dds_services *s, dds_stats *out)
 

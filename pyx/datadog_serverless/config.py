@@ -8,10 +8,12 @@ and :meth:`ServicesConfig.from_env` read them back from C, so they show the real
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
 from . import _core
+from .errors import InvalidConfigError
 
 __all__ = ["ServicesConfig"]
 
@@ -116,6 +118,10 @@ class ServicesConfig:
     """[DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING] Strip the query from ``http.url``."""
     apm_obfuscate_credit_cards: bool | None = None
     """[DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] Card numbers in tags become ``?``; default True."""
+    agent_stats_computation_enabled: bool | None = None
+    """[DD_AGENT_STATS_COMPUTATION_ENABLED] The trace agent computes trace stats (hits, errors,
+    latency sketches per 10 s bucket) from the spans it receives, for tracers that do not compute
+    their own; default False."""
 
     # Logs agent
     logs_enabled: bool | None = None
@@ -133,6 +139,17 @@ class ServicesConfig:
     """[DD_LOGS_CONFIG_COMPRESSION_LEVEL] zstd level 1-19; default 3."""
     logs_max_queued_bytes: int | None = None
     """[DD_LOGS_MAX_QUEUED_BYTES] Entries waiting for the next flush; default 8 MiB."""
+    logs_opw_enabled: bool | None = None
+    """[DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED] Send batches to ``logs_opw_url`` instead of
+    the Datadog intake (uncompressed, without DD-PROTOCOL); default False."""
+    logs_opw_url: str | None = None
+    """[DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL] Full URL of the Observability Pipelines Worker;
+    required when ``logs_opw_enabled``."""
+    logs_additional_endpoints: str | Iterable[Mapping[str, Any]] | None = None
+    """[DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS] More Datadog logs intakes that receive every batch at
+    ``https://host:port/api/v2/logs`` with their own key: the JSON text, or a list of
+    ``{"api_key", "host", "port", "is_reliable"}`` dicts (port 443 and is_reliable True by
+    default). Flush and stop wait for the reliable ones only."""
 
     # Azure Functions enhanced metrics
     enhanced_metrics_enabled: bool | None = None
@@ -144,6 +161,9 @@ class ServicesConfig:
     """[DD_FORWARDER_TIMEOUT, in seconds] Per-request timeout; default 20000."""
     retry_queue_max_bytes: int | None = None
     """[DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE] Bound of the retry queue; default 15 MiB."""
+    send_queue_max_bytes: int | None = None
+    """[DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE] Payloads waiting for their first attempt (a slow
+    intake), per destination; the oldest past it are dropped and counted; default 32 MiB."""
 
     @classmethod
     def defaults(cls) -> ServicesConfig:
@@ -174,5 +194,13 @@ class ServicesConfig:
             value = getattr(self, field.name)
             if field.name in _LIST_FIELDS and value is not None and not isinstance(value, str):
                 value = ",".join(str(item) for item in value)
+            elif field.name == "logs_additional_endpoints" and value is not None and not isinstance(value, str):
+                # The C library reads the variable's JSON; its keys match in any case.
+                try:
+                    value = json.dumps([dict(item) for item in value])
+                except (TypeError, ValueError) as exc:
+                    raise InvalidConfigError(
+                        "Invalid configuration: logs_additional_endpoints must be a JSON string or a list of "
+                        f"dicts, got {type(value).__name__}") from exc
             core.set(field.name, value)
         return core

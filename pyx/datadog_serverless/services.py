@@ -69,7 +69,7 @@ class ServicesStats:
     dsd_packets_truncated: int
     """Datagrams longer than the buffer: dropped whole."""
     dsd_bytes: int
-    """Payload bytes received."""
+    """Payload bytes received (UDP, UDS and HTTP proxy bodies)."""
     dsd_metric_lines: int
     """Metric lines parsed."""
     dsd_events: int
@@ -112,6 +112,17 @@ class ServicesStats:
     """Traces dropped (decode error, invalid ids, bounds)."""
     trace_spans_dropped: int
     """Spans dropped in processing or encoding."""
+    # Agent-computed trace stats (agent_stats_computation_enabled)
+    trace_stats_spans: int
+    """Eligible spans aggregated into trace stats."""
+    trace_stats_spans_overflow: int
+    """Of those, spans aggregated under the overflow key (the live-key bound was reached)."""
+    trace_stats_spans_dropped: int
+    """Eligible spans lost (tracer-metadata bound, out of memory)."""
+    trace_stats_buckets: int
+    """10 s stats buckets flushed."""
+    trace_stats_keys: int
+    """Aggregation keys (grouped stats) flushed."""
     # Logs agent
     logs_requests: int
     """POST /v1/input requests answered 200."""
@@ -121,6 +132,17 @@ class ServicesStats:
     """Log entries dropped (over 1 MiB, queue full, out of memory)."""
     logs_bytes: int
     """Bytes of the log entries accepted."""
+    # Send queue (payloads waiting for their first attempt, every destination together)
+    send_queue_bytes: int
+    """Bytes waiting right now (a gauge)."""
+    send_queue_dropped_metrics: int
+    """Series, sketches, service checks and events payloads dropped because the queue was full."""
+    send_queue_dropped_traces: int
+    """Trace and stats payloads dropped because the queue was full."""
+    send_queue_dropped_logs: int
+    """Logs batches dropped because the queue was full."""
+    send_queue_dropped_proxy: int
+    """Proxied tracer requests dropped because the queue was full."""
     # Azure Functions enhanced metrics
     enhanced_samples: int
     """Enhanced metric samples aggregated (CPU and instance)."""

@@ -174,6 +174,12 @@ typedef struct dds_config {
     bool apm_remove_query_string;     /* [DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING] false */
     bool apm_obfuscate_credit_cards;  /* [DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] true: Luhn-valid
                                          card numbers in span tags become "?" */
+    bool agent_stats_computation_enabled; /* [DD_AGENT_STATS_COMPUTATION_ENABLED] false: when true the
+                                         trace agent computes trace stats (hits, errors, latency
+                                         sketches per 10 s bucket) from the spans of requests without
+                                         Datadog-Client-Computed-Stats, sends them to
+                                         /api/v0.2/stats (ClientComputed false), and /info tells
+                                         tracers not to drop unsampled traces */
 
     /* Logs agent: HTTP POST /v1/input (a JSON array of {message, timestamp, ...} entries),
      * batched to the logs intake on the flush tick, on dds_flush and on dds_stop */
@@ -189,6 +195,19 @@ typedef struct dds_config {
     uint32_t logs_max_queued_bytes; /* [DD_LOGS_MAX_QUEUED_BYTES] 8 MiB of accepted entries waiting
                                        for the next flush (at least 1 MiB); entries past it (or past
                                        100000 entries) are dropped and counted */
+    bool logs_opw_enabled;        /* [DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED] false: when true
+                                     batches go to logs_opw_url instead of the Datadog intake, never
+                                     compressed and without DD-PROTOCOL (still with DD-API-KEY) */
+    const char *logs_opw_url;     /* [DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL] the full http(s) URL
+                                     of an Observability Pipelines Worker; required (validation
+                                     error) when logs_opw_enabled and logs_enabled are true */
+    const char *logs_additional_endpoints; /* [DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS] JSON array of
+                                     {"api_key","Host","Port","is_reliable"} (keys in any case; Port
+                                     443 and is_reliable true when missing; at most 8): every batch
+                                     also goes to https://Host:Port/api/v2/logs with that key, with
+                                     its own retries and queues. dds_flush and dds_stop wait for
+                                     the reliable ones only. Bad JSON is a validation error; the
+                                     keys are never logged */
 
     /* Azure Functions enhanced metrics: when Azure Functions is detected (FUNCTIONS_EXTENSION_VERSION,
      * FUNCTIONS_WORKER_RUNTIME and WEBSITE_SITE_NAME set), azure.functions.enhanced.cpu.usage
@@ -203,6 +222,10 @@ typedef struct dds_config {
     /* Transport */
     uint32_t request_timeout_ms;  /* [DD_FORWARDER_TIMEOUT, else DD_FLUSH_TIMEOUT, in seconds] 20000 */
     uint32_t retry_queue_max_bytes; /* [DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE] 15 MiB */
+    uint32_t send_queue_max_bytes;  /* [DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE] 32 MiB of payloads
+                                       waiting for their first attempt (every request slot busy: a
+                                       slow intake), per intake; past it the oldest are dropped and
+                                       counted (send_queue_dropped_*); at least 1024 */
 } dds_config;
 
 /* Fill cfg with the defaults shown above. Never fails. Any thread. */
@@ -286,8 +309,9 @@ DDS_API int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user
                       dds_services **out, dds_error *err);
 
 /*
- * Send everything now: every aggregation bucket (open ones included), pending events, service
- * checks, traces and the log entries the logs agent accepted, then wait until the intake has answered every payload (retries included) or
+ * Send everything now: every aggregation bucket (open ones included; the trace stats buckets too
+ * when agent_stats_computation_enabled), pending events, service checks, traces and the log
+ * entries the logs agent accepted, then wait until the intake has answered every payload (retries included) or
  * timeout_ms has passed. Blocks the caller (not the loop). Returns 0, DDS_ERR_NOT_RUNNING,
  * DDS_ERR_SHUTDOWN_TIMEOUT ("Flush timeout exceeded": payloads still pending stay queued and
  * keep being retried), or DDS_ERR_RUNTIME when called from the status callback. Any thread.
@@ -329,7 +353,7 @@ typedef struct dds_stats {
     /* DogStatsD ingest */
     uint64_t dsd_packets;            /* datagrams received (UDP + UDS + HTTP proxy bodies) */
     uint64_t dsd_packets_truncated;  /* datagrams longer than the buffer: dropped whole */
-    uint64_t dsd_bytes;              /* payload bytes received */
+    uint64_t dsd_bytes;              /* payload bytes received (UDP + UDS + HTTP proxy bodies) */
     uint64_t dsd_metric_lines;       /* metric lines parsed OK */
     uint64_t dsd_events;             /* events parsed OK */
     uint64_t dsd_service_checks;     /* service checks parsed OK */
@@ -352,15 +376,26 @@ typedef struct dds_stats {
     uint64_t trace_spans;            /* spans accepted */
     uint64_t trace_dropped;          /* traces dropped (decode error, invalid ids, bounds) */
     uint64_t trace_spans_dropped;    /* spans dropped in processing or encoding (invalid, out of memory) */
+    /* Agent-computed trace stats (agent_stats_computation_enabled) */
+    uint64_t trace_stats_spans;      /* eligible spans aggregated into stats */
+    uint64_t trace_stats_spans_overflow; /* of those, aggregated under the overflow key (live-key bound reached) */
+    uint64_t trace_stats_spans_dropped;  /* eligible spans lost (tracer-metadata bound, out of memory) */
+    uint64_t trace_stats_buckets;    /* 10 s buckets flushed */
+    uint64_t trace_stats_keys;       /* aggregation keys (ClientGroupedStats) flushed */
     /* Logs agent */
     uint64_t logs_requests;          /* POST /v1/input requests answered 200 */
     uint64_t logs_entries;           /* entries accepted into the queue */
     uint64_t logs_entries_dropped;   /* entries dropped: over 1 MiB, queue full, out of memory */
     uint64_t logs_bytes;             /* bytes of the entries accepted */
+    /* Send queue: payloads waiting for their first attempt, every intake together */
+    uint64_t send_queue_bytes;           /* bytes waiting right now (a gauge, not monotonic) */
+    uint64_t send_queue_dropped_metrics; /* series, sketches, service checks, events dropped: queue full */
+    uint64_t send_queue_dropped_traces;  /* trace and stats payloads dropped: queue full */
+    uint64_t send_queue_dropped_logs;    /* logs batches dropped: queue full */
+    uint64_t send_queue_dropped_proxy;   /* proxied tracer requests dropped: queue full */
     /* Azure Functions enhanced metrics */
     uint64_t enhanced_samples;       /* CPU and instance samples aggregated */
     uint64_t enhanced_cpu_unavailable; /* 1 s CPU ticks with no readable cgroup counter (or garbage in it) */
-    uint64_t reserved[10];
 } dds_stats;
 
 /* Copy the counters into *out. Any thread, never blocks, works after stop too. */

@@ -29,9 +29,17 @@ typedef struct dds__logs_counters {
     dds__counter batches;          /* payloads made */
 } dds__logs_counters;
 
+/* Every batch also goes to each of these Datadog intakes (DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS). */
+#define DDS__LOGS_MAX_EXTRA_URLS 8
+
 typedef struct dds__logs_batch_config {
-    const char *url;               /* full intake URL (.../api/v2/logs); copied */
-    bool compress;                 /* zstd */
+    const char *url;               /* full URL of the main destination; copied */
+    bool opw;                      /* the main destination is an Observability Pipelines Worker:
+                                      never compressed, no DD-PROTOCOL header */
+    const char *const *extra_urls; /* more Datadog intakes (full URLs, copied), each sent every
+                                      batch with DD-PROTOCOL and compressed as `compress` says */
+    size_t n_extra;                /* at most DDS__LOGS_MAX_EXTRA_URLS */
+    bool compress;                 /* zstd (Datadog intakes only) */
     int compression_level;
     bool dry_run;                  /* payload bodies are the dry-run JSON line instead */
     size_t max_queued_bytes;       /* 0 = 8 MiB */
@@ -46,10 +54,12 @@ dds__logs_batcher *dds__logs_batcher_new(const dds__logs_batch_config *cfg, dds_
 /* Copy one validated entry into the queue. Returns true when queued; false when dropped (over
  * DDS__LOGS_MAX_ENTRY_BYTES, the queue full, out of memory): counted, and logged at a bounded rate. */
 bool dds__logs_batcher_add(dds__logs_batcher *b, const char *entry, size_t len);
-/* Everything queued, as a list of payloads linked by ->next (NULL when nothing is queued); the
- * queue is then empty. The caller owns the list. A batch that cannot be built (out of memory)
- * has its entries counted as dropped. */
-dds__payload *dds__logs_batcher_take(dds__logs_batcher *b);
+/* Everything queued, as a list of payloads for the main destination linked by ->next (NULL when
+ * nothing is queued); the queue is then empty. extra (NULL when n_extra is 0) receives n_extra
+ * lists, extra[i] for extra_urls[i], with the same batches. The caller owns every list. A batch
+ * that cannot be built (out of memory) has its entries counted as dropped; a copy for an extra
+ * URL that cannot be built is logged at a bounded rate. */
+dds__payload *dds__logs_batcher_take(dds__logs_batcher *b, dds__payload **extra);
 size_t dds__logs_batcher_queued_entries(const dds__logs_batcher *b);
 size_t dds__logs_batcher_queued_bytes(const dds__logs_batcher *b);
 void dds__logs_batcher_free(dds__logs_batcher *b);  /* queued entries are dropped; accepts NULL */

@@ -1,5 +1,6 @@
 /* agent.c - trace agent glue. In: request bodies from the receiver. Out: AgentPayloads and
- * StatsPayloads submitted to the intake (every 3 s, at ~3.2 MB, or on flush/stop). One
+ * StatsPayloads (the tracers' and, when enabled, our own from the concentrator) submitted to the
+ * intake (every 3 s, at ~3.2 MB, or on flush/stop). One
  * request's records live in one arena, reset per request; nothing here blocks the loop. */
 #include "trace/agent.h"
 
@@ -15,12 +16,13 @@
 #include "trace/decode.h"
 #include "trace/encode.h"
 
-#define TRACE_FLUSH_INTERVAL_MS 3000
+#define TRACE_FLUSH_INTERVAL_MS 3000  /* also the concentrator's flush period (the Rust agent's 3 s) */
 #define SPAN_TAGS_MAX 6
 
 struct dds__trace_agent {
     dds__receiver *receiver;
     dds__trace_encoder *encoder;
+    dds__concentrator *concentrator;  /* NULL unless DD_AGENT_STATS_COMPUTATION_ENABLED */
     dds__intake *intake;
     dds__trace_agent_counters *counters;
     const dds__logger *log;
@@ -59,15 +61,38 @@ static void sync_encoder_counter(dds__trace_agent *a) {
     dds__counter_set(&a->counters->spans_dropped_encoding, dds__trace_encoder_spans_dropped(a->encoder));
 }
 
-void dds__trace_agent_flush(dds__trace_agent *a) {
+static void flush_traces(dds__trace_agent *a) {
     submit(a, dds__trace_encoder_take(a->encoder));
     sync_encoder_counter(a);
+}
+
+/* The concentrator's done buckets (all of them when force) as one StatsPayload. */
+static void flush_stats(dds__trace_agent *a, bool force) {
+    if (!a->concentrator) return;
+    dds__buf items;
+    dds__buf_init(&items);
+    uint32_t n = dds__concentrator_flush(a->concentrator, dds__wall_ns(), force, &items);
+    if (n) {
+        dds__payload *p = dds__trace_stats_payload_computed(items.data, items.len, n, a->stats_url, "",
+                                                            a->env ? a->env : "", dds_version(), a->dry_run);
+        if (p) submit(a, p);
+        else dds__log_warn(a->log, "trace agent: computed stats of %u tracer(s) lost: out of memory", n);
+    } else if (items.oom) {
+        dds__log_warn(a->log, "trace agent: computed stats lost: out of memory");  /* counted by the concentrator */
+    }
+    dds__buf_free(&items);
+}
+
+void dds__trace_agent_flush(dds__trace_agent *a) {
+    flush_traces(a);
+    flush_stats(a, true);
 }
 
 static void on_flush_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
-    dds__trace_agent_flush(arg);
+    flush_traces(arg);
+    flush_stats(arg, false);
 }
 
 /* Tracer headers fill what the payload itself does not say (v0.4 and v0.5 carry none of it). */
@@ -125,7 +150,10 @@ static int on_traces(void *user, dds__trace_format fmt, const uint8_t *body, siz
     uint32_t kept = dds__trace_process(&tp, &pc, &a->arena, &a->counters->process);
     dds__counter_add(&a->counters->spans, kept);
     dds__counter_add(&a->counters->requests_ok, 1);
-    if (kept && dds__trace_encoder_add(a->encoder, &tp)) dds__trace_agent_flush(a);
+    /* Stats see the spans as they are forwarded (normalized, top level marked, obfuscated), and
+     * only when the tracer did not compute its own (PARITY.md section 2). */
+    if (kept && a->concentrator && !h->client_computed_stats) dds__concentrator_add(a->concentrator, &tp);
+    if (kept && dds__trace_encoder_add(a->encoder, &tp)) flush_traces(a);
     sync_encoder_counter(a);
     return 200;
 }
@@ -243,7 +271,11 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
     };
     a->encoder = dds__trace_encoder_new(&ec);
     a->flush_ev = event_new(base, -1, EV_PERSIST, on_flush_timer, a);
-    if (!a->encoder || !a->flush_ev) {
+    if (cfg->agent_stats_computation_enabled) {
+        dds__concentrator_config cc = {.default_env = cfg->env, .now_ns = dds__wall_ns()};
+        a->concentrator = dds__concentrator_new(&cc, &counters->stats);
+    }
+    if (!a->encoder || !a->flush_ev || (cfg->agent_stats_computation_enabled && !a->concentrator)) {
         dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
         goto fail;
     }
@@ -255,6 +287,7 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
         .statsd_port = statsd_port,
         .default_env = (cfg->env && cfg->env[0]) ? cfg->env : "none",
         .stats_forwarded = true,
+        .stats_computed = cfg->agent_stats_computation_enabled,
         .agent_version = dds_version(),
         .profiling_url = a->profiling_url,
         .pipeline_stats_url = a->pipeline_stats_url,
@@ -293,6 +326,7 @@ void dds__trace_agent_free(dds__trace_agent *a) {
     if (!a) return;
     dds__receiver_free(a->receiver);
     dds__trace_encoder_free(a->encoder);
+    dds__concentrator_free(a->concentrator);
     if (a->flush_ev) event_free(a->flush_ev);
     dds__arena_free(&a->arena);
     free(a->function_name);

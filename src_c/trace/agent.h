@@ -10,6 +10,7 @@
 #include "common/counter.h"
 #include "datadog_serverless.h"
 #include "log.h"
+#include "trace/concentrator.h"
 #include "trace/process.h"
 #include "trace/receiver.h"
 #include "transport/intake.h"
@@ -25,6 +26,7 @@ typedef struct dds__trace_agent_counters {
     dds__counter spans;              /* spans accepted after processing */
     dds__counter stats_payloads;     /* /v0.6/stats bodies forwarded */
     dds__counter spans_dropped_encoding; /* mirror of the encoder's count (spans lost out of memory) */
+    dds__concentrator_counters stats;    /* agent-computed stats (DD_AGENT_STATS_COMPUTATION_ENABLED) */
 } dds__trace_agent_counters;
 
 typedef struct dds__trace_agent dds__trace_agent;
@@ -37,7 +39,8 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
                                        void (*dogstatsd)(void *user, const char *body, size_t len), void *dsd_user,
                                        dds__trace_agent_counters *counters, const dds__logger *log, dds_error *err);
 uint16_t dds__trace_agent_port(const dds__trace_agent *a);
-/* Send what is pending now (the encoder's AgentPayload). Loop thread. */
+/* Send what is pending now: the encoder's AgentPayload and, when the agent computes stats,
+ * every stats bucket, open ones included (dds_flush and dds_stop). Loop thread. */
 void dds__trace_agent_flush(dds__trace_agent *a);
 /* Google Cloud Functions: the project and region of the metadata server, as every later span's
  * gcrfx.location, gcrfx.project_id and gcrfx.resource_name

@@ -509,7 +509,69 @@ static void mp_str(dds__buf *b, const char *s) {
     dds__buf_append(b, s, n);
 }
 
-static dds__payload *stats_dry_run(size_t len, const char *stats_url, const char *hostname, const char *env,
+/* Our own msgpack (the concentrator's maps) as JSON for the dry-run line: maps with string keys,
+ * arrays, strings, integers, booleans; bin (the sketches) as base64, like the fake intake shows
+ * them. Depth is bounded by what the concentrator writes; deeper input ends as null. */
+static void js_base64(dds__jsonw *w, const uint8_t *p, size_t n) {
+    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    dds__buf t;
+    dds__buf_init(&t);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        char q[4] = {A[v >> 18 & 63], A[v >> 12 & 63], i + 1 < n ? A[v >> 6 & 63] : '=', i + 2 < n ? A[v & 63] : '='};
+        dds__buf_append(&t, q, 4);
+    }
+    if (t.oom) w->b->oom = true;
+    else dds__jsonw_string(w, (const char *)t.data, t.len);
+    dds__buf_free(&t);
+}
+
+static void js_msgpack(dds__jsonw *w, dds__mp_reader *r, int depth) {
+    dds__mp_type t = dds__mp_peek(r);
+    if (depth > 8) t = DDS__MP_NONE;
+    switch (t) {
+    case DDS__MP_MAP: {
+        uint32_t n = dds__mp_read_map_any(r);
+        dds__jsonw_object_begin(w);
+        for (uint32_t i = 0; i < n && dds__mp_ok(r); i++) {
+            dds__slice k = dds__mp_read_str_any(r);
+            dds__jsonw_keyn(w, k.ptr ? k.ptr : "", k.len);
+            js_msgpack(w, r, depth + 1);
+        }
+        dds__jsonw_object_end(w);
+        return;
+    }
+    case DDS__MP_ARRAY: {
+        uint32_t n = dds__mp_read_array_any(r);
+        dds__jsonw_array_begin(w);
+        for (uint32_t i = 0; i < n && dds__mp_ok(r); i++) js_msgpack(w, r, depth + 1);
+        dds__jsonw_array_end(w);
+        return;
+    }
+    case DDS__MP_STR: {
+        dds__slice v = dds__mp_read_str_any(r);
+        dds__jsonw_string(w, v.ptr ? v.ptr : "", v.len);
+        return;
+    }
+    case DDS__MP_BIN: {
+        dds__slice v = dds__mp_read_bytes_any(r);
+        js_base64(w, (const uint8_t *)v.ptr, v.len);
+        return;
+    }
+    case DDS__MP_UINT: dds__jsonw_uint(w, dds__mp_read_u64_any(r)); return;
+    case DDS__MP_INT: dds__jsonw_int(w, dds__mp_read_i64_any(r)); return;
+    case DDS__MP_BOOL: dds__jsonw_bool(w, dds__mp_read_bool(r)); return;
+    default:
+        dds__mp_skip(r);
+        dds__jsonw_null(w);
+        return;
+    }
+}
+
+/* items: n ClientStatsPayload maps back to back. The tracer's (client computed) are shown by
+ * size only, ours in full. */
+static dds__payload *stats_dry_run(const uint8_t *items, size_t len, uint32_t n, bool client_computed,
+                                   const char *stats_url, const char *hostname, const char *env,
                                    const char *agent_version) {
     dds__buf b;
     dds__buf_init(&b);
@@ -524,11 +586,20 @@ static dds__payload *stats_dry_run(size_t len, const char *stats_url, const char
     dds__jsonw_key(&w, "AgentVersion");
     dds__jsonw_cstr(&w, agent_version);
     dds__jsonw_key(&w, "ClientComputed");
-    dds__jsonw_bool(&w, true);
+    dds__jsonw_bool(&w, client_computed);
     dds__jsonw_key(&w, "SplitPayload");
     dds__jsonw_bool(&w, false);
-    dds__jsonw_key(&w, "stats_msgpack_bytes");
-    dds__jsonw_uint(&w, len);
+    if (client_computed) {
+        dds__jsonw_key(&w, "stats_msgpack_bytes");
+        dds__jsonw_uint(&w, len);
+    } else {
+        dds__jsonw_key(&w, "Stats");
+        dds__jsonw_array_begin(&w);
+        dds__mp_reader r;
+        dds__mp_reader_init(&r, items, len, NULL);
+        for (uint32_t i = 0; i < n && dds__mp_ok(&r); i++) js_msgpack(&w, &r, 0);
+        dds__jsonw_array_end(&w);
+    }
     dds__jsonw_object_end(&w);
     dds__jsonw_object_end(&w);
     if (!dds__jsonw_ok(&w)) {
@@ -540,14 +611,48 @@ static dds__payload *stats_dry_run(size_t len, const char *stats_url, const char
     return dds__payload_new(DDS__PK_STATS, strdup(stats_url), out, out_len, CT_JSON, NULL, 1);
 }
 
-dds__payload *dds__trace_stats_payload(const uint8_t *body, size_t len, const char *stats_url, const char *hostname,
-                                       const char *env, const char *agent_version, bool dry_run, char *err,
-                                       size_t errcap) {
-    const char *why = NULL;
+/* Go pb.StatsPayload as msgp encodes it: a map keyed by the Go field names, in field order, with
+ * the n ClientStatsPayload maps of items as Stats. */
+static dds__payload *stats_wrap(const uint8_t *items, size_t len, uint32_t n, bool client_computed,
+                                const char *stats_url, const char *hostname, const char *env,
+                                const char *agent_version, bool dry_run) {
     hostname = hostname ? hostname : "";
     env = env ? env : "";
     agent_version = agent_version ? agent_version : "";
     stats_url = stats_url ? stats_url : "";
+    if (dry_run) return stats_dry_run(items, len, n, client_computed, stats_url, hostname, env, agent_version);
+    dds__buf b;
+    dds__buf_init(&b);
+    dds__buf_putc(&b, 0x86);
+    mp_str(&b, "AgentHostname");
+    mp_str(&b, hostname);
+    mp_str(&b, "AgentEnv");
+    mp_str(&b, env);
+    mp_str(&b, "Stats");
+    if (n < 16) {
+        dds__buf_putc(&b, (uint8_t)(0x90 | n));
+    } else {
+        uint8_t h[5] = {0xdd, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+        dds__buf_append(&b, h, sizeof(h));
+    }
+    dds__buf_append(&b, items, len);
+    mp_str(&b, "AgentVersion");
+    mp_str(&b, agent_version);
+    mp_str(&b, "ClientComputed");
+    dds__buf_putc(&b, client_computed ? 0xc3 : 0xc2);
+    mp_str(&b, "SplitPayload");
+    dds__buf_putc(&b, 0xc2);
+    uint8_t *z = NULL;
+    size_t zlen = 0;
+    bool ok = !b.oom && dds__gzip_compress(b.data, b.len, GZIP_LEVEL, &z, &zlen) == 0;
+    dds__buf_free(&b);
+    return ok ? dds__payload_new(DDS__PK_STATS, strdup(stats_url), z, zlen, CT_MSGPACK, "gzip", n) : NULL;
+}
+
+dds__payload *dds__trace_stats_payload(const uint8_t *body, size_t len, const char *stats_url, const char *hostname,
+                                       const char *env, const char *agent_version, bool dry_run, char *err,
+                                       size_t errcap) {
+    const char *why = NULL;
     dds__mp_reader r;
     dds__mp_reader_init(&r, body, body ? len : 0, NULL);
     if (dds__mp_peek(&r) != DDS__MP_MAP) {
@@ -562,33 +667,14 @@ dds__payload *dds__trace_stats_payload(const uint8_t *body, size_t len, const ch
         if (err && errcap) snprintf(err, errcap, "stats body %s", why);
         return NULL;
     }
-    if (dry_run) {
-        dds__payload *p = stats_dry_run(len, stats_url, hostname, env, agent_version);
-        if (!p && err && errcap) snprintf(err, errcap, "out of memory");
-        return p;
-    }
-    /* Go pb.StatsPayload as msgp encodes it: a map keyed by the Go field names, in field order. */
-    dds__buf b;
-    dds__buf_init(&b);
-    dds__buf_putc(&b, 0x86);
-    mp_str(&b, "AgentHostname");
-    mp_str(&b, hostname);
-    mp_str(&b, "AgentEnv");
-    mp_str(&b, env);
-    mp_str(&b, "Stats");
-    dds__buf_putc(&b, 0x91);
-    dds__buf_append(&b, body, len);
-    mp_str(&b, "AgentVersion");
-    mp_str(&b, agent_version);
-    mp_str(&b, "ClientComputed");
-    dds__buf_putc(&b, 0xc3);
-    mp_str(&b, "SplitPayload");
-    dds__buf_putc(&b, 0xc2);
-    uint8_t *z = NULL;
-    size_t zlen = 0;
-    bool ok = !b.oom && dds__gzip_compress(b.data, b.len, GZIP_LEVEL, &z, &zlen) == 0;
-    dds__buf_free(&b);
-    dds__payload *p = ok ? dds__payload_new(DDS__PK_STATS, strdup(stats_url), z, zlen, CT_MSGPACK, "gzip", 1) : NULL;
+    dds__payload *p = stats_wrap(body, len, 1, true, stats_url, hostname, env, agent_version, dry_run);
     if (!p && err && errcap) snprintf(err, errcap, "out of memory");
     return p;
+}
+
+dds__payload *dds__trace_stats_payload_computed(const uint8_t *items, size_t len, uint32_t n, const char *stats_url,
+                                                const char *hostname, const char *env, const char *agent_version,
+                                                bool dry_run) {
+    if (n == 0) return NULL;
+    return stats_wrap(items, len, n, false, stats_url, hostname, env, agent_version, dry_run);
 }

@@ -45,4 +45,11 @@ uint64_t dds__trace_encoder_spans_dropped(const dds__trace_encoder *e);
 dds__payload *dds__trace_stats_payload(const uint8_t *body, size_t len, const char *stats_url, const char *hostname,
                                        const char *env, const char *agent_version, bool dry_run, char *err,
                                        size_t errcap);
+
+/* The same StatsPayload around our own stats (the concentrator's): n ClientStatsPayload msgpack
+ * maps back to back in items (trusted, not validated), ClientComputed false. Dry run shows them
+ * in full as JSON. NULL when n is 0 or out of memory. */
+dds__payload *dds__trace_stats_payload_computed(const uint8_t *items, size_t len, uint32_t n, const char *stats_url,
+                                                const char *hostname, const char *env, const char *agent_version,
+                                                bool dry_run);
 #endif

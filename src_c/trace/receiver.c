@@ -29,6 +29,7 @@
 #include "common/sha256.h"
 #include "common/tcp.h"
 #include "error.h"
+#include "trace/peer_tags.h"
 
 #define DEFAULT_MAX_BODY_BYTES (25u * 1024 * 1024)
 /* Tracers send a dozen short headers; 64 KiB bounds what one connection can make us hold before
@@ -762,8 +763,10 @@ static bool build_info(dds__receiver *r) {
     for (size_t i = 0; i < N_ROUTES; i++)
         if (route_served(r, &ROUTES[i])) dds__jsonw_cstr(&w, ROUTES[i].path);
     dds__jsonw_array_end(&w);
+    /* Stats computed here need every trace, P0 ones included: the tracer must not drop them (and
+     * then does not compute stats of its own). */
     dds__jsonw_key(&w, "client_drop_p0s");
-    dds__jsonw_bool(&w, r->cfg.stats_forwarded && r->h.stats != NULL);
+    dds__jsonw_bool(&w, !r->cfg.stats_computed && r->cfg.stats_forwarded && r->h.stats != NULL);
     dds__jsonw_key(&w, "span_meta_structs");
     dds__jsonw_bool(&w, true);
     dds__jsonw_key(&w, "config");
@@ -779,7 +782,18 @@ static bool build_info(dds__receiver *r) {
     dds__jsonw_object_end(&w);
     dds__jsonw_key(&w, "peer_tags");
     dds__jsonw_array_begin(&w);
+    if (r->cfg.stats_computed)
+        for (size_t i = 0; i < dds__peer_tag_nkeys; i++) dds__jsonw_cstr(&w, dds__peer_tag_keys[i]);
     dds__jsonw_array_end(&w);
+    if (r->cfg.stats_computed) {
+        /* The span kinds the concentrator computes stats for besides top-level and measured spans
+         * (the Rust agent's list, in its order). */
+        static const char *const kinds[] = {"server", "client", "producer", "consumer"};
+        dds__jsonw_key(&w, "span_kinds_stats_computed");
+        dds__jsonw_array_begin(&w);
+        for (size_t i = 0; i < 4; i++) dds__jsonw_cstr(&w, kinds[i]);
+        dds__jsonw_array_end(&w);
+    }
     dds__jsonw_object_end(&w);
     if (!dds__jsonw_ok(&w)) {
         dds__buf_free(&b);

@@ -49,6 +49,8 @@ typedef struct dds__receiver_config {
     uint16_t statsd_port;                 /* for /info config.statsd_port */
     const char *default_env;              /* for /info config.default_env (DD_ENV or "none") */
     bool stats_forwarded;                 /* /info client_drop_p0s (true only while stats are served and forwarded) */
+    bool stats_computed;                  /* the agent computes stats: /info client_drop_p0s false (tracers
+                                             must send every trace), span_kinds_stats_computed, peer_tags */
     const char *agent_version;            /* Datadog-Agent-Version and /info version */
     /* Proxy targets: full URLs without a trailing '/'. */
     const char *profiling_url;            /* e.g. https://intake.profile.<site>/api/v2/profile */

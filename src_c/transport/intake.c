@@ -31,6 +31,10 @@
  * nor a timer, and then nothing would ever finish it). */
 #define WATCHDOG_GRACE_MAX_MS 2000
 #define DEFAULT_MAX_IN_FLIGHT 8
+/* The bound of the queue of payloads not attempted yet. Without one, an intake that accepts
+ * connections and answers slowly would let memory grow with every flush; 32 MiB holds many
+ * flushes' worth of metrics, traces and logs and one largest proxied request (25 MiB). */
+#define DEFAULT_QUEUE_MAX_BYTES (32u * 1024 * 1024)
 #define DEFAULT_USER_AGENT "datadog-serverless"
 /* Loopback never goes through a proxy from the environment: the tests and local agents live there. */
 #define LOOPBACK_NOPROXY "127.0.0.1,localhost,::1"
@@ -87,6 +91,9 @@ struct dds__intake {
     dds__intake_counters *c;
     dds__intake_counters own_counters;
     plist queue;                /* never attempted, FIFO */
+    size_t queue_bytes, queue_max;
+    plist doomed;               /* pushed out of a full queue by a submit; dropped from the loop,
+                                   since nothing may finish inside dds__intake_submit */
     plist retry;                /* failed at least once, in order of failure: head is the oldest */
     size_t retry_bytes;
     req *reqs;
@@ -95,7 +102,7 @@ struct dds__intake {
     uint64_t rng;
     void (*drained_cb)(void *user);
     void *drained_user;
-    dds__ratelimit rl_key, rl_too_large, rl_rejected, rl_overflow, rl_retry, rl_error;
+    dds__ratelimit rl_key, rl_too_large, rl_rejected, rl_overflow, rl_queue_full, rl_retry, rl_error;
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -126,6 +133,21 @@ static void plist_unlink(plist *l, dds__payload *prev, dds__payload *p) {
     if (l->tail == p) l->tail = prev;
     p->next = NULL;
     l->n--;
+}
+
+static void queue_push(dds__intake *in, dds__payload *p) {
+    plist_push(&in->queue, p);
+    in->queue_bytes += p->body_len;
+    dds__counter_add(&in->c->queue_bytes, p->body_len);
+}
+
+static dds__payload *queue_pop(dds__intake *in) {
+    dds__payload *p = plist_pop(&in->queue);
+    if (!p) return NULL;
+    in->queue_bytes -= p->body_len;
+    /* Unsigned wrap-around subtracts: the gauge may be shared by several intakes. */
+    dds__counter_add(&in->c->queue_bytes, (uint64_t)0 - p->body_len);
+    return p;
 }
 
 static uint64_t next_random(dds__intake *in) {
@@ -221,7 +243,7 @@ static void report(dds__intake *in, dds__ratelimit *rl, dds_log_level level, con
 /* Finishing payloads                                                                         */
 
 size_t dds__intake_pending(const dds__intake *in) {
-    return in ? in->queue.n + in->in_flight + in->retry.n : 0;
+    return in ? in->queue.n + in->in_flight + in->retry.n + in->doomed.n : 0;
 }
 
 /* Deferred so that the drained callback never runs inside submit, abandon or a curl callback:
@@ -242,6 +264,18 @@ static void finish(dds__intake *in, dds__payload *p, int status, const uint8_t *
 static void drop(dds__intake *in, dds__payload *p, int status, const uint8_t *resp, size_t resp_len) {
     dds__counter_add(&in->c->dropped, 1);
     finish(in, p, status, resp, resp_len);
+}
+
+/* Payloads the full queue pushed out, dropped now that we are back on the loop. */
+static void drop_doomed(dds__intake *in) {
+    dds__payload *p;
+    while ((p = plist_pop(&in->doomed))) {
+        dds__counter_add(&in->c->queue_dropped[p->kind < DDS__PK_KINDS ? p->kind : DDS__PK_PROXY], 1);
+        report(in, &in->rl_queue_full, DDS_LOG_WARN, p,
+               "send queue full (%zu bytes max, the intake is not keeping up): %s payload (%zu bytes) dropped",
+               in->queue_max, kind_name(p), p->body_len);
+        drop(in, p, 0, NULL, 0);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -559,7 +593,7 @@ static bool write_summary(int fd, const dds__payload *p) {
 
 static void dry_run_all(dds__intake *in) {
     dds__payload *p;
-    while ((p = plist_pop(&in->queue))) {
+    while ((p = queue_pop(in))) {
         bool ok = in->cfg.dry_run_summary ? write_summary(in->cfg.dry_run_fd, p)
                                           : write_line(in->cfg.dry_run_fd, p->body, p->body_len);
         if (!ok) {
@@ -575,6 +609,7 @@ static void dry_run_all(dds__intake *in) {
 
 /* Fill the free slots: retries whose backoff expired first (older data), then new payloads. */
 static void pump(dds__intake *in) {
+    drop_doomed(in);
     if (in->cfg.dry_run) {
         dry_run_all(in);
         return;
@@ -582,7 +617,7 @@ static void pump(dds__intake *in) {
     int64_t now = dds__mono_ms();
     while (in->in_flight < in->max_in_flight) {
         dds__payload *p = take_due_retry(in, now);
-        if (!p) p = plist_pop(&in->queue);
+        if (!p) p = queue_pop(in);
         if (!p) break;
         start(in, p);
     }
@@ -833,6 +868,7 @@ dds__intake *dds__intake_new(struct event_base *base, const dds__intake_config *
     in->cfg = *cfg;
     in->c = counters ? counters : &in->own_counters;
     in->max_in_flight = cfg->max_in_flight ? cfg->max_in_flight : DEFAULT_MAX_IN_FLIGHT;
+    in->queue_max = cfg->queue_max_bytes ? cfg->queue_max_bytes : DEFAULT_QUEUE_MAX_BYTES;
     in->rng = (uint64_t)dds__mono_ms() ^ (uint64_t)(uintptr_t)in ^ 0x9e3779b97f4a7c15ULL;
     if (!in->rng) in->rng = 1;
 
@@ -889,9 +925,22 @@ void dds__intake_submit(dds__intake *in, dds__payload *p) {
         return;
     }
     p->attempts = 0;
-    plist_push(&in->queue, p);
     /* Dispatch from the loop, not from here: the caller may be mid-flush and submitting more. */
     event_active(in->kick, EV_TIMEOUT, 0);
+    if (in->cfg.dry_run) {
+        /* Written out on the next loop turn, whatever the intake does. */
+        queue_push(in, p);
+        return;
+    }
+    if (p->body_len > in->queue_max && in->queue.n > 0) {
+        /* Evicting everything else could not make room for it. */
+        plist_push(&in->doomed, p);
+        return;
+    }
+    queue_push(in, p);
+    /* Oldest first, as in the retry queue: the newest data is the most useful once the intake
+     * keeps up again. p itself stays: it fits alone or is the only one waiting. */
+    while (in->queue_bytes > in->queue_max && in->queue.head != p) plist_push(&in->doomed, queue_pop(in));
 }
 
 void dds__intake_set_drained_cb(dds__intake *in, void (*cb)(void *user), void *user) {
@@ -905,7 +954,10 @@ size_t dds__intake_abandon(dds__intake *in) {
     dds__payload *p;
     /* Detach everything before the first on_done runs: a callback that submits again must find
      * consistent counts, and what it submits is not part of this abandon. */
-    plist queued = in->queue, retrying = in->retry;
+    plist queued = in->queue, retrying = in->retry, doomed = in->doomed;
+    memset(&in->doomed, 0, sizeof(in->doomed));
+    dds__counter_add(&in->c->queue_bytes, (uint64_t)0 - in->queue_bytes);
+    in->queue_bytes = 0;
     memset(&in->queue, 0, sizeof(in->queue));
     memset(&in->retry, 0, sizeof(in->retry));
     in->retry_bytes = 0;
@@ -918,7 +970,8 @@ size_t dds__intake_abandon(dds__intake *in) {
         r->p = NULL;
         in->in_flight--;
     }
-    while ((p = plist_pop(&flying)) || (p = plist_pop(&retrying)) || (p = plist_pop(&queued))) {
+    while ((p = plist_pop(&flying)) || (p = plist_pop(&retrying)) || (p = plist_pop(&queued)) ||
+           (p = plist_pop(&doomed))) {
         drop(in, p, 0, NULL, 0);
         n++;
     }

@@ -28,6 +28,10 @@ typedef struct dds__intake_config {
     const char *ca_dir;
     uint32_t request_timeout_ms;
     size_t retry_queue_max_bytes;
+    /* Bytes of payloads waiting for their first attempt (while every request slot is busy: an
+     * intake that accepts and answers slowly). Past it the oldest waiting payloads are dropped;
+     * a single payload over it is still taken when nothing else waits. 0 = 32 MiB. */
+    size_t queue_max_bytes;
     uint32_t max_in_flight;          /* concurrent requests; 0 = 8 */
     const char *user_agent;          /* copied */
     bool dry_run;                    /* write each body + '\n' to dry_run_fd instead of sending */
@@ -41,8 +45,13 @@ typedef struct dds__intake_config {
     void *user;
 } dds__intake_config;
 
+/* Several intakes may share one set of counters (same loop thread): queue_bytes is then their
+ * sum, each intake adding and taking back its own bytes. */
 typedef struct dds__intake_counters {
     dds__counter sent, retried, dropped, bytes_sent, series_sent, sketches_sent, dry_run;
+    dds__counter queue_bytes;                    /* gauge: bytes waiting for a first attempt */
+    dds__counter queue_dropped[DDS__PK_KINDS];   /* dropped because the queue was full, by kind;
+                                                    also counted in dropped */
 } dds__intake_counters;
 
 typedef struct dds__intake dds__intake;

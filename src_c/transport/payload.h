@@ -15,6 +15,7 @@ typedef enum dds__payload_kind {
     DDS__PK_PROXY,
     DDS__PK_LOGS,
 } dds__payload_kind;
+#define DDS__PK_KINDS (DDS__PK_LOGS + 1)
 
 typedef struct dds__payload dds__payload;
 

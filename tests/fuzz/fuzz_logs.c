@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     long n = dds__logs_json_entries(body, size, on_entry, NULL, why);
     if (n < 0 && (why[0] == '\0' || strlen(why) >= DDS__LOGS_JSON_WHY_MAX)) abort();
     if (n >= 0 && why[0] != '\0') abort();
-    dds__payload *p = dds__logs_batcher_take(batcher);
+    dds__payload *p = dds__logs_batcher_take(batcher, NULL);
     long total = 0;
     while (p) {
         dds__payload *next = p->next;

@@ -255,6 +255,26 @@ class FakeIntake:
     def stats(self) -> list[Any]:
         return self.accepted_payloads(STATS_PATH)
 
+    def stats_groups(self) -> list[dict[str, Any]]:
+        """Every ClientGroupedStats of every accepted StatsPayload, flattened with its bucket
+        (`start`, `width`), its ClientStatsPayload (`lang`, `env`, `version`, `service`, ...) and
+        `client_computed`; OkSummary and ErrorSummary decoded as DDSketch protobufs into
+        `ok_sketch` / `error_sketch` dicts with their total `count` (bins and zero bin)."""
+        out: list[dict[str, Any]] = []
+        for payload in self.stats():
+            for csp in payload.get("Stats") or []:
+                for bucket in csp.get("Stats") or []:
+                    for group in bucket.get("Stats") or []:
+                        row = dict(group)
+                        row.update(start=bucket["Start"], width=bucket["Duration"], lang=csp.get("Lang"),
+                                   env=csp.get("Env"), version=csp.get("Version"), service=csp.get("Service"),
+                                   tracer_version=csp.get("TracerVersion"), container_id=csp.get("ContainerID"),
+                                   client_computed=payload.get("ClientComputed"))
+                        row["ok_sketch"] = decode_ddsketch(group.get("OkSummary"))
+                        row["error_sketch"] = decode_ddsketch(group.get("ErrorSummary"))
+                        out.append(row)
+        return out
+
     def logs(self) -> list[dict[str, Any]]:
         """Every log entry of every accepted /api/v2/logs batch (each batch is a JSON array), in
         arrival order."""
@@ -287,6 +307,22 @@ class FakeIntake:
     def errors(self) -> list[Record]:
         """Records of payloads that did not decompress or decode (answered 400)."""
         return [r for r in self.records() if r["error"]]
+
+
+def decode_ddsketch(b64: str | None) -> dict[str, Any] | None:
+    """A stats summary (base64 of a DDSketch protobuf, as the intake records msgpack bin) as a
+    dict with the decoded fields and `count`; None when absent."""
+    if not b64:
+        return None
+    import base64
+
+    from . import schema
+
+    sketch = schema.modules().trace.DDSketch.FromString(base64.b64decode(b64))
+    positive = sketch.positiveValues
+    out = schema.message_to_dict(sketch)
+    out["count"] = (sketch.zeroCount + sum(positive.contiguousBinCounts) + sum(positive.binCounts.values()))
+    return out
 
 
 def _flatten_series(series: dict[str, Any]) -> dict[str, Any]:

@@ -24,10 +24,11 @@ const DEFAULTS = {
   clientTelemetry: true, flushIntervalMs: 10000,
   useTraceAgent: true, apmReceiverPort: 8126, apmReceiverSocket: null, apmNonLocalTraffic: false, apmDdUrl: null,
   apmProfilingDdUrl: null, apmTelemetryDdUrl: null, evpProxyDdUrl: null, apmMaxRequestBytes: 26214400,
-  apmRemoveQueryString: false, apmObfuscateCreditCards: true,
+  apmRemoveQueryString: false, apmObfuscateCreditCards: true, agentStatsComputationEnabled: false,
   logsEnabled: false, logsPort: 10517, logsNonLocalTraffic: false, logsDdUrl: null, logsUseCompression: true,
-  logsCompressionLevel: 3, logsMaxQueuedBytes: 8388608, enhancedMetricsEnabled: true,
-  requestTimeoutMs: 20000, retryQueueMaxBytes: 15728640,
+  logsCompressionLevel: 3, logsMaxQueuedBytes: 8388608, logsOpwEnabled: false, logsOpwUrl: null,
+  logsAdditionalEndpoints: null, enhancedMetricsEnabled: true,
+  requestTimeoutMs: 20000, retryQueueMaxBytes: 15728640, sendQueueMaxBytes: 33554432,
 };
 
 let intake;
@@ -81,6 +82,13 @@ test('the C library validates: its messages name the field, the value and what i
     [{ logsPort: 70000 }, 'Invalid configuration: logs_port must be 0-65535, got 70000'],
     [{ logsCompressionLevel: 22 }, 'Invalid configuration: logs_compression_level must be 1-19, got 22'],
     [{ logsDdUrl: 'ftp://x' }, "Invalid configuration: logs_dd_url must be an http:// or https:// URL or host:port, got 'ftp://x'"],
+    [{ logsEnabled: true, logsPort: 0, logsOpwEnabled: true },
+      'Invalid configuration: logs_opw_url (DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL) must be set when logs_opw_enabled is true'],
+    [{ logsAdditionalEndpoints: [{ apiKey: 'secret-js-key', port: 443 }] },
+      'Invalid configuration: logs_additional_endpoints (DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS) is not valid: endpoint 0: Host is missing'],
+    [{ logsAdditionalEndpoints: '[{"api_key":"secret-js-key","Host":"h",}]' },
+      /^Invalid configuration: logs_additional_endpoints \(DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS\) is not valid: invalid JSON at byte \d+/],
+    [{ sendQueueMaxBytes: 10 }, 'Invalid configuration: send_queue_max_bytes must be at least 1024, got 10'],
   ];
   for (const [bad, message] of cases) {
     const err = await startError(intake.config(bad));
@@ -106,6 +114,7 @@ test('values the C field cannot hold are refused by name, never truncated or wra
     [{ tags: ['ok:1', null] }, 'Invalid configuration: tags must be a string, an array of strings or null, got null'],
     [{ logLevel: 'verbose' }, "Invalid configuration: logLevel must be one of trace|debug|info|warn|error|off, got 'verbose'"],
     [{ dryRunFd: 'stdout' }, "Invalid configuration: dryRunFd must be an integer (a 32-bit one), got 'stdout'"],
+    [{ logsAdditionalEndpoints: 5 }, 'Invalid configuration: logsAdditionalEndpoints must be a JSON string, an array of objects or null, got 5'],
   ];
   for (const [bad, message] of cases) {
     const err = await startError(intake.config(bad));

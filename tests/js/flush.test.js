@@ -66,6 +66,35 @@ test('flush sends pending traces (received over HTTP by the trace agent)', async
   assert.ok(spans.some((s) => s.name === 'flush.span' && s.service === 'flush-svc'), JSON.stringify(spans));
 });
 
+test('flush sends agent-computed trace stats (agentStatsComputationEnabled)', async () => {
+  await services.start(intake.config({ agentStatsComputationEnabled: true }));
+  const span = (id, error) => ({
+    trace_id: id, span_id: id + 1, parent_id: 0, name: 'stats.span', service: 'stats-svc', resource: 'GET /s',
+    type: 'web', start: BigInt(Date.now()) * 1000000n, duration: 2000, error, meta: {}, metrics: {},
+  });
+  const body = msgpack.encode([[span(21, 0)], [span(31, 1)]]);
+  await new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port: services.ports.traceAgent, method: 'PUT', path: '/v0.4/traces',
+      headers: { 'content-type': 'application/msgpack' },
+    }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  await services.flush();
+  const payloads = await intake.accepted('/api/v0.2/stats');
+  assert.equal(payloads.length, 1, JSON.stringify(payloads));
+  assert.equal(payloads[0].ClientComputed, false);
+  const group = payloads[0].Stats[0].Stats[0].Stats[0];
+  assert.equal(group.Resource, 'GET /s');
+  assert.deepEqual([group.Hits, group.Errors, group.Duration, group.TopLevelHits], [2, 1, 4000, 2]);
+  const stats = services.stats();
+  assert.deepEqual([stats.traceStatsSpans, stats.traceStatsBuckets, stats.traceStatsKeys], [2, 1, 1]);
+});
+
 test('flush when not running rejects with ERR_NOT_RUNNING, before start and after stop', async () => {
   const fresh = new DatadogServices();
   await assert.rejects(fresh.flush(), { code: 'ERR_NOT_RUNNING', message: 'Services not running' });

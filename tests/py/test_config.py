@@ -3,6 +3,7 @@ read by C, and validation errors from dds_config_validate that name the field.""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import pytest
@@ -28,6 +29,7 @@ def test_defaults_come_from_dds_config_init():
     assert d.api_key is None and d.dd_url is None
     assert (d.logs_enabled, d.logs_port, d.logs_non_local_traffic, d.logs_dd_url) == (False, 10517, False, None)
     assert (d.logs_use_compression, d.logs_compression_level, d.logs_max_queued_bytes) == (True, 3, 8 << 20)
+    assert d.agent_stats_computation_enabled is False
     assert d.enhanced_metrics_enabled is True
     # None everywhere converts to exactly the C defaults.
     assert converted(ServicesConfig()) == dataclasses.asdict(d)
@@ -45,14 +47,41 @@ def test_every_field_round_trips_through_the_c_struct():
         apm_dd_url="http://127.0.0.1:3", apm_profiling_dd_url="http://127.0.0.1:4/p",
         apm_telemetry_dd_url="http://127.0.0.1:5", evp_proxy_dd_url="http://127.0.0.1:6",
         apm_max_request_bytes=2048, apm_remove_query_string=True, apm_obfuscate_credit_cards=False,
+        agent_stats_computation_enabled=True,
         logs_enabled=True, logs_port=0, logs_non_local_traffic=True, logs_dd_url="http://127.0.0.1:7",
         logs_use_compression=False, logs_compression_level=9, logs_max_queued_bytes=2 << 20,
-        enhanced_metrics_enabled=False, request_timeout_ms=1500, retry_queue_max_bytes=1 << 20,
+        logs_opw_enabled=True, logs_opw_url="http://127.0.0.1:8",
+        enhanced_metrics_enabled=False,
+        logs_additional_endpoints='[{"api_key":"k2","Host":"h.example","Port":443,"is_reliable":true}]',
+        request_timeout_ms=1500, retry_queue_max_bytes=1 << 20, send_queue_max_bytes=1 << 20,
     )
     assert set(values) == {f.name for f in dataclasses.fields(ServicesConfig)}
     cfg = ServicesConfig(**values)
     assert converted(cfg) == values
     cfg.validate()
+
+
+def test_additional_logs_endpoints_as_a_list_or_json():
+    eps = [{"api_key": "k1", "host": "h1.example", "port": 10516, "is_reliable": False},
+           {"api_key": "k2", "host": "h2.example"}]
+    text = converted(ServicesConfig(logs_additional_endpoints=eps))["logs_additional_endpoints"]
+    assert json.loads(text) == eps
+    ServicesConfig(logs_additional_endpoints=eps).validate()
+    with pytest.raises(InvalidConfigError) as err:
+        ServicesConfig(logs_additional_endpoints=[{"api_key": "py-secret-key", "port": 443}]).validate()
+    assert str(err.value) == ("Invalid configuration: logs_additional_endpoints (DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS) "
+                              "is not valid: endpoint 0: Host is missing")
+    with pytest.raises(InvalidConfigError) as err:
+        ServicesConfig(logs_additional_endpoints='[{"api_key":"py-secret-key","Host":"h"').validate()
+    assert "invalid JSON at byte" in str(err.value) and "py-secret-key" not in str(err.value)
+    with pytest.raises(InvalidConfigError, match="logs_additional_endpoints must be a JSON string or a list of dicts"):
+        converted(ServicesConfig(logs_additional_endpoints=[1, 2]))  # type: ignore[list-item]
+
+
+def test_opw_enabled_without_a_url_is_a_clear_error():
+    with pytest.raises(InvalidConfigError, match=r"logs_opw_url \(DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL\) "
+                                                 "must be set when logs_opw_enabled is true"):
+        ServicesConfig(logs_enabled=True, logs_opw_enabled=True).validate()
 
 
 def test_lists_are_joined_with_commas():

@@ -217,5 +217,218 @@ def test_help_lists_the_logs_variables():
     time.sleep(0.05)
     text = "\n".join(cli.stdout_lines)
     for name in ("DD_LOGS_ENABLED", "DD_LOGS_PORT", "DD_LOGS_NON_LOCAL_TRAFFIC", "DD_LOGS_CONFIG_LOGS_DD_URL",
-                 "DD_LOGS_CONFIG_USE_COMPRESSION", "DD_LOGS_CONFIG_COMPRESSION_LEVEL", "DD_LOGS_MAX_QUEUED_BYTES"):
+                 "DD_LOGS_CONFIG_USE_COMPRESSION", "DD_LOGS_CONFIG_COMPRESSION_LEVEL", "DD_LOGS_MAX_QUEUED_BYTES",
+                 "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED", "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL",
+                 "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS", "DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE"):
         assert name in text, name
+
+
+# ---- destinations: Observability Pipelines Worker, additional endpoints ----------------------------
+
+EXTRA_KEY = "extra-endpoint-key-fedcba9876543210"
+
+
+def test_opw_gets_plain_batches_without_dd_protocol(fake_intake):
+    from tests.intake.client import FakeIntake
+
+    with FakeIntake() as opw:
+        cli, port = start_cli(fake_intake, DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED="true",
+                              DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL=f"{opw.url}/api/v2/logs")
+        try:
+            sent = entries(3)
+            assert post(port, json.dumps(sent).encode()) == (200, "ok")
+        finally:
+            assert cli.terminate() == 0, cli.stderr_lines
+        (record,) = opw.records("/api/v2/logs")
+        assert record.header("DD-PROTOCOL") is None
+        assert record["content_encoding"] is None  # compression is on, but never for the worker
+        assert record["api_key"] == API_KEY
+        assert opw.logs() == sent
+    assert fake_intake.records("/api/v2/logs") == []  # instead of the Datadog intake, not as well
+    assert any("sending to the Observability Pipelines Worker" in line for line in cli.stderr_lines)
+
+
+def test_opw_enabled_without_a_url_is_a_config_error_not_a_silent_disable():
+    cli = Cli({"DD_API_KEY": API_KEY, "DD_LOGS_ENABLED": "true",
+               "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED": "true"})
+    assert cli.proc.wait(10) == 2
+    time.sleep(0.05)
+    assert any("DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL) must be set" in line for line in cli.stderr_lines), \
+        cli.stderr_lines
+
+
+def test_an_additional_endpoint_gets_every_batch_with_its_own_key_over_tls(fake_intake, tmp_path):
+    """The Host/Port form for real: https://127.0.0.1:<port>/api/v2/logs, a certificate for
+    127.0.0.1 trusted through DD_TLS_CA_PATH, while the main intake stays the http fake one."""
+    from tests.intake.client import FakeIntake
+    from tests.intake.tls import make_self_signed_cert
+
+    cert, key = make_self_signed_cert(tmp_path / "extra")
+    with FakeIntake(tls_cert=cert, tls_key=key) as extra:
+        endpoints = json.dumps([{"api_key": EXTRA_KEY, "Host": "127.0.0.1", "Port": extra.port,
+                                 "is_reliable": True}])
+        cli, port = start_cli(fake_intake, DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS=endpoints,
+                              DD_TLS_CA_PATH=str(cert), DD_LOG_LEVEL="debug")
+        try:
+            sent = entries(3)
+            assert post(port, json.dumps(sent).encode()) == (200, "ok")
+        finally:
+            rc = cli.terminate()  # a reliable endpoint: the stop waits for it too
+        assert rc == 0, cli.stderr_lines
+        (record,) = extra.records("/api/v2/logs")
+        assert record["api_key"] == EXTRA_KEY
+        assert record.header("DD-PROTOCOL") == "agent-json"
+        assert record["content_encoding"] == "zstd"
+        assert extra.logs() == sent
+    (main,) = fake_intake.records("/api/v2/logs")
+    assert main["api_key"] == API_KEY
+    assert fake_intake.logs() == sent
+    assert any(f"every batch also goes to https://127.0.0.1:{extra.port}/api/v2/logs (reliable" in line
+               for line in cli.stderr_lines), cli.stderr_lines
+    assert not [line for line in cli.stderr_lines + cli.stdout_lines if EXTRA_KEY in line]
+
+
+def test_dry_run_lines_name_the_additional_endpoint_never_its_key():
+    endpoints = json.dumps([{"api_key": EXTRA_KEY, "Host": "logs.example.com", "Port": 10516}])
+    cli = Cli({"DD_API_KEY": API_KEY, "DD_DRY_RUN": "true", "DD_LOGS_ENABLED": "true", "DD_LOGS_PORT": "0",
+               "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS": endpoints, "DD_LOG_LEVEL": "debug"})
+    cli.wait_ready()
+    try:
+        deadline = time.monotonic() + 5
+        port = None
+        while port is None and time.monotonic() < deadline:
+            port = next((int(m.group(1)) for m in map(LOGS_PORT_RE.search, list(cli.stderr_lines)) if m), None)
+            time.sleep(0.02)
+        assert port, cli.stderr_lines
+        sent = entries(2)
+        assert post(port, json.dumps(sent).encode()) == (200, "ok")
+    finally:
+        assert cli.terminate() == 0, cli.stderr_lines
+    lines = [json.loads(line) for line in cli.stdout_lines if line.startswith("{")]
+    logs = {line["endpoint"]: line["payload"] for line in lines if "logs" in line["endpoint"]}
+    assert logs == {"/api/v2/logs": sent, "https://logs.example.com:10516/api/v2/logs": sent}
+    assert not [line for line in cli.stderr_lines + cli.stdout_lines if EXTRA_KEY in line]
+
+
+def test_bad_additional_endpoints_json_is_one_clear_line_and_exit_2():
+    cli = Cli({"DD_API_KEY": API_KEY, "DD_LOGS_ENABLED": "true",
+               "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS": f'[{{"api_key":"{EXTRA_KEY}","Host":"h","Port":"443"}}]'})
+    assert cli.proc.wait(10) == 2
+    time.sleep(0.05)
+    want = ("logs_additional_endpoints (DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS) is not valid: "
+            "endpoint 0: Port must be an integer 1-65535")
+    assert any(want in line for line in cli.stderr_lines), cli.stderr_lines
+    assert not [line for line in cli.stderr_lines + cli.stdout_lines if EXTRA_KEY in line]
+
+
+def _logs_port(events: list) -> int:
+    """The logs agent's port from its READY event (delivered from the loop thread)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        ready = [e.port for e in list(events) if e.service == "logs-agent" and e.type == "ready"]
+        if ready:
+            return ready[0]
+        time.sleep(0.01)
+    raise AssertionError(f"no logs-agent ready event: {events}")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("reliable", [False, True])
+def test_flush_waits_for_reliable_endpoints_only(fake_intake, reliable):
+    from datadog_serverless import ServerlessServices, ShutdownTimeoutError
+    from tests.py.services_util import local_config
+
+    dead = [{"api_key": EXTRA_KEY, "host": "127.0.0.1", "port": _closed_port(), "is_reliable": reliable}]
+    cfg = local_config(fake_intake, use_trace_agent=False, logs_enabled=True, logs_port=0,
+                       logs_dd_url=fake_intake.url, logs_additional_endpoints=dead)
+    events = []
+    handle = ServerlessServices(cfg).start(on_status=events.append)
+    try:
+        port = _logs_port(events)
+        sent = entries(2)
+        assert post(port, json.dumps(sent).encode()) == (200, "ok")
+        started = time.monotonic()
+        if reliable:
+            with pytest.raises(ShutdownTimeoutError):
+                handle.flush(timeout=1.5)  # the dead endpoint keeps its batch in retry
+        else:
+            handle.flush(timeout=5)
+            assert time.monotonic() - started < 1.0
+        assert fake_intake.logs() == sent  # the main intake got it either way
+    finally:
+        try:
+            handle.stop(timeout=1)  # an unreliable endpoint's batch is dropped at the end of the stop
+        except ShutdownTimeoutError:
+            if not reliable:
+                raise
+
+
+def test_a_slow_intake_bounds_the_send_queue_and_counts_what_it_drops(fake_intake):
+    """The intake accepts every request and answers each after 3 s: 8 requests are in flight, and
+    the batches of later flushes wait in a queue bounded to 4 KiB (one ~3 KiB batch), the
+    oldest dropped and counted. What was not dropped arrives once the intake answers."""
+    from datadog_serverless import ServerlessServices, ShutdownTimeoutError
+    from tests.py.services_util import local_config
+
+    cfg = local_config(fake_intake, use_trace_agent=False, logs_enabled=True, logs_port=0,
+                       logs_dd_url=fake_intake.url, logs_use_compression=False, send_queue_max_bytes=4096)
+    events = []
+    handle = ServerlessServices(cfg).start(on_status=events.append)
+    try:
+        port = _logs_port(events)
+        fake_intake.fail(delay_ms=3000, count=-1, path="/api/v2/logs")
+        peak = 0
+        for i in range(20):
+            batch = [{"message": f"{i:04d}" + "x" * 3000, "timestamp": i}]
+            assert post(port, json.dumps(batch).encode()) == (200, "ok")
+            with pytest.raises(ShutdownTimeoutError):
+                handle.flush(timeout=0.05)
+            peak = max(peak, handle.stats().send_queue_bytes)
+        stats = handle.stats()
+        assert peak <= 4096, peak
+        # 20 batches: 8 in flight, 1 waiting, the 11 others pushed out oldest first.
+        assert stats.send_queue_dropped_logs >= 10, stats
+        assert stats.payloads_dropped >= stats.send_queue_dropped_logs
+        fake_intake.clear_failures()
+        handle.flush(timeout=10)
+        stats = handle.stats()
+        assert stats.send_queue_bytes == 0
+        got = fake_intake.logs()
+        assert len(got) == 20 - stats.send_queue_dropped_logs  # lost only what was counted
+        stamps = {e["timestamp"] for e in got}
+        assert 19 in stamps and 8 not in stamps  # the newest is kept, the oldest waiting went
+    finally:
+        handle.stop()
+
+
+def test_nothing_is_lost_when_the_intake_is_a_little_slow(fake_intake):
+    from datadog_serverless import ServerlessServices, ShutdownTimeoutError
+    from tests.py.services_util import local_config
+
+    cfg = local_config(fake_intake, use_trace_agent=False, logs_enabled=True, logs_port=0,
+                       logs_dd_url=fake_intake.url)
+    events = []
+    handle = ServerlessServices(cfg).start(on_status=events.append)
+    try:
+        port = _logs_port(events)
+        fake_intake.fail(delay_ms=150, count=-1, path="/api/v2/logs")
+        sent = []
+        for i in range(30):
+            batch = entries(5, start=5 * i)
+            sent += batch
+            assert post(port, json.dumps(batch).encode()) == (200, "ok")
+            try:
+                handle.flush(timeout=0.01)
+            except ShutdownTimeoutError:
+                pass
+        handle.flush(timeout=10)
+        stats = handle.stats()
+        assert (stats.send_queue_dropped_logs, stats.payloads_dropped, stats.send_queue_bytes) == (0, 0, 0)
+        assert sorted(fake_intake.logs(), key=lambda e: e["timestamp"]) == sent
+    finally:
+        handle.stop()

@@ -294,6 +294,48 @@ def test_stats_is_a_dataclass_of_every_counter(fake_intake):
     assert handle.stats().dsd_metric_lines == 2
 
 
+def _post_v04(port: int, traces: list, headers: dict | None = None) -> int:
+    import urllib.request
+
+    import msgpack
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v0.4/traces", data=msgpack.packb(traces), method="PUT",
+                                 headers={"Content-Type": "application/msgpack", "Datadog-Meta-Lang": "python",
+                                          **(headers or {})})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return r.status
+
+
+def test_flush_sends_agent_computed_trace_stats(fake_intake):
+    """agent_stats_computation_enabled: flush() sends the open bucket's stats (ClientComputed
+    false); a request that says its tracer computed stats is left out."""
+    handle = ServerlessServices(local_config(fake_intake, agent_stats_computation_enabled=True, env="py")).start()
+    now = time.time_ns()
+    span = {"trace_id": 5, "span_id": 1, "parent_id": 0, "service": "py-svc", "name": "http.request",
+            "resource": "GET /a", "type": "web", "start": now - 3_000_000, "duration": 3_000_000, "error": 0,
+            "meta": {"span.kind": "server"}, "metrics": {}}
+    failed = dict(span, trace_id=7, span_id=2, duration=1_000_000, error=1)  # the same key, another trace
+    assert _post_v04(handle.ports.trace_agent, [[span], [failed]]) == 200
+    other = dict(span, trace_id=6, span_id=3, resource="GET /not-counted")
+    assert _post_v04(handle.ports.trace_agent, [[other]], {"Datadog-Client-Computed-Stats": "yes"}) == 200
+    deadline = time.monotonic() + 5
+    while handle.stats().trace_requests < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    handle.flush(timeout=5)
+    (payload,) = fake_intake.stats()
+    assert payload["ClientComputed"] is False
+    groups = fake_intake.stats_groups()
+    assert {g["Resource"] for g in groups} == {"GET /a"}
+    (g,) = groups
+    assert (g["Hits"], g["Errors"], g["Duration"], g["TopLevelHits"]) == (2, 1, 4_000_000, 2)
+    assert (g["ok_sketch"]["count"], g["error_sketch"]["count"]) == (1, 1)
+    assert (g["env"], g["lang"], g["SpanKind"]) == ("py", "python", "server")
+    st = handle.stats()
+    assert (st.trace_stats_spans, st.trace_stats_buckets, st.trace_stats_keys) == (2, 1, 1)
+    assert (st.trace_stats_spans_overflow, st.trace_stats_spans_dropped) == (0, 0)
+    handle.stop()
+
+
 def test_concurrent_flush_and_stop_from_threads(fake_intake):
     fake_intake.fail(delay_ms=300, count=-1)
     handle = ServerlessServices(local_config(fake_intake, use_trace_agent=False, log_level="off")).start()

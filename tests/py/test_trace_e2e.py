@@ -134,6 +134,54 @@ def test_ddtrace_stats_arrive_when_computed(fake_intake):
     assert stats["Stats"] and stats["Stats"][0]["Stats"]
 
 
+def test_agent_computed_stats_reach_intake_on_sigterm(fake_intake):
+    """DD_AGENT_STATS_COMPUTATION_ENABLED: ddtrace (its own stats off) sends every trace; the
+    agent's stats of the open bucket go out on SIGTERM, matching the spans that reached the intake."""
+    cli, port = start(fake_intake, DD_AGENT_STATS_COMPUTATION_ENABLED="true", DD_ENV="e2e")
+    status, _, body = http(port, "GET", "/info")
+    info = json.loads(body)
+    assert status == 200 and info["client_drop_p0s"] is False
+    assert info["span_kinds_stats_computed"] == ["server", "client", "producer", "consumer"]
+    assert "peer.service" in info["peer_tags"] and len(info["peer_tags"]) == 43
+    ids = run_app(port, "v0.4", "--client-kind", DD_TRACE_STATS_COMPUTATION_ENABLED="false")
+    assert cli.terminate() == 0  # within the bucket: only the forced flush of the stop sends it
+
+    got = spans_by_id(fake_intake)
+    root, db, fetch, pay = (got[ids[k]["span_id"]] for k in ("root", "db", "fetch", "pay"))
+    (payload,) = fake_intake.stats()
+    assert payload["ClientComputed"] is False and payload["AgentEnv"] == "e2e"
+    groups = {g["Name"]: g for g in fake_intake.stats_groups()}
+    assert set(groups) == {"web.request", "db.query", "payment.charge"}  # db.fetch: not top level, no kind
+    for span, kind, top_level in ((root, "", 1), (db, "", 1), (pay, "client", 0)):
+        g = groups[span["name"]]
+        assert (g["Service"], g["Resource"], g["Type"], g["SpanKind"]) == \
+            (span["service"], span["resource"], span["type"], kind)
+        assert g["Hits"] == 1 and g["Errors"] == span["error"] and g["Duration"] == span["duration"]
+        assert g["TopLevelHits"] == top_level
+        assert g["ok_sketch"]["count"] == 1 - span["error"] and g["error_sketch"]["count"] == span["error"]
+        assert g["IsTraceRoot"] == (1 if span["parent_id"] == 0 else 2)
+        assert g["width"] == 10**10 and g["start"] <= span["start"] + span["duration"] < g["start"] + 10**10
+        base = span["meta"].get("_dd.base_service")
+        if kind != "client":
+            assert g["PeerTags"] == ([f"_dd.base_service:{base}"] if base else [])
+        assert g["lang"] == "python" and g["env"] == "e2e" and g["tracer_version"]
+    assert groups["web.request"]["HTTPStatusCode"] == 200
+    assert groups["payment.charge"]["Errors"] == 1
+    assert groups["web.request"]["service"] == root["meta"].get("_dd.base_service", "")
+
+
+def test_no_stats_computed_without_the_variable(fake_intake):
+    cli, port = start(fake_intake)
+    _, _, body = http(port, "GET", "/info")
+    info = json.loads(body)
+    assert info["client_drop_p0s"] is True and info["peer_tags"] == [] and "span_kinds_stats_computed" not in info
+    ids = run_app(port, "v0.4", "--client-kind", DD_TRACE_STATS_COMPUTATION_ENABLED="false")
+    assert cli.terminate() == 0
+    assert set(x["span_id"] for x in ids.values()) <= set(spans_by_id(fake_intake))
+    assert fake_intake.stats() == []
+    assert fake_intake.records(path="/api/v0.2/stats") == []
+
+
 def http(port: int, method: str, path: str, body: bytes = b"", headers: dict | None = None):
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body if method != "GET" else None,
                                  method=method, headers=headers or {})

@@ -14,7 +14,11 @@ static const char *const all_vars[] = {
     "DD_APM_RECEIVER_PORT", "DD_SKIP_SSL_VALIDATION", "DD_DOGSTATSD_BUFFER_SIZE", "DD_FORWARDER_TIMEOUT",
     "DD_TLS_CA_PATH", "DD_LOGS_ENABLED", "DD_LOGS_PORT", "DD_LOGS_NON_LOCAL_TRAFFIC",
     "DD_LOGS_CONFIG_LOGS_DD_URL", "DD_LOGS_CONFIG_USE_COMPRESSION", "DD_LOGS_CONFIG_COMPRESSION_LEVEL",
-    "DD_LOGS_MAX_QUEUED_BYTES", "DD_DRY_RUN", "DD_FLUSH_TIMEOUT", "DD_ENHANCED_METRICS_ENABLED",
+    "DD_LOGS_MAX_QUEUED_BYTES", "DD_DRY_RUN", "DD_FLUSH_TIMEOUT", "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED",
+    "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL", "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS",
+    "DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE", "DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE",
+    "DD_AGENT_STATS_COMPUTATION_ENABLED",
+    "DD_ENHANCED_METRICS_ENABLED",
 };
 
 static void clear_env(void) {
@@ -289,6 +293,24 @@ TEST(from_env_bad_values_name_the_variable) {
     clear_env();
 }
 
+TEST(agent_stats_computation_field) {
+    clear_env();
+    dds_config c;
+    dds_config_init(&c);
+    CHECK(!c.agent_stats_computation_enabled);
+    dds_error err = {0};
+    setenv("DD_AGENT_STATS_COMPUTATION_ENABLED", "true", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK(c.agent_stats_computation_enabled);
+    setenv("DD_AGENT_STATS_COMPUTATION_ENABLED", "false", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK(!c.agent_stats_computation_enabled);
+    setenv("DD_AGENT_STATS_COMPUTATION_ENABLED", "perhaps", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "DD_AGENT_STATS_COMPUTATION_ENABLED") != NULL);
+    clear_env();
+}
+
 TEST(logs_agent_fields) {
     clear_env();
     dds_config c;
@@ -412,6 +434,70 @@ TEST(function_tags_table) {
     free(none);
 }
 
+TEST(logs_destinations_and_send_queue) {
+    clear_env();
+    dds_config c;
+    dds_error err = {0};
+    dds_config_init(&c);
+    CHECK(!c.logs_opw_enabled);
+    CHECK(c.logs_opw_url == NULL);
+    CHECK(c.logs_additional_endpoints == NULL);
+    CHECK_EQ_INT(c.send_queue_max_bytes, 32u * 1024 * 1024);
+    setenv("DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED", "true", 1);
+    setenv("DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL", "http://127.0.0.1:8282/logs", 1);
+    setenv("DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS",
+           "[{\"api_key\":\"k2\",\"Host\":\"h.example\",\"Port\":10516,\"is_reliable\":false}]", 1);
+    setenv("DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE", "65536", 1);
+    setenv("DD_LOGS_ENABLED", "true", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK(c.logs_opw_enabled);
+    CHECK_EQ_STR(c.logs_opw_url, "http://127.0.0.1:8282/logs");
+    CHECK(c.logs_additional_endpoints && strstr(c.logs_additional_endpoints, "h.example"));
+    CHECK_EQ_INT(c.send_queue_max_bytes, 65536);
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+    dds_config copy;
+    CHECK_EQ_INT(dds__config_dup(&copy, &c), 0);
+    CHECK(copy.logs_opw_url != c.logs_opw_url && copy.logs_additional_endpoints != c.logs_additional_endpoints);
+    CHECK_EQ_STR(copy.logs_additional_endpoints, c.logs_additional_endpoints);
+    dds__config_release(&copy);
+    clear_env();
+
+    /* Enabled without a URL: a clear start error where the Rust binary silently disables logs. */
+    dds_config_init(&c);
+    c.logs_enabled = true;
+    c.logs_opw_enabled = true;
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.message, "logs_opw_url (DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL) must be set when "
+                                  "logs_opw_enabled is true") != NULL, "%s", err.message);
+    c.logs_opw_url = "";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    c.logs_opw_url = "opw:8282";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.message, "logs_opw_url must be an http:// or https:// URL, got 'opw:8282'") != NULL, "%s",
+              err.message);
+    c.logs_enabled = false;  /* unused when logs are off: no error for a missing URL */
+    c.logs_opw_url = NULL;
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+
+    /* Bad JSON names the variable and the place, and never the key. */
+    dds_config_init(&c);
+    c.logs_additional_endpoints = "[{\"api_key\":\"sekrit-key-value\",\"Host\":\"h\",\"Port\":\"443\"}]";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.message, "logs_additional_endpoints (DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS) is not valid: "
+                                  "endpoint 0: Port must be an integer 1-65535") != NULL, "%s", err.message);
+    CHECK(strstr(err.message, "sekrit") == NULL);
+    c.logs_additional_endpoints = "{\"api_key\":\"sekrit\"}";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.message, "invalid JSON at byte 0: expected a JSON array") != NULL, "%s", err.message);
+    c.logs_additional_endpoints = "";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+
+    dds_config_init(&c);
+    c.send_queue_max_bytes = 1000;
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.message, "send_queue_max_bytes must be at least 1024, got 1000") != NULL, "%s", err.message);
+}
+
 TEST(error_names_and_versions) {
     CHECK_EQ_STR(dds_errcode_name(DDS_ERR_INVALID_CONFIG), "ERR_INVALID_CONFIG");
     CHECK_EQ_STR(dds_errcode_name(DDS_ERR_ALREADY_STARTED), "ERR_ALREADY_STARTED");
@@ -465,6 +551,8 @@ int main(void) {
     RUN(logs_agent_fields);
     RUN(enhanced_metrics_switch);
     RUN(function_tags_table);
+    RUN(logs_destinations_and_send_queue);
+    RUN(agent_stats_computation_field);
     RUN(error_names_and_versions);
     RUN(owned_copy_is_deep);
     return TEST_REPORT();

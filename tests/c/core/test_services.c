@@ -564,6 +564,9 @@ TEST(trace_agent_lifecycle) {
                                           0xa4, 'n', 'a', 'm', 'e', 0xa2, 'o', 'p'};
     CHECK_EQ_INT(http_put(tport, "/v0.4/traces", trace, sizeof(trace)), 200);
     CHECK_EQ_INT(http_put(tport, "/v0.4/traces", "\xc1", 1), 400); /* never-used byte: decode error */
+    /* /dogstatsd/v2/proxy bodies count as DogStatsD input: packets and bytes alike. */
+    const char *dsd_body = "proxied.metric:1|c\nproxied.gauge:2|g";
+    CHECK_EQ_INT(http_post(tport, "POST", "/dogstatsd/v2/proxy", dsd_body), 202);
     CHECK_EQ_INT(dds_flush(s, 2000, &err), 0);
     char *out = drain_pipe(p[0]);
     CHECK(strstr(out, "/api/v0.2/traces") != NULL);
@@ -574,6 +577,12 @@ TEST(trace_agent_lifecycle) {
     CHECK_EQ_INT(st.trace_requests, 1);
     CHECK_EQ_INT(st.trace_spans, 1);
     CHECK_EQ_INT(st.trace_dropped, 1);
+    CHECK_EQ_INT(st.dsd_packets, 1);
+    CHECK_EQ_INT(st.dsd_bytes, strlen(dsd_body));
+    CHECK_EQ_INT(st.dsd_metric_lines, 2);
+    CHECK_EQ_INT(st.send_queue_bytes, 0);
+    CHECK_EQ_INT(st.send_queue_dropped_metrics + st.send_queue_dropped_traces + st.send_queue_dropped_logs +
+                     st.send_queue_dropped_proxy, 0);
     CHECK_EQ_INT(dds_stop(s, 2000, &err), 0);
     CHECK_EQ_INT(http_put(tport, "/v0.4/traces", trace, sizeof(trace)), 0); /* no longer accepting */
     dds_free(s);

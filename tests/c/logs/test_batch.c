@@ -57,7 +57,7 @@ TEST(small_entries_split_at_1000) {
         CHECK(dds__logs_batcher_add(b, e, (size_t)n));
     }
     CHECK_EQ_INT(dds__logs_batcher_queued_entries(b), 2500);
-    dds__payload *list = dds__logs_batcher_take(b);
+    dds__payload *list = dds__logs_batcher_take(b, NULL);
     CHECK_EQ_INT(count_list(list), 3);
     CHECK_EQ_INT(list->items, 1000);
     CHECK_EQ_INT(list->next->items, 1000);
@@ -72,7 +72,7 @@ TEST(small_entries_split_at_1000) {
     CHECK(third->body_len > 2 && third->body[0] == '[' && third->body[third->body_len - 1] == ']');
     CHECK(memcmp(third->body, "[{\"message\":\"m2000\",\"timestamp\":2000},{\"message\":\"m2001\"", 56) == 0);
     CHECK_EQ_INT(dds__logs_batcher_queued_entries(b), 0);
-    CHECK(dds__logs_batcher_take(b) == NULL);
+    CHECK(dds__logs_batcher_take(b, NULL) == NULL);
     CHECK_EQ_INT(dds__counter_get(&c.entries), 2500);
     CHECK_EQ_INT(dds__counter_get(&c.batches), 3);
     free_list(list);
@@ -89,7 +89,7 @@ TEST(large_entries_split_at_5_mib) {
         CHECK(dds__logs_batcher_add(b, e, len));
         free(e);
     }
-    dds__payload *list = dds__logs_batcher_take(b);
+    dds__payload *list = dds__logs_batcher_take(b, NULL);
     CHECK_EQ_INT(count_list(list), 3);
     for (dds__payload *p = list; p; p = p->next) CHECK(p->body_len <= DDS__LOGS_BATCH_MAX_BYTES);
     CHECK_EQ_INT(list->items, 5);
@@ -111,7 +111,7 @@ TEST(exactly_5_mib_is_one_batch) {
         CHECK(dds__logs_batcher_add(b, e, len));
         free(e);
     }
-    dds__payload *list = dds__logs_batcher_take(b);
+    dds__payload *list = dds__logs_batcher_take(b, NULL);
     CHECK_EQ_INT(count_list(list), 1);
     CHECK_EQ_INT(list->body_len, DDS__LOGS_BATCH_MAX_BYTES);
     free_list(list);
@@ -125,7 +125,7 @@ TEST(zstd_body_decompresses_to_the_array) {
     const char *e2 = "{\"message\":\"two\",\"timestamp\":2,\"service\":\"s\"}";
     CHECK(dds__logs_batcher_add(b, e1, strlen(e1)));
     CHECK(dds__logs_batcher_add(b, e2, strlen(e2)));
-    dds__payload *p = dds__logs_batcher_take(b);
+    dds__payload *p = dds__logs_batcher_take(b, NULL);
     CHECK(p && !p->next);
     CHECK_EQ_STR(p->content_encoding, "zstd");
     char out[256];
@@ -142,7 +142,7 @@ TEST(dry_run_is_one_line_per_batch) {
     dds__logs_batcher *b = make(&c, true, true, 0, 0);
     const char *e = "{ \"message\":\"a\\nb\",\n  \"timestamp\":1\r\n}";
     CHECK(dds__logs_batcher_add(b, e, strlen(e)));
-    dds__payload *p = dds__logs_batcher_take(b);
+    dds__payload *p = dds__logs_batcher_take(b, NULL);
     CHECK(p && p->content_encoding == NULL);
     char *line = strndup((const char *)p->body, p->body_len);
     CHECK_EQ_STR(line, "{\"dry_run\":true,\"endpoint\":\"/api/v2/logs\",\"payload\":[{ \"message\":\"a\\nb\",   "
@@ -166,7 +166,7 @@ TEST(queue_bounds_drop_and_count) {
     CHECK_EQ_INT(dds__counter_get(&c.bytes), 10 * len);
     CHECK_EQ_INT(dds__logs_batcher_queued_bytes(b), 10 * len);
     /* A flush empties the queue: room again. */
-    free_list(dds__logs_batcher_take(b));
+    free_list(dds__logs_batcher_take(b, NULL));
     CHECK(dds__logs_batcher_add(b, e, len));
     free(e);
     dds__logs_batcher_free(b); /* one entry still queued: counted as dropped */
@@ -178,7 +178,7 @@ TEST(queue_bounds_drop_and_count) {
     for (int i = 0; i < 5; i++) dds__logs_batcher_add(b, small, strlen(small));
     CHECK_EQ_INT(dds__counter_get(&c.entries), 3);
     CHECK_EQ_INT(dds__counter_get(&c.entries_dropped), 2);
-    dds__payload *p = dds__logs_batcher_take(b);
+    dds__payload *p = dds__logs_batcher_take(b, NULL);
     CHECK(p && p->items == 3);
     free_list(p);
     dds__logs_batcher_free(b);
@@ -195,7 +195,94 @@ TEST(an_entry_over_1_mib_is_dropped) {
     free(edge);
     CHECK_EQ_INT(dds__counter_get(&c.entries_dropped), 1);
     CHECK_EQ_INT(dds__counter_get(&c.entries), 1);
-    free_list(dds__logs_batcher_take(b));
+    free_list(dds__logs_batcher_take(b, NULL));
+    dds__logs_batcher_free(b);
+}
+
+static const char *const EXTRA[] = {"https://h1.example:443/api/v2/logs", "https://h2.example:10516/api/v2/logs"};
+
+static bool is_zstd_of(const dds__payload *p, const char *want) {
+    char out[256];
+    size_t n = ZSTD_decompress(out, sizeof(out), p->body, p->body_len);
+    return !ZSTD_isError(n) && n == strlen(want) && memcmp(out, want, n) == 0;
+}
+
+TEST(opw_main_destination_plain_extras_are_datadog) {
+    dds__logs_counters c = {0};
+    dds__logs_batch_config cfg = {.url = "http://opw.internal:8282/logs", .opw = true, .extra_urls = EXTRA,
+                                  .n_extra = 2, .compress = true, .compression_level = 3};
+    dds__logs_batcher *b = dds__logs_batcher_new(&cfg, &c);
+    CHECK(b != NULL);
+    const char *e = "{\"message\":\"m\",\"timestamp\":1}";
+    CHECK(dds__logs_batcher_add(b, e, strlen(e)));
+    dds__payload *extra[2] = {(dds__payload *)1, (dds__payload *)1};
+    dds__payload *p = dds__logs_batcher_take(b, extra);
+    const char *want = "[{\"message\":\"m\",\"timestamp\":1}]";
+    CHECK(p != NULL && p->next == NULL);
+    CHECK_EQ_STR(p->url, "http://opw.internal:8282/logs");
+    CHECK(p->content_encoding == NULL);   /* never compressed for the worker */
+    CHECK(p->extra_headers == NULL);      /* no DD-PROTOCOL */
+    CHECK(p->body_len == strlen(want) && memcmp(p->body, want, p->body_len) == 0);
+    for (int k = 0; k < 2; k++) {
+        CHECK(extra[k] != NULL && extra[k]->next == NULL);
+        CHECK_EQ_STR(extra[k]->url, EXTRA[k]);
+        CHECK_EQ_STR(extra[k]->content_encoding, "zstd");
+        CHECK_EQ_STR(extra[k]->extra_headers, "DD-PROTOCOL: agent-json\n");
+        CHECK(is_zstd_of(extra[k], want));
+        CHECK_EQ_INT(extra[k]->items, 1);
+        free_list(extra[k]);
+    }
+    CHECK_EQ_INT(dds__counter_get(&c.batches), 1);
+    free_list(p);
+    /* Nothing queued: every list is empty. */
+    extra[0] = extra[1] = (dds__payload *)1;
+    CHECK(dds__logs_batcher_take(b, extra) == NULL);
+    CHECK(extra[0] == NULL && extra[1] == NULL);
+    dds__logs_batcher_free(b);
+}
+
+TEST(datadog_main_and_extras_share_the_batches) {
+    dds__logs_counters c = {0};
+    dds__logs_batch_config cfg = {.url = URL, .extra_urls = EXTRA, .n_extra = 1, .compress = false};
+    dds__logs_batcher *b = dds__logs_batcher_new(&cfg, &c);
+    char e[64];
+    for (int i = 0; i < 1500; i++) {
+        int n = snprintf(e, sizeof(e), "{\"message\":\"m%d\",\"timestamp\":%d}", i, i);
+        CHECK(dds__logs_batcher_add(b, e, (size_t)n));
+    }
+    dds__payload *extra[1];
+    dds__payload *p = dds__logs_batcher_take(b, extra);
+    CHECK_EQ_INT(count_list(p), 2);
+    CHECK_EQ_INT(count_list(extra[0]), 2);
+    for (const dds__payload *a = p, *x = extra[0]; a && x; a = a->next, x = x->next) {
+        CHECK(a->body_len == x->body_len && memcmp(a->body, x->body, a->body_len) == 0);
+        CHECK_EQ_STR(a->extra_headers, "DD-PROTOCOL: agent-json\n");
+        CHECK_EQ_STR(x->extra_headers, "DD-PROTOCOL: agent-json\n");
+        CHECK(x->content_encoding == NULL);
+        CHECK_EQ_INT(a->items, x->items);
+    }
+    free_list(p);
+    free_list(extra[0]);
+    dds__logs_batcher_free(b);
+}
+
+TEST(dry_run_names_each_destination) {
+    dds__logs_counters c = {0};
+    dds__logs_batch_config cfg = {.url = URL, .extra_urls = EXTRA, .n_extra = 2, .compress = true, .dry_run = true};
+    dds__logs_batcher *b = dds__logs_batcher_new(&cfg, &c);
+    const char *e = "{\"message\":\"m\",\"timestamp\":1}";
+    CHECK(dds__logs_batcher_add(b, e, strlen(e)));
+    dds__payload *extra[2];
+    dds__payload *p = dds__logs_batcher_take(b, extra);
+    char line[512];
+    snprintf(line, sizeof(line), "%.*s", (int)p->body_len, p->body);
+    CHECK_EQ_STR(line, "{\"dry_run\":true,\"endpoint\":\"/api/v2/logs\",\"payload\":[{\"message\":\"m\",\"timestamp\":1}]}");
+    snprintf(line, sizeof(line), "%.*s", (int)extra[1]->body_len, extra[1]->body);
+    CHECK_EQ_STR(line, "{\"dry_run\":true,\"endpoint\":\"https://h2.example:10516/api/v2/logs\",\"payload\":"
+                       "[{\"message\":\"m\",\"timestamp\":1}]}");
+    free_list(p);
+    free_list(extra[0]);
+    free_list(extra[1]);
     dds__logs_batcher_free(b);
 }
 
@@ -207,5 +294,8 @@ int main(void) {
     RUN(dry_run_is_one_line_per_batch);
     RUN(queue_bounds_drop_and_count);
     RUN(an_entry_over_1_mib_is_dropped);
+    RUN(opw_main_destination_plain_extras_are_datadog);
+    RUN(datadog_main_and_extras_share_the_batches);
+    RUN(dry_run_names_each_destination);
     return TEST_REPORT();
 }

@@ -647,6 +647,24 @@ TEST(info_lists_only_what_is_served) {
     fx_done(&f);
 }
 
+/* With agent-computed stats the tracer must keep its P0 traces (and compute no stats): /info
+ * says so, and lists the span kinds and peer tags the agent aggregates on. */
+TEST(info_when_the_agent_computes_stats) {
+    fixture f;
+    fx_init(&f);
+    f.cfg.stats_computed = true;
+    if (!fx_start(&f)) return;
+    resp r;
+    CHECK(call(f.port, "GET", "/info", NULL, NULL, 0, &r));
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"client_drop_p0s\":false") != NULL);
+    CHECK(strstr(r.body, "\"span_kinds_stats_computed\":[\"server\",\"client\",\"producer\",\"consumer\"]") != NULL);
+    CHECK(strstr(r.body, "\"peer_tags\":[\"_dd.base_service\",\"active_record.db.vendor\",") != NULL);
+    CHECK(strstr(r.body, "\"tablename\",\"topicname\"]") != NULL);
+    resp_free(&r);
+    fx_done(&f);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Traces, stats, DogStatsD                                                                   */
 
@@ -1552,6 +1570,7 @@ int main(void) {
     RUN(taken_port_is_a_start_error);
     RUN(info_body_and_agent_state);
     RUN(info_lists_only_what_is_served);
+    RUN(info_when_the_agent_computes_stats);
     RUN(traces_routes_and_methods);
     RUN(tracer_headers_parsed);
     RUN(handler_status_passthrough);

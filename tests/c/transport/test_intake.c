@@ -761,6 +761,100 @@ TEST(retry_queue_bound_drops_oldest) {
     srv_stop(s);
 }
 
+static dds__payload *mk_anon(ctx *t, uint16_t port, size_t len) {
+    dds__payload *p = mk_simple(t, 0, port, len);
+    p->on_done = NULL;
+    return p;
+}
+
+TEST(send_queue_bound_with_a_slow_intake) {
+    /* An intake that accepts every connection and answers each request only after 1 s. */
+    server *s = srv_start((behave){.status = 202, .delay_ms = 1000});
+    ctx t;
+    ctx_init(&t);
+    t.cfg.max_in_flight = 2;
+    t.cfg.queue_max_bytes = 500;
+    CHECK(ctx_start(&t));
+    dds__intake_submit(t.in, mk_anon(&t, s->port, 100));
+    dds__intake_submit(t.in, mk_anon(&t, s->port, 100));
+    LOOP_UNTIL(&t, srv_nrecs(s) >= 2, 3000);
+    CHECK_EQ_INT(CNT(&t, queue_bytes), 0);  /* both in flight */
+    uint64_t peak = 0;
+    for (int i = 0; i < 30; i++) {
+        dds__intake_submit(t.in, mk_anon(&t, s->port, 100));
+        if (CNT(&t, queue_bytes) > peak) peak = CNT(&t, queue_bytes);
+        if (i % 5 == 4) spin(&t, 20);  /* several flush ticks while the intake is slow */
+    }
+    spin(&t, 20);
+    CHECK(peak <= 500);
+    CHECK_EQ_INT(CNT(&t, queue_bytes), 500);
+    CHECK_EQ_INT(CNT(&t, queue_dropped[DDS__PK_SERIES]), 25);
+    CHECK_EQ_INT(CNT(&t, dropped), 25);
+    CHECK_EQ_INT(dds__intake_pending(t.in), 7);
+    CHECK(has_error(&t, "send queue full (500 bytes max, the intake is not keeping up): series payload (100 bytes) dropped"));
+    CHECK_EQ_INT(t.nerrors, 1);  /* one report per interval, however many drops */
+
+    /* A small one pushes out the oldest; one larger than the bound while others wait is
+     * dropped itself rather than emptying the queue. */
+    dds__intake_submit(t.in, mk(&t, 1, DDS__PK_LOGS, url_to(s->port, "/api/v2/logs"), "x", 1, NULL, 1));
+    char big[600];
+    memset(big, 'b', sizeof(big));
+    dds__intake_submit(t.in, mk(&t, 2, DDS__PK_LOGS, url_to(s->port, "/api/v2/logs"), big, sizeof(big), NULL, 1));
+    CHECK_EQ_INT(t.done[2].calls, 0);  /* nothing finishes inside submit, a drop included */
+    spin(&t, 20);
+    CHECK_EQ_INT(t.done[2].calls, 1);
+    CHECK_EQ_INT(t.done[2].status, 0);
+    CHECK_EQ_INT(CNT(&t, queue_dropped[DDS__PK_LOGS]), 1);
+    CHECK_EQ_INT(CNT(&t, queue_dropped[DDS__PK_SERIES]), 26);
+    CHECK_EQ_INT(CNT(&t, queue_bytes), 401);
+
+    /* What stayed is delivered once the intake answers. */
+    LOOP_UNTIL(&t, dds__intake_pending(t.in) == 0, 15000);
+    CHECK_EQ_INT(dds__intake_pending(t.in), 0);
+    CHECK_EQ_INT(CNT(&t, queue_bytes), 0);
+    CHECK_EQ_INT(CNT(&t, sent), 7);
+    CHECK_EQ_INT(t.done[1].calls, 1);
+    CHECK_EQ_INT(t.done[1].status, 202);
+    CHECK_EQ_INT(srv_nrecs(s), 7);
+    ctx_free(&t);
+    srv_stop(s);
+}
+
+TEST(send_queue_alone_takes_one_oversized_payload) {
+    server *s = srv_start((behave){.status = 202});
+    ctx t;
+    ctx_init(&t);
+    t.cfg.queue_max_bytes = 100;
+    CHECK(ctx_start(&t));
+    char big[400];
+    memset(big, 'c', sizeof(big));
+    dds__intake_submit(t.in, mk(&t, 0, DDS__PK_PROXY, url_to(s->port, "/p"), big, sizeof(big), NULL, 0));
+    LOOP_UNTIL(&t, t.done[0].calls > 0, 5000);
+    CHECK_EQ_INT(t.done[0].status, 202);
+    CHECK_EQ_INT(CNT(&t, dropped), 0);
+    ctx_free(&t);
+    srv_stop(s);
+}
+
+TEST(nothing_lost_when_the_intake_is_a_little_slow) {
+    server *s = srv_start((behave){.status = 202, .delay_ms = 60});
+    ctx t;
+    ctx_init(&t);
+    t.cfg.max_in_flight = 2;  /* the default bound */
+    CHECK(ctx_start(&t));
+    for (int i = 0; i < 40; i++) {
+        dds__intake_submit(t.in, mk_anon(&t, s->port, 500));
+        if (i % 10 == 9) spin(&t, 50);
+    }
+    LOOP_UNTIL(&t, dds__intake_pending(t.in) == 0, 15000);
+    CHECK_EQ_INT(CNT(&t, sent), 40);
+    CHECK_EQ_INT(CNT(&t, dropped), 0);
+    CHECK_EQ_INT(CNT(&t, queue_bytes), 0);
+    CHECK_EQ_INT(srv_nrecs(s), 40);
+    ctx_free(&t);
+    srv_stop(s);
+}
+
 TEST(max_in_flight_respected) {
     server *s = srv_start((behave){.status = 202, .delay_ms = 150});
     ctx t;
@@ -1224,6 +1318,9 @@ int main(void) {
     RUN(connection_refused_retried_then_abandoned);
     RUN(retry_queue_bound_drops_oldest);
     RUN(max_in_flight_respected);
+    RUN(send_queue_bound_with_a_slow_intake);
+    RUN(send_queue_alone_takes_one_oversized_payload);
+    RUN(nothing_lost_when_the_intake_is_a_little_slow);
     RUN(dry_run_writes_lines);
     RUN(configured_proxy_carries_every_request);
     RUN(free_with_requests_in_flight);
