@@ -166,10 +166,13 @@ size_t dds__azure_enhanced_tags(char *out, size_t cap, char *skipped, size_t ski
     add(&b, "subscription_id", v);
     add(&b, "name", env_trimmed("WEBSITE_SITE_NAME", v, sizeof(v)));
 
+    /* service, env and version are every metric's base tags already, from the configuration
+     * (DD_SERVICE, DD_ENV, DD_VERSION, or what a binding passed): reading the variables here
+     * again could only disagree with it. */
     static const struct { const char *tag, *var; } plain[] = {
-        {"region", "REGION_NAME"},        {"plan_tier", "WEBSITE_SKU"},
-        {"service", "DD_SERVICE"},        {"env", "DD_ENV"},
-        {"version", "DD_VERSION"},        {"serverless_compat_version", "DD_SERVERLESS_COMPAT_VERSION"},
+        {"region", "REGION_NAME"},
+        {"plan_tier", "WEBSITE_SKU"},
+        {"serverless_compat_version", "DD_SERVERLESS_COMPAT_VERSION"},
     };
     for (size_t i = 0; i < sizeof(plain) / sizeof(*plain); i++) {
         const char *raw = getenv(plain[i].var);

@@ -27,12 +27,12 @@ bool dds__azure_instance_name(char *out, size_t cap);
 
 /* The common tags of every enhanced metric, comma-joined into out (NUL-terminated): resource_group,
  * subscription_id (WEBSITE_OWNER_NAME up to the first '+'), name (WEBSITE_SITE_NAME), region
- * (REGION_NAME), plan_tier (WEBSITE_SKU), service, env, version (DD_SERVICE, DD_ENV, DD_VERSION)
- * and serverless_compat_version (DD_SERVERLESS_COMPAT_VERSION). Empty values and "unknown" are
- * left out; a value that would make an invalid tag (ending with ':', holding a ',' or a control
- * byte, or too long) is left out and its tag name appended to skipped (comma-joined, for a
- * warning). The origin tags are the aggregator's business. Returns the number of tags. Reads the
- * environment: caller's thread, at start. */
+ * (REGION_NAME), plan_tier (WEBSITE_SKU) and serverless_compat_version
+ * (DD_SERVERLESS_COMPAT_VERSION). Empty values and "unknown" are left out; a value that would
+ * make an invalid tag (ending with ':', holding a ',' or a control byte, or too long) is left out
+ * and its tag name appended to skipped (comma-joined, for a warning). service, env, version and
+ * the origin tags are the aggregator's base tags (from the configuration, as on every metric).
+ * Returns the number of tags. Reads the environment: caller's thread, at start. */
 size_t dds__azure_enhanced_tags(char *out, size_t cap, char *skipped, size_t skipped_cap);
 
 /* The Azure Functions span tags into cloud->aas (cloud->naas = 12), in libdd-common's order:

@@ -71,21 +71,21 @@ TEST(tags_in_order_skipping_empty_unknown_and_invalid) {
     setenv("WEBSITE_SITE_NAME", "my-func", 1);
     setenv("REGION_NAME", "East US", 1);
     setenv("WEBSITE_SKU", "Dynamic", 1);
-    setenv("DD_SERVICE", "svc", 1);
-    setenv("DD_ENV", "", 1);                  /* empty: left out */
-    setenv("DD_VERSION", "bad:", 1);          /* ends with ':': left out, named */
+    setenv("DD_SERVICE", "svc", 1);           /* the configuration's, as base tags: not here */
     setenv("DD_SERVERLESS_COMPAT_VERSION", "1.2.3", 1);
-    CHECK_EQ_INT(dds__azure_enhanced_tags(tags, sizeof(tags), skipped, sizeof(skipped)), 7);
+    CHECK_EQ_INT(dds__azure_enhanced_tags(tags, sizeof(tags), skipped, sizeof(skipped)), 6);
     CHECK_EQ_STR(tags, "resource_group:my-rg,subscription_id:sub-123,name:my-func,region:East US,"
-                       "plan_tier:Dynamic,service:svc,serverless_compat_version:1.2.3");
-    CHECK_EQ_STR(skipped, "version");
+                       "plan_tier:Dynamic,serverless_compat_version:1.2.3");
+    CHECK_EQ_STR(skipped, "");
 
-    setenv("WEBSITE_SITE_NAME", "unknown", 1); /* the App Service "unknown" placeholder */
-    setenv("DD_SERVICE", "a,b", 1);            /* would split the tag list */
+    setenv("WEBSITE_SITE_NAME", "unknown", 1);        /* the App Service "unknown" placeholder */
+    setenv("REGION_NAME", "a,b", 1);                  /* would split the tag list */
+    setenv("DD_SERVERLESS_COMPAT_VERSION", "bad:", 1); /* ends with ':' */
+    setenv("WEBSITE_SKU", "", 1);                     /* empty: left out */
     setenv("WEBSITE_OWNER_NAME", "no-plus", 1);
     dds__azure_enhanced_tags(tags, sizeof(tags), skipped, sizeof(skipped));
-    CHECK_EQ_STR(tags, "subscription_id:no-plus,region:East US,plan_tier:Dynamic,serverless_compat_version:1.2.3");
-    CHECK_EQ_STR(skipped, "service,version");
+    CHECK_EQ_STR(tags, "subscription_id:no-plus");
+    CHECK_EQ_STR(skipped, "region,serverless_compat_version");
     clear();
 }
 
