@@ -20,6 +20,7 @@ struct dds__enhanced {
     dds__cpu_rate cpu;
     dds__cgroup_source last_source;
     dds__ratelimit cpu_rl;
+    bool told_unavailable;          /* the first tick without a counter is a warning, later ones debug */
     char tags[DDS__AZURE_TAGS_MAX];
     size_t tags_len;
     char instance_tags[DDS__AZURE_TAGS_MAX + DDS__AZURE_VALUE_MAX + 16];
@@ -57,6 +58,13 @@ static void on_cpu(evutil_socket_t fd, short what, void *arg) {
     dds__cgroup_source src = dds__cgroup_cpu_read(&usage);
     if (src == DDS__CGROUP_NONE) {
         dds__counter_add(&e->counters->cpu_unavailable, 1);
+        if (!e->told_unavailable) {
+            e->told_unavailable = true;
+            dds__log_warn(e->cfg.log, "enhanced metrics: no readable cgroup CPU counter (cgroup v1 cpuacct.usage or v2 "
+                                      "cpu.stat under /sys/fs/cgroup): %s is not sent while there is none",
+                          DDS__ENHANCED_CPU_METRIC);
+            return;
+        }
         uint64_t skipped = 0;
         if (dds__ratelimit_allow(&e->cpu_rl, dds__mono_ms(), &skipped))
             dds__log_debug(e->cfg.log,
