@@ -71,6 +71,15 @@ const Field kFields[] = {
     FIELD("apmMaxRequestBytes", kUint32, apm_max_request_bytes),
     FIELD("apmRemoveQueryString", kBool, apm_remove_query_string),
     FIELD("apmObfuscateCreditCards", kBool, apm_obfuscate_credit_cards),
+    FIELD("apmRemovePathsWithDigits", kBool, apm_remove_paths_with_digits),
+    FIELD("apmObfuscateRedis", kBool, apm_obfuscate_redis),
+    FIELD("apmRedisRemoveAllArgs", kBool, apm_redis_remove_all_args),
+    FIELD("apmObfuscateValkey", kBool, apm_obfuscate_valkey),
+    FIELD("apmValkeyRemoveAllArgs", kBool, apm_valkey_remove_all_args),
+    FIELD("apmObfuscateMemcached", kBool, apm_obfuscate_memcached),
+    FIELD("apmMemcachedKeepCommand", kBool, apm_memcached_keep_command),
+    FIELD("apmRemoveStackTraces", kBool, apm_remove_stack_traces),
+    FIELD("apmReplaceTags", kString, apm_replace_tags),
     FIELD("agentStatsComputationEnabled", kBool, agent_stats_computation_enabled),
     FIELD("logsEnabled", kBool, logs_enabled),
     FIELD("logsPort", kInt32, logs_port),
@@ -89,8 +98,8 @@ const Field kFields[] = {
 };
 #undef FIELD
 
-// 50 fields: 21 pointers, 4 ints/enums and 16 uint32/int32, 14 bools, with padding, on LP64.
-static_assert(sizeof(void *) != 8 || sizeof(dds_config) == 288,
+// 59 fields: 22 pointers, 4 ints/enums and 16 uint32/int32, 22 bools, with padding, on LP64.
+static_assert(sizeof(void *) != 8 || sizeof(dds_config) == 312,
               "dds_config changed: give the new field its camelCase option in kFields");
 
 template <typename T>

@@ -107,6 +107,24 @@ export interface ServicesConfig {
   apmRemoveQueryString?: boolean;
   /** [DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] true. */
   apmObfuscateCreditCards?: boolean;
+  /** [DD_APM_OBFUSCATION_HTTP_REMOVE_PATHS_WITH_DIGITS] `http.url` path segments with a digit become `?`; default False. */
+  apmRemovePathsWithDigits?: boolean;
+  /** [DD_APM_OBFUSCATION_REDIS_ENABLED] Values in `redis.raw_command` become `?`; default True. */
+  apmObfuscateRedis?: boolean;
+  /** [DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS] Every redis argument becomes `?`; default False. */
+  apmRedisRemoveAllArgs?: boolean;
+  /** [DD_APM_OBFUSCATION_VALKEY_ENABLED] Values in `valkey.raw_command` become `?`; default True. */
+  apmObfuscateValkey?: boolean;
+  /** [DD_APM_OBFUSCATION_VALKEY_REMOVE_ALL_ARGS] Every valkey argument becomes `?`; default False. */
+  apmValkeyRemoveAllArgs?: boolean;
+  /** [DD_APM_OBFUSCATION_MEMCACHED_ENABLED] Rewrite `memcached.command`; default True. */
+  apmObfuscateMemcached?: boolean;
+  /** [DD_APM_OBFUSCATION_MEMCACHED_KEEP_COMMAND] Keep its first line instead of blanking it; default False. */
+  apmMemcachedKeepCommand?: boolean;
+  /** [DD_APM_OBFUSCATION_REMOVE_STACK_TRACES] `error.stack` becomes `?`; default False. */
+  apmRemoveStackTraces?: boolean;
+  /** [DD_APM_REPLACE_TAGS] JSON list of `{"name", "pattern", "repl"}` rules (POSIX extended regex). */
+  apmReplaceTags?: string | null;
   /** [DD_AGENT_STATS_COMPUTATION_ENABLED] false: the trace agent computes trace stats (hits,
    * errors, latency sketches per 10 s bucket) for tracers that do not compute their own. */
   agentStatsComputationEnabled?: boolean;
@@ -221,6 +239,8 @@ export interface ServicesStats {
   traceSpans: number;
   traceDropped: number;
   traceSpansDropped: number;
+  traceSpansObfuscated: number;
+  traceSqlNonParsable: number;
   /** Eligible spans aggregated into agent-computed trace stats. */
   traceStatsSpans: number;
   /** Of those, aggregated under the overflow key (live-key bound reached). */

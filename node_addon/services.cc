@@ -377,6 +377,8 @@ class Services : public Napi::ObjectWrap<Services> {
             {"traceSpans", s.trace_spans},
             {"traceDropped", s.trace_dropped},
             {"traceSpansDropped", s.trace_spans_dropped},
+            {"traceSpansObfuscated", s.trace_spans_obfuscated},
+            {"traceSqlNonParsable", s.trace_sql_non_parsable},
             {"traceStatsSpans", s.trace_stats_spans},
             {"traceStatsSpansOverflow", s.trace_stats_spans_overflow},
             {"traceStatsSpansDropped", s.trace_stats_spans_dropped},

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/replace_rules.h"
 #include "config_endpoints.h"
 #include "error.h"
 
@@ -41,6 +42,9 @@ void dds_config_init(dds_config *cfg) {
     cfg->apm_receiver_port = 8126;
     cfg->apm_max_request_bytes = 25u * 1024 * 1024;
     cfg->apm_obfuscate_credit_cards = true;
+    cfg->apm_obfuscate_redis = true;
+    cfg->apm_obfuscate_valkey = true;
+    cfg->apm_obfuscate_memcached = true;
     cfg->logs_port = 10517;
     cfg->logs_use_compression = true;
     cfg->logs_compression_level = 3;
@@ -169,6 +173,32 @@ int dds_config_from_env(dds_config *cfg, dds_error *err) {
     if ((rc = env_u32("DD_APM_MAX_PAYLOAD_SIZE", &cfg->apm_max_request_bytes, 1, err))) return rc;
     if ((rc = env_bool("DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING", &cfg->apm_remove_query_string, err))) return rc;
     if ((rc = env_bool("DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED", &cfg->apm_obfuscate_credit_cards, err))) return rc;
+    if ((rc = env_bool("DD_APM_OBFUSCATION_HTTP_REMOVE_PATHS_WITH_DIGITS", &cfg->apm_remove_paths_with_digits, err)))
+        return rc;
+    if ((rc = env_bool("DD_APM_OBFUSCATION_REDIS_ENABLED", &cfg->apm_obfuscate_redis, err))) return rc;
+    if ((rc = env_bool("DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS", &cfg->apm_redis_remove_all_args, err))) return rc;
+    if ((rc = env_bool("DD_APM_OBFUSCATION_VALKEY_ENABLED", &cfg->apm_obfuscate_valkey, err))) return rc;
+    if ((rc = env_bool("DD_APM_OBFUSCATION_VALKEY_REMOVE_ALL_ARGS", &cfg->apm_valkey_remove_all_args, err))) return rc;
+    if ((rc = env_bool("DD_APM_OBFUSCATION_MEMCACHED_ENABLED", &cfg->apm_obfuscate_memcached, err))) return rc;
+    if ((rc = env_bool("DD_APM_OBFUSCATION_MEMCACHED_KEEP_COMMAND", &cfg->apm_memcached_keep_command, err))) return rc;
+    if ((rc = env_bool("DD_APM_OBFUSCATION_REMOVE_STACK_TRACES", &cfg->apm_remove_stack_traces, err))) return rc;
+    env_str("DD_APM_REPLACE_TAGS", &cfg->apm_replace_tags);
+    /* The Agent's JSON obfuscators (mongodb.query, elasticsearch.body, opensearch.body) are not
+     * built in: asking for one is refused rather than silently sending the bodies unchanged. */
+    static const char *const json_obfuscators[] = {
+        "DD_APM_OBFUSCATION_MONGODB_ENABLED", "DD_APM_OBFUSCATION_ELASTICSEARCH_ENABLED",
+        "DD_APM_OBFUSCATION_OPENSEARCH_ENABLED", "DD_APM_OBFUSCATION_SQL_EXEC_PLAN_ENABLED",
+        "DD_APM_OBFUSCATION_SQL_EXEC_PLAN_NORMALIZE_ENABLED",
+    };
+    for (size_t i = 0; i < sizeof(json_obfuscators) / sizeof(*json_obfuscators); i++) {
+        bool on = false;
+        if ((rc = env_bool(json_obfuscators[i], &on, err))) return rc;
+        if (on)
+            return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                                  "%s=true is not supported: the JSON obfuscators (mongodb, elasticsearch, "
+                                  "opensearch, SQL plans) are not built in; unset it or set it to false",
+                                  json_obfuscators[i]);
+    }
     if ((rc = env_bool("DD_AGENT_STATS_COMPUTATION_ENABLED", &cfg->agent_stats_computation_enabled, err))) return rc;
 
     if ((rc = env_bool("DD_LOGS_ENABLED", &cfg->logs_enabled, err))) return rc;
@@ -475,6 +505,13 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
     if (cfg->request_timeout_ms < 100)
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "request_timeout_ms must be at least 100, got %u",
                               cfg->request_timeout_ms);
+    if (cfg->apm_replace_tags && cfg->apm_replace_tags[0]) {
+        dds__replace_rules *rules = NULL;
+        char why[200];
+        if (dds__replace_rules_parse(cfg->apm_replace_tags, &rules, why, sizeof(why)) != 0)
+            return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "apm_replace_tags: %s", why);
+        dds__replace_rules_free(rules);
+    }
     if (cfg->send_queue_max_bytes < 1024)
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "send_queue_max_bytes must be at least 1024, got %u",
                               cfg->send_queue_max_bytes);
@@ -491,7 +528,7 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
     X(version) X(dogstatsd_socket) X(metric_namespace) X(histogram_aggregates)                    \
     X(histogram_percentiles) X(apm_receiver_socket) X(apm_dd_url) X(apm_profiling_dd_url)         \
     X(apm_telemetry_dd_url) X(evp_proxy_dd_url) X(logs_dd_url) X(logs_opw_url)                   \
-    X(logs_additional_endpoints)
+    X(logs_additional_endpoints) X(apm_replace_tags)
 
 int dds__config_dup(dds_config *dst, const dds_config *src) {
     *dst = *src;

@@ -51,6 +51,20 @@ X(trace, "DD_APM_TELEMETRY_DD_URL", "`https://instrumentation-telemetry-intake.<
 X(trace, "DD_EVP_PROXY_CONFIG_DD_URL", "`https://<subdomain>.<site>`", "EVP proxy target") \
 X(trace, "DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING", "`false`", "strip the query from `http.url`") \
 X(trace, "DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED", "`true`", "tag values that are card numbers become `?`") \
+X(trace, "DD_APM_OBFUSCATION_HTTP_REMOVE_PATHS_WITH_DIGITS", "`false`", "`http.url` path segments holding a digit become `?`") \
+X(trace, "DD_APM_OBFUSCATION_REDIS_ENABLED", "`true`", "values in `redis.raw_command` become `?` (the Rust binary: `false`)") \
+X(trace, "DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS", "`false`", "every redis argument becomes `?`") \
+X(trace, "DD_APM_OBFUSCATION_VALKEY_ENABLED", "`true`", "values in `valkey.raw_command` become `?` (the Rust binary: never)") \
+X(trace, "DD_APM_OBFUSCATION_VALKEY_REMOVE_ALL_ARGS", "`false`", "every valkey argument becomes `?`") \
+X(trace, "DD_APM_OBFUSCATION_MEMCACHED_ENABLED", "`true`", "rewrite `memcached.command` (the Rust binary: `false`)") \
+X(trace, "DD_APM_OBFUSCATION_MEMCACHED_KEEP_COMMAND", "`false`", "keep its first line (`set k 0 60 5`) instead of blanking it") \
+X(trace, "DD_APM_OBFUSCATION_REMOVE_STACK_TRACES", "`false`", "`error.stack` becomes `?`") \
+X(trace, "DD_APM_REPLACE_TAGS", "", "JSON list of `{\"name\", \"pattern\", \"repl\"}` rules, see \"Obfuscation\"") \
+X(trace, "DD_APM_OBFUSCATION_MONGODB_ENABLED", "`false`", "not supported: `true` is a configuration error (no JSON obfuscators here)") \
+X(trace, "DD_APM_OBFUSCATION_ELASTICSEARCH_ENABLED", "`false`", "not supported: `true` is a configuration error") \
+X(trace, "DD_APM_OBFUSCATION_OPENSEARCH_ENABLED", "`false`", "not supported: `true` is a configuration error") \
+X(trace, "DD_APM_OBFUSCATION_SQL_EXEC_PLAN_ENABLED", "`false`", "not supported: `true` is a configuration error") \
+X(trace, "DD_APM_OBFUSCATION_SQL_EXEC_PLAN_NORMALIZE_ENABLED", "`false`", "not supported: `true` is a configuration error") \
 X(trace, "DD_AGENT_STATS_COMPUTATION_ENABLED", "`false`", "compute trace stats here and send them to `/api/v0.2/stats` (see \"Agent-computed trace stats\")") \
 X(logs, "DD_LOGS_ENABLED", "`false`", "run the logs agent") \
 X(logs, "DD_LOGS_PORT", "`10517`", "HTTP port; `0` = any free port (logged: `logs agent listening on 127.0.0.1:PORT`)") \

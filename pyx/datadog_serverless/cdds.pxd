@@ -87,6 +87,15 @@ cdef extern from "datadog_serverless.h" nogil:
         uint32_t apm_max_request_bytes
         bint apm_remove_query_string
         bint apm_obfuscate_credit_cards
+        bint apm_remove_paths_with_digits
+        bint apm_obfuscate_redis
+        bint apm_redis_remove_all_args
+        bint apm_obfuscate_valkey
+        bint apm_valkey_remove_all_args
+        bint apm_obfuscate_memcached
+        bint apm_memcached_keep_command
+        bint apm_remove_stack_traces
+        const char * apm_replace_tags
         bint agent_stats_computation_enabled
         # Logs agent
         bint logs_enabled
@@ -174,6 +183,8 @@ cdef extern from "datadog_serverless.h" nogil:
         uint64_t trace_spans
         uint64_t trace_dropped
         uint64_t trace_spans_dropped
+        uint64_t trace_spans_obfuscated
+        uint64_t trace_sql_non_parsable
         # Agent-computed trace stats
         uint64_t trace_stats_spans
         uint64_t trace_stats_spans_overflow

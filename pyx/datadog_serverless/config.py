@@ -118,6 +118,24 @@ class ServicesConfig:
     """[DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING] Strip the query from ``http.url``."""
     apm_obfuscate_credit_cards: bool | None = None
     """[DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] Card numbers in tags become ``?``; default True."""
+    apm_remove_paths_with_digits: bool | None = None
+    """[DD_APM_OBFUSCATION_HTTP_REMOVE_PATHS_WITH_DIGITS] ``http.url`` path segments with a digit become ``?``; default False."""
+    apm_obfuscate_redis: bool | None = None
+    """[DD_APM_OBFUSCATION_REDIS_ENABLED] Values in ``redis.raw_command`` become ``?``; default True."""
+    apm_redis_remove_all_args: bool | None = None
+    """[DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS] Every redis argument becomes ``?``; default False."""
+    apm_obfuscate_valkey: bool | None = None
+    """[DD_APM_OBFUSCATION_VALKEY_ENABLED] Values in ``valkey.raw_command`` become ``?``; default True."""
+    apm_valkey_remove_all_args: bool | None = None
+    """[DD_APM_OBFUSCATION_VALKEY_REMOVE_ALL_ARGS] Every valkey argument becomes ``?``; default False."""
+    apm_obfuscate_memcached: bool | None = None
+    """[DD_APM_OBFUSCATION_MEMCACHED_ENABLED] Rewrite ``memcached.command``; default True."""
+    apm_memcached_keep_command: bool | None = None
+    """[DD_APM_OBFUSCATION_MEMCACHED_KEEP_COMMAND] Keep its first line instead of blanking it; default False."""
+    apm_remove_stack_traces: bool | None = None
+    """[DD_APM_OBFUSCATION_REMOVE_STACK_TRACES] ``error.stack`` becomes ``?``; default False."""
+    apm_replace_tags: str | None = None
+    """[DD_APM_REPLACE_TAGS] JSON list of ``{"name", "pattern", "repl"}`` rules (POSIX extended regex)."""
     agent_stats_computation_enabled: bool | None = None
     """[DD_AGENT_STATS_COMPUTATION_ENABLED] The trace agent computes trace stats (hits, errors,
     latency sketches per 10 s bucket) from the spans it receives, for tracers that do not compute

@@ -112,6 +112,10 @@ class ServicesStats:
     """Traces dropped (decode error, invalid ids, bounds)."""
     trace_spans_dropped: int
     """Spans dropped in processing or encoding."""
+    trace_spans_obfuscated: int
+    """SQL, cassandra, redis, valkey and memcached spans an obfuscator rewrote."""
+    trace_sql_non_parsable: int
+    """SQL resources sent as ``Non-parsable SQL query``."""
     # Agent-computed trace stats (agent_stats_computation_enabled)
     trace_stats_spans: int
     """Eligible spans aggregated into trace stats."""

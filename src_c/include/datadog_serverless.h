@@ -174,6 +174,29 @@ typedef struct dds_config {
     bool apm_remove_query_string;     /* [DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING] false */
     bool apm_obfuscate_credit_cards;  /* [DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED] true: Luhn-valid
                                          card numbers in span tags become "?" */
+    /* Obfuscation (the Go Agent's defaults, which differ from the Rust binary's: see README
+     * "Obfuscation"). SQL resources of "sql" and "cassandra" spans are always obfuscated, and
+     * the resource of "redis" and "valkey" spans is always reduced to its command names. */
+    bool apm_remove_paths_with_digits; /* [DD_APM_OBFUSCATION_HTTP_REMOVE_PATHS_WITH_DIGITS] false:
+                                         http.url path segments holding a digit become "?" */
+    bool apm_obfuscate_redis;         /* [DD_APM_OBFUSCATION_REDIS_ENABLED] true: the values in
+                                         redis.raw_command become "?" (SET k ?, AUTH ?, ...) */
+    bool apm_redis_remove_all_args;   /* [DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS] false: every
+                                         argument goes ("SET ?") */
+    bool apm_obfuscate_valkey;        /* [DD_APM_OBFUSCATION_VALKEY_ENABLED] true: valkey.raw_command, likewise */
+    bool apm_valkey_remove_all_args;  /* [DD_APM_OBFUSCATION_VALKEY_REMOVE_ALL_ARGS] false */
+    bool apm_obfuscate_memcached;     /* [DD_APM_OBFUSCATION_MEMCACHED_ENABLED] true: memcached.command
+                                         is rewritten, see the next field */
+    bool apm_memcached_keep_command;  /* [DD_APM_OBFUSCATION_MEMCACHED_KEEP_COMMAND] false: the tag
+                                         becomes ""; true keeps its first line ("set k 0 60 5") */
+    bool apm_remove_stack_traces;     /* [DD_APM_OBFUSCATION_REMOVE_STACK_TRACES] false: error.stack
+                                         becomes "?" */
+    const char *apm_replace_tags;     /* [DD_APM_REPLACE_TAGS] NULL: a JSON list of
+                                         {"name","pattern","repl"} rules; name "*" is every tag and
+                                         the resource, "resource.name" the resource, else one tag;
+                                         pattern is a POSIX extended regex (RE2's \d \w \s
+                                         translated), repl may use $1 or ${1}. Checked by
+                                         dds_config_validate (at most 64 rules) */
     bool agent_stats_computation_enabled; /* [DD_AGENT_STATS_COMPUTATION_ENABLED] false: when true the
                                          trace agent computes trace stats (hits, errors, latency
                                          sketches per 10 s bucket) from the spans of requests without
@@ -376,6 +399,10 @@ typedef struct dds_stats {
     uint64_t trace_spans;            /* spans accepted */
     uint64_t trace_dropped;          /* traces dropped (decode error, invalid ids, bounds) */
     uint64_t trace_spans_dropped;    /* spans dropped in processing or encoding (invalid, out of memory) */
+    uint64_t trace_spans_obfuscated; /* sql/cassandra/redis/valkey/memcached spans whose resource or
+                                        command tag an obfuscator rewrote */
+    uint64_t trace_sql_non_parsable; /* SQL resources the tokenizer rejected: sent as
+                                        "Non-parsable SQL query" (they are in trace_spans_obfuscated) */
     /* Agent-computed trace stats (agent_stats_computation_enabled) */
     uint64_t trace_stats_spans;      /* eligible spans aggregated into stats */
     uint64_t trace_stats_spans_overflow; /* of those, aggregated under the overflow key (live-key bound reached) */

@@ -15,6 +15,7 @@
 #include "error.h"
 #include "trace/decode.h"
 #include "trace/encode.h"
+#include "trace/obfuscate_stats.h"
 
 #define TRACE_FLUSH_INTERVAL_MS 3000  /* also the concentrator's flush period (the Rust agent's 3 s) */
 #define SPAN_TAGS_MAX 6
@@ -30,7 +31,8 @@ struct dds__trace_agent {
     dds__arena arena;              /* one request's records; reset before each request */
     dds__ratelimit decode_rl;
     bool dry_run;
-    bool remove_query_string, obfuscate_credit_cards;
+    dds__trace_process_config obfuscation;  /* the obfuscation fields of every request's config */
+    dds__replace_rules *replace_rules;      /* owned; obfuscation.replace_rules points here */
     const char *cloud_origin;      /* static string from cloud.c, or NULL */
     char *function_name, *function_tags, *env;
     /* Every span's platform tags: _dd.serverless_compat_version, asa.hostname, asa.name, and the
@@ -130,21 +132,19 @@ static int on_traces(void *user, dds__trace_format fmt, const uint8_t *body, siz
         return status;
     }
     apply_headers(&tp, h);
-    dds__trace_process_config pc = {
-        .lang = h->lang,
-        .client_computed_top_level = h->client_computed_top_level,
-        .default_env = dds__slice_cstr(a->env),
-        .cloud_origin = a->cloud_origin,
-        .function_name = dds__slice_cstr(a->function_name),
-        .function_tags = dds__slice_cstr(a->function_tags),
-        .span_tags = a->span_tags,
-        .nspan_tags = a->nspan_tags,
-        .aas_tags = a->aas_tags,
-        .naas_tags = a->naas_tags,
-        .remove_query_string = a->remove_query_string,
-        .obfuscate_credit_cards = a->obfuscate_credit_cards,
-        .now_ns = dds__wall_ns(),
-    };
+    /* The configured obfuscation, plus what this request says. */
+    dds__trace_process_config pc = a->obfuscation;
+    pc.lang = h->lang;
+    pc.client_computed_top_level = h->client_computed_top_level;
+    pc.default_env = dds__slice_cstr(a->env);
+    pc.cloud_origin = a->cloud_origin;
+    pc.function_name = dds__slice_cstr(a->function_name);
+    pc.function_tags = dds__slice_cstr(a->function_tags);
+    pc.now_ns = dds__wall_ns();
+    pc.span_tags = a->span_tags;
+    pc.nspan_tags = a->nspan_tags;
+    pc.aas_tags = a->aas_tags;
+    pc.naas_tags = a->naas_tags;
     /* Chunks that processing could not finish (out of arena memory) are already dropped and
      * counted by it; the ones kept are complete and go on. */
     uint32_t kept = dds__trace_process(&tp, &pc, &a->arena, &a->counters->process);
@@ -167,7 +167,17 @@ static int on_stats(void *user, const uint8_t *body, size_t len, const dds__trac
     (void)h;
     dds__trace_agent *a = user;
     char err[160];
-    dds__payload *p = dds__trace_stats_payload(body, len, a->stats_url, "", a->env ? a->env : "", dds_version(),
+    /* Stats groups get the resources their spans get (Go obfuscateStatsGroup). */
+    dds__arena_reset(&a->arena);
+    const uint8_t *sbody = body;
+    size_t slen = len;
+    long rc = dds__trace_stats_obfuscate(body, len, &a->obfuscation, &a->arena, &sbody, &slen, err, sizeof(err));
+    if (rc < 0) {
+        if (rc == -2) snprintf(err, sizeof(err), "out of memory obfuscating its resources");
+        dds__log_warn(a->log, "trace agent: rejected a stats payload of %zu bytes: %s", len, err);
+        return rc == -2 ? 413 : 400;
+    }
+    dds__payload *p = dds__trace_stats_payload(sbody, slen, a->stats_url, "", a->env ? a->env : "", dds_version(),
                                                a->dry_run, err, sizeof(err));
     if (!p) {
         dds__log_warn(a->log, "trace agent: rejected a stats payload of %zu bytes: %s", len, err);
@@ -223,8 +233,26 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
     a->counters = counters;
     a->log = log;
     a->dry_run = dry_run;
-    a->remove_query_string = cfg->apm_remove_query_string;
-    a->obfuscate_credit_cards = cfg->apm_obfuscate_credit_cards;
+    /* Validation already compiled these rules once: failing now is out of memory. */
+    char why[200];
+    if (dds__replace_rules_parse(cfg->apm_replace_tags, &a->replace_rules, why, sizeof(why)) != 0) {
+        dds__error_set(err, DDS_ERR_RUNTIME, "apm_replace_tags: %s", why);
+        free(a);
+        return NULL;
+    }
+    a->obfuscation = (dds__trace_process_config){
+        .remove_query_string = cfg->apm_remove_query_string,
+        .remove_paths_with_digits = cfg->apm_remove_paths_with_digits,
+        .obfuscate_credit_cards = cfg->apm_obfuscate_credit_cards,
+        .redis_obfuscate = cfg->apm_obfuscate_redis,
+        .redis_remove_all_args = cfg->apm_redis_remove_all_args,
+        .valkey_obfuscate = cfg->apm_obfuscate_valkey,
+        .valkey_remove_all_args = cfg->apm_valkey_remove_all_args,
+        .memcached_obfuscate = cfg->apm_obfuscate_memcached,
+        .memcached_keep_command = cfg->apm_memcached_keep_command,
+        .remove_stack_traces = cfg->apm_remove_stack_traces,
+        .replace_rules = a->replace_rules,
+    };
     a->cloud_origin = cloud->origin;
     a->decode_rl.interval_ms = 10000;
     /* Decoded records take up to ~7x the body (v0.5: a 32-byte record per 2-3 byte string
@@ -340,5 +368,6 @@ void dds__trace_agent_free(dds__trace_agent *a) {
     free(a->pipeline_stats_url);
     free(a->telemetry_url);
     free(a->evp_url);
+    dds__replace_rules_free(a->replace_rules);
     free(a);
 }

@@ -11,6 +11,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "trace/obfuscate_redis.h"
+#include "trace/obfuscate_sql.h"
+
 /* Limits of the Go agent (pkg/trace/traceutil/normalize, pkg/trace/agent/truncator.go). */
 #define MAX_SERVICE_LEN 100
 #define MAX_NAME_LEN 100
@@ -31,6 +34,8 @@ typedef struct proc {
     uint32_t *slots;               /* span id -> index + 1 (0 = empty), reused across chunks */
     size_t slots_cap;              /* allocated slots */
     size_t mask;                   /* slots in use for the current chunk, minus 1 */
+    uint64_t obfuscated, sql_non_parsable;
+    dds__buf re_scratch;           /* the C-string copy regexec needs, reused for every tag */
 } proc;
 
 static const dds__slice S_EMPTY = {"", 0};
@@ -819,6 +824,7 @@ typedef struct url_parts {
     size_t auth, at;   /* userinfo to strip: [auth, at), '@' included */
     size_t query;      /* index of the first '?' of the query, or SIZE_MAX */
     size_t frag;       /* index of '#', or the length */
+    size_t path_lo, path_hi; /* the path, empty for an opaque URL ("mailto:x") */
 } url_parts;
 
 static bool url_parse(dds__slice u, url_parts *out) {
@@ -831,6 +837,7 @@ static bool url_parse(dds__slice u, url_parts *out) {
     if (hash && !escapes_valid(hash + 1, n - frag - 1, false)) return false;
     out->frag = frag;
     out->auth = out->at = 0;
+    out->path_lo = out->path_hi = 0;
     /* Go getScheme: letters, then letters, digits, "+-."; ':' at 0 is an error; anything else
      * means "no scheme". */
     size_t rest = 0;
@@ -856,6 +863,8 @@ static bool url_parse(dds__slice u, url_parts *out) {
     size_t rn = end - rest;
     if (rn == 0 || r[0] != '/') {
         if (scheme) return true;  /* opaque ("mailto:x"): Go does not look inside */
+        out->path_lo = rest;
+        out->path_hi = end;
         const char *slash = memchr(r, '/', rn);
         if (memchr(r, ':', slash ? (size_t)(slash - r) : rn)) return false;  /* Go: colon in first segment */
         return escapes_valid(r, rn, false);
@@ -886,12 +895,30 @@ static bool url_parse(dds__slice u, url_parts *out) {
         if (!escapes_valid(h, hn, true)) return false;
         path = ae;
     }
+    out->path_lo = path;
+    out->path_hi = end;
     return escapes_valid(s + path, end - path, false);
 }
 
+/* A path segment Go's RemovePathDigits replaces: one with a digit once unescaped. */
+static bool segment_has_digit(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] >= '0' && s[i] <= '9') return true;
+        if (s[i] == '%' && i + 2 < n && s[i + 1] == '3' && s[i + 2] >= '0' && s[i + 2] <= '9') return true;
+    }
+    return false;
+}
+
+static bool path_has_digit(const char *s, size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; i++)
+        if (s[i] >= '0' && s[i] <= '9') return true;
+    return segment_has_digit(s + lo, hi - lo);
+}
+
 /* Go ObfuscateURLString on http.url of "web" and "http" spans: user info always goes; with
- * remove_query_string a non-empty query becomes a bare '?' (the fragment stays), and a URL Go
- * cannot parse becomes "?" rather than leak. Go then re-serializes the URL (lower-case scheme,
+ * remove_query_string a non-empty query becomes a bare '?' (the fragment stays); with
+ * remove_paths_with_digits each path segment holding a digit becomes '?'; and, with either, a
+ * URL Go cannot parse becomes "?" rather than leak. Go then re-serializes the URL (lower-case scheme,
  * re-escaped path and fragment, upper-case escapes, an empty '#' dropped); we keep the other
  * bytes as sent. Which URLs fail follows Go 1.26's net/url (checked against it on 20000
  * generated URLs). */
@@ -899,26 +926,96 @@ static bool obfuscate_url(proc *p, dds__slice *v) {
     bool rm = p->cfg->remove_query_string;
     url_parts up;
     if (!url_parse(*v, &up)) {
-        if (rm) *v = DDS__SLICE_LIT("?");
+        if (rm || p->cfg->remove_paths_with_digits) *v = DDS__SLICE_LIT("?");
         return true;
     }
+    bool digits = p->cfg->remove_paths_with_digits && path_has_digit(v->ptr, up.path_lo, up.path_hi);
     size_t cut_lo = up.auth, cut_hi = up.at;                 /* userinfo */
     size_t q_lo = SIZE_MAX, q_hi = SIZE_MAX;                  /* query bytes after '?' */
     if (rm && up.query != SIZE_MAX && up.query + 1 < up.frag) {
         q_lo = up.query + 1;
         q_hi = up.frag;
     }
-    if (cut_hi == cut_lo && q_lo == SIZE_MAX) return true;
-    size_t drop = (cut_hi - cut_lo) + (q_lo == SIZE_MAX ? 0 : q_hi - q_lo);
-    char *d = alloc_bytes(p, v->len - drop);
+    if (cut_hi == cut_lo && q_lo == SIZE_MAX && !digits) return true;
+    char *d = alloc_bytes(p, v->len);  /* everything only shrinks */
     if (!d) return false;
     size_t n = 0;
-    for (size_t i = 0; i < v->len; i++) {
-        if (i >= cut_lo && i < cut_hi) continue;
-        if (q_lo != SIZE_MAX && i >= q_lo && i < q_hi) continue;
-        d[n++] = v->ptr[i];
+    for (size_t i = 0; i < v->len;) {
+        if (i >= cut_lo && i < cut_hi) {
+            i = cut_hi;
+        } else if (q_lo != SIZE_MAX && i >= q_lo && i < q_hi) {
+            i = q_hi;
+        } else if (digits && i >= up.path_lo && i < up.path_hi && v->ptr[i] != '/') {
+            size_t e = i;
+            while (e < up.path_hi && v->ptr[e] != '/') e++;
+            if (segment_has_digit(v->ptr + i, e - i)) {
+                d[n++] = '?';
+            } else {
+                memcpy(d + n, v->ptr + i, e - i);
+                n += e - i;
+            }
+            i = e;
+        } else {
+            d[n++] = v->ptr[i++];
+        }
     }
     *v = dds__slice_make(d, n);
+    return true;
+}
+
+/* Go obfuscateSpan for "sql" and "cassandra": resource and sql.query both become the
+ * obfuscated query (or "Non-parsable SQL query"); the dialect comes from db.type. */
+static bool obfuscate_sql_span(proc *p, dds__span *s) {
+    if (s->resource.len == 0) return true;
+    const dds__kv *db = KV_FIND(s->meta, s->nmeta, "db.type");
+    dds__slice q;
+    dds__sql_result r =
+        dds__obfuscate_sql(s->resource, db ? dds__sql_dbms_from(db->value) : DDS__SQL_GENERIC, p->arena, &q);
+    if (r == DDS__SQL_OOM) return false;
+    if (r == DDS__SQL_NON_PARSABLE) p->sql_non_parsable++;
+    p->obfuscated++;
+    s->resource = q;
+    dds__kv add = {DDS__SLICE_LIT("sql.query"), q};
+    return kv_put(p, &s->meta, &s->nmeta, &add, 1);
+}
+
+/* redis and valkey: the resource is always quantized; the raw command tag is obfuscated when
+ * enabled (all its arguments, with remove_all_args). */
+static bool obfuscate_redis_span(proc *p, dds__span *s, const char *tag, size_t taglen, bool enabled,
+                                 bool remove_all) {
+    if (!dds__redis_quantize(s->resource, p->arena, &s->resource)) return false;
+    p->obfuscated++;
+    dds__kv *kv = kv_find(s->meta, s->nmeta, tag, taglen);
+    if (!enabled || !kv || kv->value.len == 0) return true;
+    return remove_all ? dds__redis_remove_all_args(kv->value, p->arena, &kv->value)
+                      : dds__redis_obfuscate(kv->value, p->arena, &kv->value);
+}
+
+static bool replace_one(proc *p, const dds__replace_rule *r, dds__slice *v) {
+    return dds__replace_apply(r, *v, p->arena, &p->re_scratch, v);
+}
+
+/* DD_APM_REPLACE_TAGS, Go Replacer semantics: "*" reaches every meta value except the internal
+ * "_..." ones, and the resource; "resource.name" the resource; any other name that meta tag
+ * when present. Numeric metrics and span events are not rewritten (Go formats and re-parses
+ * them). */
+static bool replace_tags(proc *p, dds__span *s) {
+    const dds__replace_rules *rs = p->cfg->replace_rules;
+    if (!rs) return true;
+    for (size_t i = 0; i < rs->n; i++) {
+        const dds__replace_rule *r = &rs->rule[i];
+        if (r->target == DDS__REPLACE_ALL) {
+            for (uint32_t k = 0; k < s->nmeta; k++)
+                if (!(s->meta[k].key.len > 0 && s->meta[k].key.ptr[0] == '_') && !replace_one(p, r, &s->meta[k].value))
+                    return false;
+        }
+        if (r->target == DDS__REPLACE_ALL || r->target == DDS__REPLACE_RESOURCE) {
+            if (!replace_one(p, r, &s->resource)) return false;
+        } else {
+            dds__kv *kv = kv_find(s->meta, s->nmeta, r->name.ptr, r->name.len);
+            if (kv && !replace_one(p, r, &kv->value)) return false;
+        }
+    }
     return true;
 }
 
@@ -933,8 +1030,28 @@ static bool obfuscate_span(proc *p, dds__span *s) {
     if (IS(s->type, "web") || IS(s->type, "http")) {
         dds__kv *kv = KV_FIND(s->meta, s->nmeta, "http.url");
         if (kv && kv->value.len > 0 && !obfuscate_url(p, &kv->value)) return false;
+    } else if (IS(s->type, "sql") || IS(s->type, "cassandra")) {
+        if (!obfuscate_sql_span(p, s)) return false;
+    } else if (IS(s->type, "redis")) {
+        if (!obfuscate_redis_span(p, s, "redis.raw_command", 17, p->cfg->redis_obfuscate, p->cfg->redis_remove_all_args))
+            return false;
+    } else if (IS(s->type, "valkey")) {
+        if (!obfuscate_redis_span(p, s, "valkey.raw_command", 18, p->cfg->valkey_obfuscate,
+                                  p->cfg->valkey_remove_all_args))
+            return false;
+    } else if (IS(s->type, "memcached") && p->cfg->memcached_obfuscate) {
+        dds__kv *kv = KV_FIND(s->meta, s->nmeta, "memcached.command");
+        if (kv && kv->value.len > 0) {
+            /* Go: without keep_command the whole command goes (the tag stays, empty). */
+            kv->value = p->cfg->memcached_keep_command ? dds__memcached_command(kv->value) : S_EMPTY;
+            p->obfuscated++;
+        }
     }
-    return true;
+    if (p->cfg->remove_stack_traces) {
+        dds__kv *kv = KV_FIND(s->meta, s->nmeta, "error.stack");
+        if (kv) kv->value = DDS__SLICE_LIT("?");
+    }
+    return replace_tags(p, s);
 }
 
 /* ---- chunk level --------------------------------------------------------------------------- */
@@ -1093,5 +1210,8 @@ uint32_t dds__trace_process(dds__tracer_payload *tp, const dds__trace_process_co
     dds__counter_add(&counters->traces_dropped, dropped_traces);
     dds__counter_add(&counters->spans_dropped, dropped_spans);
     dds__counter_add(&counters->spans_normalized, normalized);
+    dds__counter_add(&counters->spans_obfuscated, p.obfuscated);
+    dds__counter_add(&counters->sql_non_parsable, p.sql_non_parsable);
+    dds__buf_free(&p.re_scratch);
     return kept_spans > UINT32_MAX ? UINT32_MAX : (uint32_t)kept_spans;
 }

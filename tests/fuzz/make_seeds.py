@@ -81,4 +81,18 @@ write("fuzz_config", [b"\x0dDD_DOGSTATSD_PORT-ish\x00", b"\x0d70000\x00\x01datad
                       b"\x12my_ns.v2\x00\x15max,median,p99\x00\x160.95 0.5\x00",
                       b"\x02http://127.0.0.1:1/\x00\x0cmaybe\x00"])
 write("fuzz_logs", LOGS)
+# First byte: the SQL dialect (0 generic, 1 mssql, 2 mysql, 3 postgresql, 4 oracle).
+SQL = [
+    b"\x00SELECT * FROM users WHERE id = 42 AND name = 'bob' -- c",
+    b"\x00INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'); /* c */",
+    b"\x00SELECT a AS b FROM `t`.`u` WHERE c IN (:p) LIMIT 10, 20",
+    b"\x00{call proc(?, 'a', $1)} $tag$ body $tag$ $$x$$ 0x1F X'ff' -1.5e3 .5",
+    b"\x01SELECT TOP 5 [a] AS [b c] FROM #tmp WHERE x = N'\\'",
+    b"\x02select * from t where s = 'it\\'s' # comment",
+    b"\x03SELECT data->>'k', tags #> '{a}', tags ?| array['x'] FROM t WHERE j @> '{}' AND $1::text <@ y",
+    b"\x04SELECT * FROM dual WHERE d = TO_DATE('2020-01-01') AND id -.x5",
+    b"\x00SET k v\nAUTH secret\nBITFIELD k SET u8 0 255\nZADD k NX 1 m\r\nvalue",
+    "\x00SELECT '\u00e9', \u7f7f FROM t WHERE x = \"\u00e9\"".encode(),
+]
+write("fuzz_sql", SQL)
 print("seeds written to", ROOT)

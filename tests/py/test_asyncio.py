@@ -63,7 +63,7 @@ async def test_status_events_arrive_on_the_event_loop_in_order():
     handle = await ServerlessServices(local_config(log_level="off")).start_async(on_status)
     await handle.stop_async()
     await asyncio.wait_for(stopped.wait(), 5)
-    assert [(t, s) for t, s, _ in seen] == [("ready", "trace-agent"), ("ready", "dogstatsd"), ("stopped", None)]
+    assert [(t, s) for t, s, _ in seen] == [("ready", "trace-agent"), ("ready", "dogstatsd"), ("stopped", "process")]
     assert {ident for _, _, ident in seen} == {loop_thread}
 
 

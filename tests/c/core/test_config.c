@@ -14,6 +14,11 @@ static const char *const all_vars[] = {
     "DD_APM_RECEIVER_PORT", "DD_SKIP_SSL_VALIDATION", "DD_DOGSTATSD_BUFFER_SIZE", "DD_FORWARDER_TIMEOUT",
     "DD_TLS_CA_PATH", "DD_LOGS_ENABLED", "DD_LOGS_PORT", "DD_LOGS_NON_LOCAL_TRAFFIC",
     "DD_LOGS_CONFIG_LOGS_DD_URL", "DD_LOGS_CONFIG_USE_COMPRESSION", "DD_LOGS_CONFIG_COMPRESSION_LEVEL",
+    "DD_LOGS_MAX_QUEUED_BYTES", "DD_APM_OBFUSCATION_HTTP_REMOVE_PATHS_WITH_DIGITS",
+    "DD_APM_OBFUSCATION_REDIS_ENABLED", "DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS", "DD_APM_OBFUSCATION_VALKEY_ENABLED",
+    "DD_APM_OBFUSCATION_VALKEY_REMOVE_ALL_ARGS", "DD_APM_OBFUSCATION_MEMCACHED_ENABLED",
+    "DD_APM_OBFUSCATION_MEMCACHED_KEEP_COMMAND", "DD_APM_OBFUSCATION_REMOVE_STACK_TRACES", "DD_APM_REPLACE_TAGS",
+    "DD_APM_OBFUSCATION_MONGODB_ENABLED", "DD_APM_OBFUSCATION_ELASTICSEARCH_ENABLED",
     "DD_LOGS_MAX_QUEUED_BYTES", "DD_DRY_RUN", "DD_FLUSH_TIMEOUT", "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED",
     "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL", "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS",
     "DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE", "DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE",
@@ -434,6 +439,48 @@ TEST(function_tags_table) {
     free(none);
 }
 
+TEST(obfuscation_fields) {
+    clear_env();
+    dds_config c;
+    dds_config_init(&c);
+    /* The Go Agent's defaults */
+    CHECK(c.apm_obfuscate_redis && c.apm_obfuscate_valkey && c.apm_obfuscate_memcached);
+    CHECK(!c.apm_redis_remove_all_args && !c.apm_valkey_remove_all_args && !c.apm_memcached_keep_command);
+    CHECK(!c.apm_remove_paths_with_digits && !c.apm_remove_stack_traces && c.apm_replace_tags == NULL);
+    setenv("DD_APM_OBFUSCATION_HTTP_REMOVE_PATHS_WITH_DIGITS", "true", 1);
+    setenv("DD_APM_OBFUSCATION_REDIS_ENABLED", "false", 1);
+    setenv("DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS", "true", 1);
+    setenv("DD_APM_OBFUSCATION_VALKEY_ENABLED", "false", 1);
+    setenv("DD_APM_OBFUSCATION_VALKEY_REMOVE_ALL_ARGS", "true", 1);
+    setenv("DD_APM_OBFUSCATION_MEMCACHED_ENABLED", "false", 1);
+    setenv("DD_APM_OBFUSCATION_MEMCACHED_KEEP_COMMAND", "true", 1);
+    setenv("DD_APM_OBFUSCATION_REMOVE_STACK_TRACES", "true", 1);
+    setenv("DD_APM_REPLACE_TAGS", "[{\"name\":\"*\",\"pattern\":\"secret\",\"repl\":\"?\"}]", 1);
+    setenv("DD_APM_OBFUSCATION_MONGODB_ENABLED", "false", 1);
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK(c.apm_remove_paths_with_digits && !c.apm_obfuscate_redis && c.apm_redis_remove_all_args);
+    CHECK(!c.apm_obfuscate_valkey && c.apm_valkey_remove_all_args && !c.apm_obfuscate_memcached);
+    CHECK(c.apm_memcached_keep_command && c.apm_remove_stack_traces);
+    CHECK_EQ_STR(c.apm_replace_tags, "[{\"name\":\"*\",\"pattern\":\"secret\",\"repl\":\"?\"}]");
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+    /* A bad rule is a validation error that says what is wrong. */
+    c.apm_replace_tags = "[{\"name\":\"*\",\"pattern\":\"(?i)secret\"}]";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "apm_replace_tags: rule 0 pattern '(?i)secret'") != NULL);
+    c.apm_replace_tags = "[{\"name\":\"*\",\"pattern\":\"a[\"}]";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "not a valid POSIX extended regex") != NULL);
+    c.apm_replace_tags = "not json";
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "apm_replace_tags: must be a JSON list") != NULL);
+    /* The JSON obfuscators are refused by name when asked for. */
+    setenv("DD_APM_OBFUSCATION_ELASTICSEARCH_ENABLED", "true", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "DD_APM_OBFUSCATION_ELASTICSEARCH_ENABLED=true is not supported") != NULL);
+    clear_env();
+}
+
 TEST(logs_destinations_and_send_queue) {
     clear_env();
     dds_config c;
@@ -551,6 +598,7 @@ int main(void) {
     RUN(logs_agent_fields);
     RUN(enhanced_metrics_switch);
     RUN(function_tags_table);
+    RUN(obfuscation_fields);
     RUN(logs_destinations_and_send_queue);
     RUN(agent_stats_computation_field);
     RUN(error_names_and_versions);

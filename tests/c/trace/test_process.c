@@ -880,6 +880,295 @@ TEST(test_http_url) {
     dds__arena_free(&a);
 }
 
+/* ---- obfuscation of sql, redis, valkey, memcached spans, paths, stack traces, replace rules --- */
+
+/* One span of type `type` with resource `res` and n meta pairs, processed with cfg. */
+static dds__span processed(dds__arena *a, const dds__trace_process_config *cfg, dds__trace_process_counters *ctr,
+                           const char *type, const char *res, uint32_t n, ...) {
+    dds__span s = span3(1, 1, 0);
+    s.type = dds__slice_cstr(type);
+    s.resource = ro(res);
+    s.meta = dds__arena_calloc(a, n ? n : 1, sizeof(dds__kv));
+    s.nmeta = n;
+    va_list ap;
+    va_start(ap, n);
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k = va_arg(ap, const char *), *v = va_arg(ap, const char *);
+        s.meta[i] = (dds__kv){dds__slice_cstr(k), ro(v)};
+    }
+    va_end(ap);
+    dds__tracer_payload tp = one_chunk(a, &s, 1);
+    dds__trace_process(&tp, cfg, a, ctr);
+    CHECK_EQ_INT(tp.nchunks, 1);
+    return tp.chunks[0].spans[0];
+}
+
+static dds__trace_process_config agent_defaults(void) {
+    dds__trace_process_config c = cfg0();
+    c.obfuscate_credit_cards = true;
+    c.redis_obfuscate = c.valkey_obfuscate = c.memcached_obfuscate = true;
+    return c;
+}
+
+TEST(test_sql_spans) {
+    dds__arena a;
+    dds__arena_init(&a, 0, 0);
+    dds__trace_process_config cfg = agent_defaults();
+    dds__trace_process_counters ctr = {0};
+    dds__span s = processed(&a, &cfg, &ctr, "sql", "SELECT * FROM users WHERE id = 42 AND name = 'bob' -- x", 1,
+                            "sql.query", "SELECT * FROM users WHERE id = 42 AND name = 'bob' -- x");
+    CHECK_EQ_SLICE(s.resource, "SELECT * FROM users WHERE id = ? AND name = ?");
+    CHECK_EQ_SLICE(*get_meta(&s, "sql.query"), "SELECT * FROM users WHERE id = ? AND name = ?");
+    CHECK_EQ_INT(count_meta(&s, "sql.query"), 1);
+    /* cassandra too; sql.query is added when the tracer did not set it */
+    s = processed(&a, &cfg, &ctr, "cassandra", "SELECT * FROM ks.t WHERE k IN (1, 2, 3)", 0);
+    CHECK_EQ_SLICE(s.resource, "SELECT * FROM ks.t WHERE k IN ( ? )");
+    CHECK_EQ_SLICE(*get_meta(&s, "sql.query"), "SELECT * FROM ks.t WHERE k IN ( ? )");
+    /* the dialect comes from db.type */
+    s = processed(&a, &cfg, &ctr, "sql", "SELECT data #> '{a}' FROM t", 1, "db.type", "postgresql");
+    CHECK_EQ_SLICE(s.resource, "SELECT data #> ? FROM t");
+    s = processed(&a, &cfg, &ctr, "sql", "SELECT data #> '{a}' FROM t", 1, "db.type", "mysql");
+    CHECK_EQ_SLICE(s.resource, "SELECT data");
+    /* what the tokenizer refuses never reaches the intake */
+    s = processed(&a, &cfg, &ctr, "sql", "SELECT 'unterminated secret", 0);
+    CHECK_EQ_SLICE(s.resource, "Non-parsable SQL query");
+    CHECK_EQ_SLICE(*get_meta(&s, "sql.query"), "Non-parsable SQL query");
+    CHECK_EQ_INT(dds__counter_get(&ctr.spans_obfuscated), 5);
+    CHECK_EQ_INT(dds__counter_get(&ctr.sql_non_parsable), 1);
+    /* other types keep their resource */
+    s = processed(&a, &cfg, &ctr, "custom", "SELECT 1", 0);
+    CHECK_EQ_SLICE(s.resource, "SELECT 1");
+    CHECK(get_meta(&s, "sql.query") == NULL);
+    dds__arena_free(&a);
+    ro_free_all();
+}
+
+TEST(test_redis_valkey_memcached_spans) {
+    dds__arena a;
+    dds__arena_init(&a, 0, 0);
+    dds__trace_process_config cfg = agent_defaults();
+    dds__trace_process_counters ctr = {0};
+    /* Go Agent defaults: quantized resource, raw command obfuscated, memcached command blanked */
+    dds__span s = processed(&a, &cfg, &ctr, "redis", "set k v\nauth hunter2", 1, "redis.raw_command",
+                            "SET k v\nAUTH hunter2");
+    CHECK_EQ_SLICE(s.resource, "SET AUTH");
+    CHECK_EQ_SLICE(*get_meta(&s, "redis.raw_command"), "SET k ?\nAUTH ?");
+    s = processed(&a, &cfg, &ctr, "valkey", "HSET h f secret", 1, "valkey.raw_command", "HSET h f secret");
+    CHECK_EQ_SLICE(s.resource, "HSET");
+    CHECK_EQ_SLICE(*get_meta(&s, "valkey.raw_command"), "HSET h f ?");
+    s = processed(&a, &cfg, &ctr, "memcached", "set", 1, "memcached.command", "set k 0 60 5\r\nvalue");
+    CHECK_EQ_SLICE(*get_meta(&s, "memcached.command"), "");
+    cfg.memcached_keep_command = true;
+    s = processed(&a, &cfg, &ctr, "memcached", "set", 1, "memcached.command", "set k 0 60 5\r\nvalue");
+    CHECK_EQ_SLICE(*get_meta(&s, "memcached.command"), "set k 0 60 5");
+    /* remove_all_args */
+    cfg.redis_remove_all_args = cfg.valkey_remove_all_args = true;
+    s = processed(&a, &cfg, &ctr, "redis", "GET k", 1, "redis.raw_command", "GET secret-key");
+    CHECK_EQ_SLICE(*get_meta(&s, "redis.raw_command"), "GET ?");
+    s = processed(&a, &cfg, &ctr, "valkey", "GET k", 1, "valkey.raw_command", "GET secret-key");
+    CHECK_EQ_SLICE(*get_meta(&s, "valkey.raw_command"), "GET ?");
+    /* the Rust binary's defaults: only the resource changes */
+    cfg.redis_obfuscate = cfg.valkey_obfuscate = cfg.memcached_obfuscate = false;
+    s = processed(&a, &cfg, &ctr, "redis", "GET k", 1, "redis.raw_command", "SET k v");
+    CHECK_EQ_SLICE(s.resource, "GET");
+    CHECK_EQ_SLICE(*get_meta(&s, "redis.raw_command"), "SET k v");
+    s = processed(&a, &cfg, &ctr, "memcached", "set", 1, "memcached.command", "set k 0 60 5\r\nvalue");
+    CHECK_EQ_SLICE(*get_meta(&s, "memcached.command"), "set k 0 60 5\r\nvalue");
+    /* the tag of the other store is not touched */
+    cfg.redis_obfuscate = true;
+    s = processed(&a, &cfg, &ctr, "redis", "GET k", 1, "valkey.raw_command", "SET k v");
+    CHECK_EQ_SLICE(*get_meta(&s, "valkey.raw_command"), "SET k v");
+    dds__arena_free(&a);
+    ro_free_all();
+}
+
+TEST(test_paths_with_digits_and_stack_traces) {
+    static const struct { const char *in, *want; } rows[] = {
+        {"http://foo.com/users/123/orders/abc?x=1", "http://foo.com/users/?/orders/abc?x=1"},
+        {"http://foo.com/v2/a1b/c", "http://foo.com/?/?/c"},
+        {"/path/to/1234?q", "/path/to/??q"},
+        {"http://u:p@foo.com/x/%31/y", "http://foo.com/x/?/y"},
+        {"http://foo.com/", "http://foo.com/"},
+        {"http://foo.com:8080/a#frag1", "http://foo.com:8080/a#frag1"},
+        {"mailto:a1@b.com", "mailto:a1@b.com"},
+        {"http://ho[st/1", "?"},
+    };
+    dds__arena a;
+    dds__arena_init(&a, 0, 0);
+    dds__trace_process_config cfg = agent_defaults();
+    cfg.remove_paths_with_digits = true;
+    dds__trace_process_counters ctr = {0};
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        dds__span s = processed(&a, &cfg, &ctr, "http", "GET /", 1, "http.url", rows[i].in);
+        const dds__slice *v = get_meta(&s, "http.url");
+        CHECK_MSG(v && v->len == strlen(rows[i].want) && memcmp(v->ptr, rows[i].want, v->len) == 0,
+                  "%s: got %.*s", rows[i].in, v ? (int)v->len : 0, v ? v->ptr : "");
+    }
+    cfg.remove_query_string = true;
+    dds__span s = processed(&a, &cfg, &ctr, "web", "GET /", 1, "http.url", "http://foo.com/u/42?token=secret#f");
+    CHECK_EQ_SLICE(*get_meta(&s, "http.url"), "http://foo.com/u/??#f");
+    cfg.remove_stack_traces = true;
+    s = processed(&a, &cfg, &ctr, "custom", "r", 2, "error.stack", "at secret.fn (x.js:1)", "error.msg", "boom");
+    CHECK_EQ_SLICE(*get_meta(&s, "error.stack"), "?");
+    CHECK_EQ_SLICE(*get_meta(&s, "error.msg"), "boom");
+    dds__arena_free(&a);
+    ro_free_all();
+}
+
+TEST(test_replace_tags) {
+    dds__replace_rules *rules = NULL;
+    char why[200];
+    CHECK_EQ_INT(dds__replace_rules_parse("[{\"name\":\"*\",\"pattern\":\"(token=)[^&]*\",\"repl\":\"${1}?\"},"
+                                          " {\"name\":\"resource.name\",\"pattern\":\"prod\",\"repl\":\"stage\"},"
+                                          " {\"name\":\"user.email\",\"pattern\":\".+\",\"repl\":\"<redacted>\"}]",
+                                          &rules, why, sizeof(why)),
+                 0);
+    dds__arena a;
+    dds__arena_init(&a, 0, 0);
+    dds__trace_process_config cfg = agent_defaults();
+    cfg.replace_rules = rules;
+    dds__trace_process_counters ctr = {0};
+    dds__span s = processed(&a, &cfg, &ctr, "custom", "prod?token=abc", 4, "http.url", "/x?token=abc&y=1",
+                            "_dd.internal", "token=abc", "user.email", "bob@example.com", "other", "plain");
+    CHECK_EQ_SLICE(s.resource, "stage?token=?");
+    CHECK_EQ_SLICE(*get_meta(&s, "http.url"), "/x?token=?&y=1");
+    CHECK_EQ_SLICE(*get_meta(&s, "_dd.internal"), "token=abc");  /* "*" skips internal tags */
+    CHECK_EQ_SLICE(*get_meta(&s, "user.email"), "<redacted>");
+    CHECK_EQ_SLICE(*get_meta(&s, "other"), "plain");
+    /* rules run after the obfuscators (on the obfuscated SQL) */
+    s = processed(&a, &cfg, &ctr, "sql", "SELECT * FROM prod_users WHERE id = 1", 0);
+    CHECK_EQ_SLICE(s.resource, "SELECT * FROM stage_users WHERE id = ?");
+    CHECK_EQ_SLICE(*get_meta(&s, "sql.query"), "SELECT * FROM prod_users WHERE id = ?");
+    dds__arena_free(&a);
+    ro_free_all();
+    dds__replace_rules_free(rules);
+}
+
+/* libdd-trace-obfuscation tests/data/obfuscation_test_spans.jsonl, the rows that apply here
+ * (span events, and the JSON obfuscators, are not built; an empty resource is first normalized
+ * to the span name by the processor, so that row is left out). Config letters: C credit cards,
+ * H http query and path digits, R redis, A redis remove-all, V valkey, W valkey remove-all,
+ * M memcached, K memcached keep-command; T the custom.tag replace rule. */
+TEST(test_rust_obfuscation_span_vectors) {
+    static const struct {
+        const char *name, *type, *res, *key, *val, *cfg, *want_res, *want_key, *want_val;
+    } rows[] = {
+        {"cassandra_select", "cassandra", "SELECT * FROM table1 WHERE id = 42", NULL, NULL, "",
+         "SELECT * FROM table1 WHERE id = ?", "sql.query", "SELECT * FROM table1 WHERE id = ?"},
+        {"credit_card_disabled", "generic", "r", "card.number", "5105-1051-0510-5100", "", "r", "card.number",
+         "5105-1051-0510-5100"},
+        {"credit_card_match", "generic", "r", "card.number", "5105-1051-0510-5100", "C", "r", "card.number", "?"},
+        {"credit_card_no_match", "generic", "r", "card.number", "not-a-cc", "C", "r", "card.number", "not-a-cc"},
+        {"credit_card_skipped_key", "generic", "r", "_dd.test", "5105-1051-0510-5100", "C", "r", "_dd.test",
+         "5105-1051-0510-5100"},
+        {"http_empty", "http", "r", NULL, NULL, "H", "r", NULL, NULL},
+        {"http_no_url_tag", "http", "r", "other.tag", "value", "H", "r", "other.tag", "value"},
+        {"http_url_obfuscate", "http", "r", "http.url", "http://mysite.mydomain/1/2?q=asd", "H", "r", "http.url",
+         "http://mysite.mydomain/?/??"},
+        {"memcached_disabled", "memcached", "r", "memcached.command", "set key 0 0 0\r\nvalue", "", "r",
+         "memcached.command", "set key 0 0 0\r\nvalue"},
+        {"memcached_enabled_empty_command", "memcached", "r", NULL, NULL, "M", "r", NULL, NULL},
+        {"memcached_enabled", "memcached", "r", "memcached.command", "set key 0 0 0\r\nvalue", "M", "r",
+         "memcached.command", ""},
+        {"memcached_keep_command", "memcached", "r", "memcached.command", "set key 0 0 0\r\nvalue", "MK", "r",
+         "memcached.command", "set key 0 0 0"},
+        {"redis_disabled_with_tag_replace", "redis", "SET k v", "custom.tag", "/foo/bar/foo", "T", "SET",
+         "custom.tag", "/foo/bar/extra"},
+        {"redis_enabled_no_raw_command", "redis", "SET k v", "other.tag", "value", "R", "SET", "other.tag", "value"},
+        {"redis_obfuscate_enabled", "redis", "SET k v", "redis.raw_command", "SET key val", "R", "SET",
+         "redis.raw_command", "SET key ?"},
+        {"redis_obfuscate_no_command", "redis", "SET k v", NULL, NULL, "R", "SET", NULL, NULL},
+        {"redis_quantize", "redis", "SET k v\nGET k", NULL, NULL, "", "SET GET", NULL, NULL},
+        {"redis_remove_all_args", "redis", "SET k v", "redis.raw_command", "SET key val", "RA", "SET",
+         "redis.raw_command", "SET ?"},
+        {"sql_select", "sql", "SELECT * FROM users WHERE id = 42", NULL, NULL, "", "SELECT * FROM users WHERE id = ?",
+         "sql.query", "SELECT * FROM users WHERE id = ?"},
+        {"valkey_disabled_with_tag_replace", "valkey", "SET k v", "custom.tag", "/foo/bar/foo", "T", "SET",
+         "custom.tag", "/foo/bar/extra"},
+        {"valkey_enabled_no_raw_command", "valkey", "SET k v", "other.tag", "value", "V", "SET", "other.tag", "value"},
+        {"valkey_obfuscate_enabled", "valkey", "SET k v", "valkey.raw_command", "SET key val", "V", "SET",
+         "valkey.raw_command", "SET key ?"},
+        {"valkey_obfuscate_no_command", "valkey", "SET k v", NULL, NULL, "V", "SET", NULL, NULL},
+        {"valkey_quantize", "valkey", "SET k v\nGET k", NULL, NULL, "", "SET GET", NULL, NULL},
+        {"valkey_remove_all_args", "valkey", "SET k v", "valkey.raw_command", "SET key val", "VW", "SET",
+         "valkey.raw_command", "SET ?"},
+        {"web_url_obfuscate", "web", "r", "http.url", "http://mysite.mydomain/1/2?q=asd", "H", "r", "http.url",
+         "http://mysite.mydomain/?/??"},
+    };
+    dds__replace_rules *rules = NULL;
+    char why[200];
+    CHECK_EQ_INT(dds__replace_rules_parse("[{\"name\":\"custom.tag\",\"pattern\":\"(/foo/bar/).*\",\"repl\":\"${1}extra\"}]",
+                                          &rules, why, sizeof(why)),
+                 0);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        dds__arena a;
+        dds__arena_init(&a, 0, 0);
+        const char *c = rows[i].cfg;
+        dds__trace_process_config cfg = cfg0();
+        cfg.obfuscate_credit_cards = strchr(c, 'C') != NULL;
+        cfg.remove_query_string = cfg.remove_paths_with_digits = strchr(c, 'H') != NULL;
+        cfg.redis_obfuscate = strchr(c, 'R') != NULL;
+        cfg.redis_remove_all_args = strchr(c, 'A') != NULL;
+        cfg.valkey_obfuscate = strchr(c, 'V') != NULL;
+        cfg.valkey_remove_all_args = strchr(c, 'W') != NULL;
+        cfg.memcached_obfuscate = strchr(c, 'M') != NULL;
+        cfg.memcached_keep_command = strchr(c, 'K') != NULL;
+        cfg.replace_rules = strchr(c, 'T') ? rules : NULL;
+        dds__trace_process_counters ctr = {0};
+        dds__span s = rows[i].key ? processed(&a, &cfg, &ctr, rows[i].type, rows[i].res, 1, rows[i].key, rows[i].val)
+                                  : processed(&a, &cfg, &ctr, rows[i].type, rows[i].res, 0);
+        CHECK_MSG(s.resource.len == strlen(rows[i].want_res) && !memcmp(s.resource.ptr, rows[i].want_res, s.resource.len),
+                  "%s: resource %.*s", rows[i].name, (int)s.resource.len, s.resource.ptr);
+        if (rows[i].want_key) {
+            const dds__slice *v = get_meta(&s, rows[i].want_key);
+            CHECK_MSG(v && v->len == strlen(rows[i].want_val) && !memcmp(v->ptr, rows[i].want_val, v->len),
+                      "%s: %s = %.*s", rows[i].name, rows[i].want_key, v ? (int)v->len : 0, v ? v->ptr : "(none)");
+        } else {
+            CHECK_MSG(s.nmeta == 0 || get_meta(&s, "sql.query") == NULL, "%s: unexpected tags", rows[i].name);
+        }
+        dds__arena_free(&a);
+        ro_free_all();
+    }
+    dds__replace_rules_free(rules);
+}
+
+/* Out of arena memory in the middle of obfuscating: the chunk is dropped whole and counted. */
+TEST(test_obfuscation_allocation_failures) {
+    dds__replace_rules *rules = NULL;
+    char why[200];
+    CHECK_EQ_INT(dds__replace_rules_parse("[{\"name\":\"*\",\"pattern\":\"a\",\"repl\":\"b\"}]", &rules, why, sizeof(why)), 0);
+    bool saw_kept = false, saw_dropped = false;
+    for (size_t limit = 1024; limit < 64 * 1024; limit += 512) {
+        dds__arena a;
+        dds__arena_init(&a, 256, limit);
+        dds__span sp[3] = {span3(1, 1, 0), span3(1, 2, 1), span3(1, 3, 1)};
+        sp[0].type = DDS__SLICE_LIT("sql");
+        sp[0].resource = DDS__SLICE_LIT("SELECT a FROM t WHERE x = 'aaaaaaaaaaaaaaaa' AND y IN (1, 2, 3, 4, 5, 6)");
+        sp[1].type = DDS__SLICE_LIT("redis");
+        sp[1].resource = DDS__SLICE_LIT("SET aaaaaaaa bbbbbbbb");
+        sp[2].type = DDS__SLICE_LIT("redis");
+        meta(&a, &sp[1], 1, "redis.raw_command", "SET aaaaaaaa bbbbbbbb\nGET aaaa");
+        dds__tracer_payload tp = one_chunk(&a, sp, 3);
+        dds__trace_process_config cfg = agent_defaults();
+        cfg.replace_rules = rules;
+        dds__trace_process_counters ctr = {0};
+        uint32_t kept = dds__trace_process(&tp, &cfg, &a, &ctr);
+        saw_kept |= kept != 0;
+        saw_dropped |= kept == 0;
+        if (kept) {
+            CHECK_EQ_INT(kept, 3);
+            CHECK_EQ_SLICE(tp.chunks[0].spans[0].resource, "SELECT b FROM t WHERE x = ? AND y IN ( ? )");
+            CHECK_EQ_SLICE(*get_meta(&tp.chunks[0].spans[1], "redis.raw_command"), "SET bbbbbbbb ?\nGET bbbb");
+        } else {
+            CHECK_EQ_INT(tp.nchunks, 0);
+            CHECK_EQ_INT(dds__counter_get(&ctr.spans_dropped), 3);
+        }
+        dds__arena_free(&a);
+    }
+    CHECK(saw_kept && saw_dropped);  /* the limits span both outcomes */
+    dds__replace_rules_free(rules);
+}
+
 /* ---- truncation (Go truncator + TruncateUTF8) ---------------------------------------------------- */
 
 TEST(test_truncation_limits) {
@@ -1084,6 +1373,12 @@ int main(void) {
     RUN(test_credit_cards);
     RUN(test_enrichment_every_span);
     RUN(test_http_url);
+    RUN(test_sql_spans);
+    RUN(test_redis_valkey_memcached_spans);
+    RUN(test_paths_with_digits_and_stack_traces);
+    RUN(test_replace_tags);
+    RUN(test_rust_obfuscation_span_vectors);
+    RUN(test_obfuscation_allocation_failures);
     RUN(test_truncation_limits);
     RUN(test_truncation_never_splits_utf8);
     RUN(test_allocation_failures);
