@@ -89,13 +89,17 @@ def test_an_environment_written_for_the_rust_binary_runs_unchanged(fake_intake):
     assert post(f"http://127.0.0.1:{logs_port}/v1/input", json.dumps([entry]).encode(), "application/json") == 200
     time.sleep(0.1)
     assert cli.terminate() == 0, cli.stderr_lines
-    assert not [l for l in cli.stderr_lines if " ERROR " in l or " WARN " in l or ": error:" in l], cli.stderr_lines
+    # Off Google Cloud (here) the metadata check of a Google function fails: reported, nothing stops.
+    complaints = [l for l in cli.stderr_lines if " ERROR " in l or " WARN " in l or ": error:" in l]
+    assert not [l for l in complaints if "Google Cloud Functions detected, but" not in l], cli.stderr_lines
 
     (series,) = [s for s in fake_intake.series() if s["metric"] == "app.orders"]
     assert {"shop:1", "team:core", "tier:web", "env:prod", "service:checkout", "version:1.2.3"} <= set(series["tags"])
     (sp,) = [s for s in fake_intake.spans() if s["name"] == "http.request"]
     assert sp["meta"]["http.url"] == "http://shop/orders/??"
-    assert sp["meta"].get("_dd.tags.function") == "team:core,tier:web"
+    # A tracer payload tag, not a span tag: where the Rust binary puts it (trace_processor.rs)
+    function_tags = [tp["tags"].get("_dd.tags.function") for p in fake_intake.traces() for tp in p["tracerPayloads"]]
+    assert function_tags == ["team:core,tier:web"]
     assert sp["meta"].get("_dd.serverless_compat_version") == "1.0.0"
     stats = [p for p in fake_intake.stats() if not p.get("ClientComputed")]
     assert stats, "agent-computed stats reached /api/v0.2/stats at the stop"
