@@ -23,6 +23,7 @@ X(general, "DD_SKIP_SSL_VALIDATION", "`false`", "TLS verification is on by defau
 X(general, "DD_TLS_CA_PATH", "(found at start)", "CA certificates that verify the intake: a PEM bundle or a directory of PEM files") \
 X(general, "SSL_CERT_FILE", "", "CA bundle, when `DD_TLS_CA_PATH` is not set") \
 X(general, "SSL_CERT_DIR", "", "CA directories (a `:` list), when neither of the above is set") \
+X(general, "GCE_METADATA_HOST", "`169.254.169.254`", "Google Cloud Functions: the metadata server checked at start, a numeric `address[:port]` (the variable Google's client libraries read; emulators, tests)") \
 X(dogstatsd, "DD_USE_DOGSTATSD", "`true`", "run the DogStatsD server") \
 X(dogstatsd, "DD_DOGSTATSD_PORT", "`8125`", "UDP port; `0` = any free port (the bound port is logged)") \
 X(dogstatsd, "DD_DOGSTATSD_SOCKET", "", "also listen on this Unix datagram socket") \

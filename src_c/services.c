@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -425,6 +426,45 @@ static void *loop_main(void *arg) {
     return NULL;
 }
 
+/* The metadata server's address: 169.254.169.254:80, or GCE_METADATA_HOST (the variable Google's
+ * own client libraries honour, for emulators and tests) when it is a numeric address with an
+ * optional port: "127.0.0.1:8080", "[::1]:8080". Anything else is one warning and the default
+ * (nothing is ever looked up: the loop must not block). */
+static void gcp_metadata_address(dds_services *s, char *out, size_t cap, uint16_t *port) {
+    snprintf(out, cap, "%s", DDS__GCP_METADATA_ADDRESS);
+    *port = 80;
+    const char *v = getenv("GCE_METADATA_HOST");
+    if (!v || !v[0]) return;
+    char host[64];
+    const char *colon = NULL;
+    if (v[0] == '[') {
+        const char *end = strchr(v, ']');
+        if (!end || (size_t)(end - v - 1) >= sizeof(host)) goto bad;
+        snprintf(host, sizeof(host), "%.*s", (int)(end - v - 1), v + 1);
+        if (end[1] == ':') colon = end + 1;
+        else if (end[1]) goto bad;
+    } else {
+        colon = strrchr(v, ':');
+        if (colon && strchr(v, ':') != colon) colon = NULL; /* a bare IPv6 address */
+        size_t n = colon ? (size_t)(colon - v) : strlen(v);
+        if (n >= sizeof(host)) goto bad;
+        snprintf(host, sizeof(host), "%.*s", (int)n, v);
+    }
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1) goto bad;
+    if (colon) {
+        char *end = NULL;
+        long p = strtol(colon + 1, &end, 10);
+        if (!colon[1] || *end || p < 1 || p > 65535) goto bad;
+        *port = (uint16_t)p;
+    }
+    snprintf(out, cap, "%s", host);
+    return;
+bad:
+    dds__log_warn(&s->log, "GCE_METADATA_HOST '%.64s' is not a numeric address[:port]: checking %s:80 instead", v,
+                  DDS__GCP_METADATA_ADDRESS);
+}
+
 /* ---- start ------------------------------------------------------------------------------------- */
 
 static void add_base_tag(dds_services *s, const char *fmt, const char *a, size_t alen) {
@@ -713,7 +753,10 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
     /* The Rust binary checks the metadata server only for its trace agent (the gcrfx.* tags); the
      * check runs on the loop, so start never waits on it. */
     if (s->cloud.kind == DDS__CLOUD_GCP_FUNCTION && s->trace) {
-        s->gcp_check = dds__gcp_check_start(s->base, DDS__GCP_METADATA_ADDRESS, 80, DDS__GCP_METADATA_PATH,
+        char address[64];
+        uint16_t port = 80;
+        gcp_metadata_address(s, address, sizeof(address), &port);
+        s->gcp_check = dds__gcp_check_start(s->base, address, port, DDS__GCP_METADATA_PATH,
                                             DDS__GCP_METADATA_TIMEOUT_MS, on_gcp_checked, s);
         if (!s->gcp_check) {
             rc = dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
