@@ -79,6 +79,24 @@ def _first_format(args: str) -> str | None:
         return "".join(out)
 
 
+def _filled_by_call(before: str, buf: str) -> list[str]:
+    """The formats a function writes into `buf` when the code before the log call passed it to
+    one (`fn(..., buf, ...)`): every snprintf into the matching parameter of fn's definition."""
+    calls = list(re.finditer(r"\b(\w+)\(([^;]*?\b" + re.escape(buf) + r"\b[^;]*)\)", before))
+    if not calls:
+        return []
+    name, call_args = calls[-1].group(1), calls[-1].group(2)
+    index = [a.strip() for a in call_args.split(",")].index(buf)
+    for path in SRC.rglob("*.c"):
+        text = path.read_text()
+        d = re.search(r"^[\w *]+\b" + name + r"\(([^)]*)\)\s*\{(.*?)^\}", text, re.M | re.S)
+        if not d:
+            continue
+        param = d.group(1).split(",")[index].strip().split()[-1].lstrip("*")
+        return [_first_format(d.group(2)[f.start():]) for f in re.finditer(r"snprintf\(" + param + ",", d.group(2))]
+    return []
+
+
 def log_formats() -> list[LogFormat]:
     """Every warning and error line src_c/ can log, as its format string."""
     found = []
@@ -103,10 +121,18 @@ def log_formats() -> list[LogFormat]:
                 continue
             where = f"{path.relative_to(REPO)}:{text.count(chr(10), 0, m.start()) + 1}"
             if fmt == "%s":
-                # The text was formatted earlier into a buffer: the services' "no CA certificates"
-                # message is the one such line; its format is the snprintf into s->ca_error.
-                assert path.name == "services.c" and "ca_error" in args, f"{where}: a bare %s line to document"
-                fmt = _first_format(text[text.index("snprintf(s->ca_error"):])
+                # The text was formatted earlier into a buffer (the "no CA certificates" message,
+                # the Google metadata check's): the line is the last snprintf into that buffer
+                # before the call.
+                buf = args.rsplit(",", 1)[-1].strip()
+                at = text.rfind(f"snprintf({buf},", 0, m.start())
+                if at >= 0:
+                    found.append(LogFormat(where, level, _first_format(text[at:])))
+                else:
+                    fmts = _filled_by_call(text[:m.start()], buf)
+                    assert fmts, f"{where}: logs a bare %s of {buf}, formatted nowhere this scan can see"
+                    found += [LogFormat(where, level, f) for f in fmts]
+                continue
             found.append(LogFormat(where, level, fmt))
     return found
 
