@@ -55,6 +55,18 @@ def test_the_scan_finds_the_log_lines():
         assert path in by_file, path
 
 
+def test_every_logging_helper_is_scanned():
+    """A function of src_c/ that takes a level and a format prints lines: the scan must know it
+    (tests/py/docs_scan.py _CALL), or its lines would escape TROUBLESHOOTING.md."""
+    from tests.py.docs_scan import _CALL, SRC
+    helpers = set()
+    for path in SRC.rglob("*.c"):
+        helpers |= set(re.findall(r"^[\w ]*?\b(\w+)\([^)]*\bdds_log_level \w+,[^)]*\bfmt\b", path.read_text(), re.M))
+    assert helpers, "no logging helper found: the scan is broken"
+    known = set(re.findall(r"\w+", _CALL.pattern.split("(", 1)[1]))
+    assert helpers <= known, f"logging helpers the scan does not follow: {sorted(helpers - known)}"
+
+
 @pytest.mark.parametrize("fmt", log_formats(), ids=lambda f: f.where)
 def test_every_warning_and_error_line_is_in_troubleshooting(fmt):
     assert fmt.pattern().search(_doc("TROUBLESHOOTING.md")), (
