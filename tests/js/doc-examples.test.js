@@ -8,6 +8,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const dgram = require('node:dgram');
 const fs = require('node:fs');
+const net = require('node:net');
 const path = require('node:path');
 
 const { Intake, REPO, runNode, waitUntil } = require('./helpers/intake');
@@ -48,6 +49,17 @@ function freeUdpPort() {
   });
 }
 
+function freeTcpPort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 let intake;
 let work;
 test.before(async () => {
@@ -68,10 +80,10 @@ for (const block of runnableBlocks('js')) {
     await intake.reset();
     const file = path.join(work, `${block.id.replace(/[^\w]/g, '_')}.js`);
     fs.writeFileSync(file, block.code);
-    // A fixed free DogStatsD port rather than 0: the "before" examples send to DD_DOGSTATSD_PORT,
-    // since a spawned binary cannot tell them which port it got.
+    // Fixed free ports rather than 0: the "before" examples send to DD_DOGSTATSD_PORT and poll
+    // DD_APM_RECEIVER_PORT, since a spawned binary cannot tell them which ports it got.
     const env = intake.env({ PATH, DD_LOGS_CONFIG_LOGS_DD_URL: intake.url, DD_LOGS_PORT: '0',
-      DD_DOGSTATSD_PORT: String(await freeUdpPort()) });
+      DD_DOGSTATSD_PORT: String(await freeUdpPort()), DD_APM_RECEIVER_PORT: String(await freeTcpPort()) });
     const out = await runNode(file, [], { env, timeoutMs: 60000 });
     assert.equal(out.code, 0, `${block.id} exited ${out.code}\nstdout:\n${out.stdout}\nstderr:\n${out.stderr}`);
     await waitUntil(`a payload from ${block.id}`, async () => (await intake.records()).length > 0, 10000);

@@ -41,18 +41,19 @@ def _cli() -> Path:
     return Path(os.environ.get("DDS_CLI", REPO / "build-c" / "datadog-serverless-compat"))
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+def _free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def _env(intake) -> dict[str, str]:
-    # A fixed free DogStatsD port rather than 0: the "before" examples send to DD_DOGSTATSD_PORT,
-    # since a spawned binary cannot tell them which port it got.
+    # Fixed free ports rather than 0: the "before" examples send to DD_DOGSTATSD_PORT and poll
+    # DD_APM_RECEIVER_PORT, since a spawned binary cannot tell them which ports it got.
     env = child_env(intake, DD_APM_PROFILING_DD_URL=intake.url + "/api/v2/profile",
                     DD_LOGS_CONFIG_LOGS_DD_URL=intake.url, DD_LOGS_PORT="0", DD_LOG_LEVEL="warn",
-                    DD_DOGSTATSD_PORT=str(_free_udp_port()))
+                    DD_DOGSTATSD_PORT=str(_free_port(socket.SOCK_DGRAM)),
+                    DD_APM_RECEIVER_PORT=str(_free_port(socket.SOCK_STREAM)))
     # "Before" examples spawn datadog-serverless-compat from PATH, as the wrappers spawn theirs.
     env["PATH"] = f"{_cli().parent}{os.pathsep}{env.get('PATH', '')}"
     return env
