@@ -183,6 +183,8 @@ def test_api_python_names_every_export_field_stat_method_and_error():
     names = _code_names(_doc("API-PYTHON.md"))
     init = ast.parse((PKG / "__init__.py").read_text())
     exports = next(n for n in init.body if isinstance(n, ast.Assign) and n.targets[0].id == "__all__")
+    ports = re.search(r"class Ports\b.*?def __new__\(cls, ([^)]*)\)", (PKG / "services.py").read_text(), re.S)
+    assert ports, "Ports.__new__ not found in services.py"
     checks = {
         "export": [e.value for e in exports.value.elts],
         "ServicesConfig field": _dataclass_fields("config", "ServicesConfig"),
@@ -191,6 +193,7 @@ def test_api_python_names_every_export_field_stat_method_and_error():
         "method": _public_methods("config", "ServicesConfig") + _public_methods("services", "ServerlessServices")
         + _public_methods("services", "ServicesHandle"),
         "error code": re.findall(r'code = "(ERR_\w+)"', (PKG / "errors.py").read_text()),
+        "Ports field": re.findall(r"(\w+): int", ports.group(1)),
     }
     assert len(checks["ServicesConfig field"]) >= 50 and len(checks["ServicesStats field"]) >= 35
     for kind, wanted in checks.items():
