@@ -38,7 +38,7 @@ int dds__dsd_attach(dds__dsd *d, struct event_base *base);
 void dds__dsd_process(dds__dsd *d, const char *buf, size_t len);
 /* Read what the sockets already hold (explicit flush: "send what I sent before flushing"). */
 void dds__dsd_drain(dds__dsd *d);
-/* Stop accepting: read what the sockets hold, then close them. */
+/* Stop accepting: process what the sockets and the receive rings hold, then close them. */
 void dds__dsd_drain_and_close(dds__dsd *d);
 /* Flush (closed buckets, or everything when force) and return the payloads to send. */
 dds__payload *dds__dsd_flush(dds__dsd *d, bool force);
