@@ -363,6 +363,10 @@ static size_t drain(dds__listener *l, bool stop) {
         if (sc->fd < 0) continue;
         if (!sc->reader) {
             total += read_fd(l, sc, DDS__READER_DRAIN_MAX_BATCHES);
+            /* Drops after the last datagram read are in no control message yet. */
+            uint64_t kd = dds__sock_drops_now(sc->fd);
+            if (kd > dds__counter_get(&l->counters->socket_dropped[sc->idx]))
+                dds__counter_set(&l->counters->socket_dropped[sc->idx], kd);
             continue;
         }
         ticket[i] = dds__reader_request(sc->reader, stop);
