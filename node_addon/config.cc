@@ -92,6 +92,7 @@ const Field kFields[] = {
     FIELD("logsOpwEnabled", kBool, logs_opw_enabled),
     FIELD("logsOpwUrl", kString, logs_opw_url),
     FIELD("logsAdditionalEndpoints", kJson, logs_additional_endpoints),
+    FIELD("enhancedMetricsEnabled", kBool, enhanced_metrics_enabled),
     FIELD("requestTimeoutMs", kUint32, request_timeout_ms),
     FIELD("retryQueueMaxBytes", kUint32, retry_queue_max_bytes),
     FIELD("sendQueueMaxBytes", kUint32, send_queue_max_bytes),

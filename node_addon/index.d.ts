@@ -157,6 +157,11 @@ export interface ServicesConfig {
    * Flush and stop wait for the reliable ones only. */
   logsAdditionalEndpoints?: string | LogsEndpoint[] | null;
 
+  // ---- Azure Functions enhanced metrics
+  /** [DD_ENHANCED_METRICS_ENABLED] true: on Azure Functions, send azure.functions.enhanced.cpu.usage
+   * (azure.functions.enhanced.instance is sent regardless). */
+  enhancedMetricsEnabled?: boolean;
+
   // ---- Transport
   /** [DD_FORWARDER_TIMEOUT, in seconds there] 20000. */
   requestTimeoutMs?: number;
@@ -263,6 +268,10 @@ export interface ServicesStats {
   sendQueueDroppedTraces: number;
   sendQueueDroppedLogs: number;
   sendQueueDroppedProxy: number;
+  /** Enhanced metric samples aggregated (CPU and instance). */
+  enhancedSamples: number;
+  /** 1 s CPU ticks with no readable cgroup counter (or garbage in it). */
+  enhancedCpuUnavailable: number;
 }
 
 export class DatadogServices {

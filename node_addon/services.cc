@@ -395,6 +395,8 @@ class Services : public Napi::ObjectWrap<Services> {
             {"sendQueueDroppedTraces", s.send_queue_dropped_traces},
             {"sendQueueDroppedLogs", s.send_queue_dropped_logs},
             {"sendQueueDroppedProxy", s.send_queue_dropped_proxy},
+            {"enhancedSamples", s.enhanced_samples},
+            {"enhancedCpuUnavailable", s.enhanced_cpu_unavailable},
         };
         for (const auto &c : counters) out.Set(c.first, Napi::Number::New(info.Env(), static_cast<double>(c.second)));
         return out;

@@ -50,6 +50,7 @@ void dds_config_init(dds_config *cfg) {
     cfg->logs_use_compression = true;
     cfg->logs_compression_level = 3;
     cfg->logs_max_queued_bytes = DDS__LOGS_DEFAULT_MAX_QUEUED_BYTES;
+    cfg->enhanced_metrics_enabled = true;
     cfg->request_timeout_ms = 20000;
     cfg->retry_queue_max_bytes = 15u * 1024 * 1024;
     cfg->send_queue_max_bytes = 32u * 1024 * 1024;
@@ -213,6 +214,8 @@ int dds_config_from_env(dds_config *cfg, dds_error *err) {
     env_str("DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL", &cfg->logs_opw_url);
     env_str("DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS", &cfg->logs_additional_endpoints);
 
+    if ((rc = env_bool("DD_ENHANCED_METRICS_ENABLED", &cfg->enhanced_metrics_enabled, err))) return rc;
+
     /* DD_FLUSH_TIMEOUT is the Rust binary's name (its logs agent's per-request timeout). */
     if ((rc = env_u32("DD_FLUSH_TIMEOUT", &cfg->request_timeout_ms, 1000, err))) return rc;
     if ((rc = env_u32("DD_FORWARDER_TIMEOUT", &cfg->request_timeout_ms, 1000, err))) return rc;
@@ -233,6 +236,70 @@ void dds__config_each_tag(const char *list, void (*fn)(void *user, const char *t
         while (*p && *p != ',' && *p != ' ' && *p != '\t') p++;
         if (p > start) fn(user, start, (size_t)(p - start));
     }
+}
+
+typedef struct ftag {
+    const char *p;
+    size_t len, klen, order;
+} ftag;
+
+static int cmp_bytes(const char *a, size_t alen, const char *b, size_t blen) {
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int ftag_by_key_then_order(const void *x, const void *y) {
+    const ftag *a = x, *b = y;
+    int c = cmp_bytes(a->p, a->klen, b->p, b->klen);
+    return c ? c : (a->order > b->order) - (a->order < b->order);
+}
+
+static int ftag_by_text(const void *x, const void *y) {
+    const ftag *a = x, *b = y;
+    return cmp_bytes(a->p, a->len, b->p, b->len);
+}
+
+static bool ftag_sep(char c) { return c == ',' || c == ' ' || (c >= '\t' && c <= '\r'); }
+
+char *dds__config_function_tags(const char *list) {
+    size_t n = 0, total = 0;
+    const char *p = list ? list : "";
+    size_t len = strlen(p);
+    /* A token takes at least two bytes with its separator: this bounds the array. */
+    ftag *v = malloc((len / 2 + 1) * sizeof(*v));
+    if (!v) return NULL;
+    while (*p) {
+        while (*p && ftag_sep(*p)) p++;
+        const char *start = p, *colon = NULL;
+        size_t colons = 0;
+        while (*p && !ftag_sep(*p)) {
+            if (*p == ':') { colons++; if (!colon) colon = p; }
+            p++;
+        }
+        if (p > start && colons == 1)
+            v[n] = (ftag){start, (size_t)(p - start), (size_t)(colon - start), n}, n++;
+    }
+    /* A map in the Rust binary: the last value of a key wins. */
+    qsort(v, n, sizeof(*v), ftag_by_key_then_order);
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n && cmp_bytes(v[i].p, v[i].klen, v[i + 1].p, v[i + 1].klen) == 0) continue;
+        v[w++] = v[i];
+    }
+    qsort(v, w, sizeof(*v), ftag_by_text);
+    for (size_t i = 0; i < w; i++) total += v[i].len + 1;
+    char *out = malloc(total + 1);
+    if (out) {
+        size_t o = 0;
+        for (size_t i = 0; i < w; i++) {
+            if (i) out[o++] = ',';
+            memcpy(out + o, v[i].p, v[i].len);
+            o += v[i].len;
+        }
+        out[o] = '\0';
+    }
+    free(v);
+    return out;
 }
 
 /* Tokens of a "a,b c" list, one at a time into tok (NUL-terminated, truncated to cap). */

@@ -19,6 +19,12 @@ int dds__config_histogram_percentiles(const char *spec, double *out, size_t cap,
 /* Split a DD_TAGS-style list (commas or spaces) calling fn for each non-empty tag. */
 void dds__config_each_tag(const char *list, void (*fn)(void *user, const char *tag, size_t len), void *user);
 
+/* DD_TAGS as the Rust binary puts it in the tracer payload tag _dd.tags.function: split on
+ * commas and whitespace, only key:value tokens with exactly one ':' kept (for a repeated key the
+ * last one), sorted bytewise and joined with ','. A malloc'd string ("" when nothing is kept),
+ * NULL on allocation failure. */
+char *dds__config_function_tags(const char *list);
+
 /* The override (trailing '/' removed) when it is set and non-empty, else fmt with the site
  * ("https://api.%s"). A malloc'd string, NULL on allocation failure. */
 char *dds__config_base_url(const char *override, const char *fmt, const char *site);

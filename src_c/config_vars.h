@@ -23,6 +23,7 @@ X(general, "DD_SKIP_SSL_VALIDATION", "`false`", "TLS verification is on by defau
 X(general, "DD_TLS_CA_PATH", "(found at start)", "CA certificates that verify the intake: a PEM bundle or a directory of PEM files") \
 X(general, "SSL_CERT_FILE", "", "CA bundle, when `DD_TLS_CA_PATH` is not set") \
 X(general, "SSL_CERT_DIR", "", "CA directories (a `:` list), when neither of the above is set") \
+X(general, "GCE_METADATA_HOST", "`169.254.169.254`", "Google Cloud Functions: the metadata server checked at start, a numeric `address[:port]` (the variable Google's client libraries read; emulators, tests)") \
 X(dogstatsd, "DD_USE_DOGSTATSD", "`true`", "run the DogStatsD server") \
 X(dogstatsd, "DD_DOGSTATSD_PORT", "`8125`", "UDP port; `0` = any free port (the bound port is logged)") \
 X(dogstatsd, "DD_DOGSTATSD_SOCKET", "", "also listen on this Unix datagram socket") \
@@ -77,6 +78,9 @@ X(logs, "DD_LOGS_MAX_QUEUED_BYTES", "`8388608`", "accepted entries waiting for t
 X(logs, "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED", "`false`", "send batches to an Observability Pipelines Worker instead of Datadog (uncompressed, no `DD-PROTOCOL`)") \
 X(logs, "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL", "", "the worker's full URL; required when it is enabled") \
 X(logs, "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS", "", "JSON `[{\"api_key\",\"Host\",\"Port\",\"is_reliable\"}]`: more Datadog intakes that get every batch") \
+X(cloud, "DD_ENHANCED_METRICS_ENABLED", "`true`", "on Azure Functions, send `azure.functions.enhanced.cpu.usage` (`azure.functions.enhanced.instance` is sent regardless)") \
+X(cloud, "DD_SERVERLESS_COMPAT_VERSION", "", "set by the wrappers that start the binary: every span's `_dd.serverless_compat_version` and the enhanced metrics' `serverless_compat_version` tag") \
+X(cloud, "DD_AZURE_RESOURCE_GROUP", "", "Azure resource group (`resource_group`, `aas.resource.group`); needed on Flex Consumption (`WEBSITE_SKU=FlexConsumption`)") \
 X(forwarder, "DD_FORWARDER_TIMEOUT", "`20`", "seconds per request to the intake") \
 X(forwarder, "DD_FLUSH_TIMEOUT", "", "the Rust binary's name for the request timeout (seconds), used when `DD_FORWARDER_TIMEOUT` is not set") \
 X(forwarder, "DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE", "`15728640`", "bytes of payloads waiting for a retry; the oldest are dropped and counted past it") \

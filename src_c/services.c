@@ -11,15 +11,19 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cloud.h"
+#include "cloud_gcp.h"
 #include "common/clock.h"
 #include "config.h"
 #include "config_endpoints.h"
 #include "dogstatsd/server.h"
+#include "enhanced/azure_tags.h"
+#include "enhanced/collector.h"
 #include "error.h"
 #include "log.h"
 #include "logs/batch.h"
@@ -56,6 +60,7 @@ typedef struct counters {
     dds__trace_agent_counters trace;
     dds__intake_counters intake;
     dds__logs_counters logs;
+    dds__enhanced_counters enhanced;
 } counters;
 
 struct dds_services {
@@ -80,6 +85,10 @@ struct dds_services {
     /* Set at start when https requests cannot be verified (no CA certificates found); sent as an
      * ERROR status event by the loop thread after the READY ones. Read-only once the loop runs. */
     char ca_error[CA_ERROR_MAX];
+    /* Set at start when the platform's runtime check fails (Azure Functions without its app
+     * directory, Flex Consumption without a resource group): the Rust binary exits there; here it
+     * is an ERROR status event after the READY ones, and everything keeps running. */
+    char cloud_error[512];
 
     struct event_base *base;
     struct event *cmd_ev;
@@ -90,6 +99,8 @@ struct dds_services {
     dds__intake *intake;
     dds__logs_batcher *logs;
     dds__logs_listener *logs_listener;
+    dds__enhanced *enhanced;
+    dds__gcp_check *gcp_check;
     counters counters;
     uint16_t dsd_port, trace_port, logs_port;
 
@@ -318,6 +329,7 @@ static void begin_stop(dds_services *s, cmd *c) {
     if (s->stop_finished) return;
     s->stop_finished = true;
     event_del(s->flush_ev);
+    dds__enhanced_stop(s->enhanced);
     /* Stop accepting first; requests already being served finish on this loop before the
      * intake is waited for. What the kernel already holds was sent before stop was called:
      * read it, then close. */
@@ -406,11 +418,51 @@ static void *loop_main(void *arg) {
     s->loop_id = pthread_self();
     atomic_store(&s->loop_id_set, true);
     if (s->trace) emit(s, DDS_STATUS_READY, DDS_SERVICE_TRACE_AGENT, s->trace_port, "trace-agent ready");
-    if (s->dsd) emit(s, DDS_STATUS_READY, DDS_SERVICE_DOGSTATSD, s->dsd_port, "dogstatsd ready");
+    if (s->dsd && s->cfg.use_dogstatsd) emit(s, DDS_STATUS_READY, DDS_SERVICE_DOGSTATSD, s->dsd_port, "dogstatsd ready");
     if (s->logs_listener) emit(s, DDS_STATUS_READY, DDS_SERVICE_LOGS_AGENT, s->logs_port, "logs-agent ready");
     if (s->ca_error[0]) emit(s, DDS_STATUS_ERROR, DDS_SERVICE_NONE, 0, s->ca_error);
+    if (s->cloud_error[0]) emit(s, DDS_STATUS_ERROR, DDS_SERVICE_NONE, 0, s->cloud_error);
     event_base_loop(s->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
+}
+
+/* The metadata server's address: 169.254.169.254:80, or GCE_METADATA_HOST (the variable Google's
+ * own client libraries honour, for emulators and tests) when it is a numeric address with an
+ * optional port: "127.0.0.1:8080", "[::1]:8080". Anything else is one warning and the default
+ * (nothing is ever looked up: the loop must not block). */
+static void gcp_metadata_address(dds_services *s, char *out, size_t cap, uint16_t *port) {
+    snprintf(out, cap, "%s", DDS__GCP_METADATA_ADDRESS);
+    *port = 80;
+    const char *v = getenv("GCE_METADATA_HOST");
+    if (!v || !v[0]) return;
+    char host[64];
+    const char *colon = NULL;
+    if (v[0] == '[') {
+        const char *end = strchr(v, ']');
+        if (!end || (size_t)(end - v - 1) >= sizeof(host)) goto bad;
+        snprintf(host, sizeof(host), "%.*s", (int)(end - v - 1), v + 1);
+        if (end[1] == ':') colon = end + 1;
+        else if (end[1]) goto bad;
+    } else {
+        colon = strrchr(v, ':');
+        if (colon && strchr(v, ':') != colon) colon = NULL; /* a bare IPv6 address */
+        size_t n = colon ? (size_t)(colon - v) : strlen(v);
+        if (n >= sizeof(host)) goto bad;
+        snprintf(host, sizeof(host), "%.*s", (int)n, v);
+    }
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1) goto bad;
+    if (colon) {
+        char *end = NULL;
+        long p = strtol(colon + 1, &end, 10);
+        if (!colon[1] || *end || p < 1 || p > 65535) goto bad;
+        *port = (uint16_t)p;
+    }
+    snprintf(out, cap, "%s", host);
+    return;
+bad:
+    dds__log_warn(&s->log, "GCE_METADATA_HOST '%.64s' is not a numeric address[:port]: checking %s:80 instead", v,
+                  DDS__GCP_METADATA_ADDRESS);
 }
 
 /* ---- start ------------------------------------------------------------------------------------- */
@@ -471,6 +523,55 @@ static void choose_ca(dds_services *s, dds__cacerts *ca) {
     dds__log_error(&s->log, "%s", s->ca_error);
 }
 
+/* The enhanced metrics' samples, as a metric line would give them, to the DogStatsD pipeline's
+ * own aggregator for the library's metrics. */
+static void on_enhanced_sample(void *user, const char *name, bool distribution, double value, const char *tags,
+                               size_t tags_len) {
+    dds_services *s = user;
+    dds__metric m = {
+        .name = dds__slice_cstr(name),
+        .type = distribution ? DDS__MT_DISTRIBUTION : DDS__MT_GAUGE,
+        .sample_rate = 1.0,
+        .tags = dds__slice_make(tags, tags_len),
+    };
+    dds__dsd_add_internal(s->dsd, &m, &value, 1);
+}
+
+/* Loop thread: the Google metadata check's answer. A failure is where the Rust binary exits: here
+ * it is said (log line, ERROR event) and everything keeps running, without the gcrfx.* tags. */
+static void on_gcp_checked(void *user, dds__gcp_result result, const dds__gcp_metadata *md, const char *why) {
+    dds_services *s = user;
+    if (result == DDS__GCP_UNREACHABLE || result == DDS__GCP_NOT_SERVERLESS) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "Google Cloud Functions detected, but %s (" DDS__GCP_METADATA_HOST " at "
+                                   DDS__GCP_METADATA_ADDRESS "): this does not look like a Cloud Functions "
+                                   "runtime; running anyway, without the gcrfx.* span tags", why);
+        dds__log_error(&s->log, "%s", msg);
+        emit(s, DDS_STATUS_ERROR, DDS_SERVICE_NONE, 0, msg);
+        return;
+    }
+    if (result == DDS__GCP_TIMEOUT)
+        dds__log_warn(&s->log, "Google metadata server: no answer in %d ms: project and region \"unknown\"",
+                      DDS__GCP_METADATA_TIMEOUT_MS);
+    else
+        dds__log_debug(&s->log, "Google metadata: project %s, region %s", md->project_id, md->region);
+    dds__trace_agent_set_gcp(s->trace, md->project_id, md->region);
+}
+
+/* Caller thread, at start: say what detection found, read the Azure App Service facts spans
+ * carry, and run the platform's runtime check. */
+static void check_cloud(dds_services *s) {
+    if (s->cloud.conflict[0] && s->cloud.kind == DDS__CLOUD_NONE)
+        dds__log_warn(&s->log, "cloud detection: %s: running as no serverless environment, without origin tags",
+                      s->cloud.conflict);
+    else if (s->cloud.conflict[0])
+        dds__log_warn(&s->log, "cloud detection: %s", s->cloud.conflict);
+    if (s->cloud.kind != DDS__CLOUD_AZURE_FUNCTION) return;
+    dds__azure_function_span_tags(&s->cloud);
+    if (dds__cloud_verify_azure(DDS__CLOUD_AZURE_ROOT, s->cloud_error, sizeof(s->cloud_error)) != 0)
+        dds__log_error(&s->log, "%s", s->cloud_error);
+}
+
 /* One intake per additional logs endpoint, configured as the main one but with its own key.
  * The endpoints were checked by dds_config_validate. */
 static int start_logs_extra(dds_services *s, const dds__intake_config *main_ic, dds_error *err) {
@@ -513,6 +614,8 @@ static void services_destroy(dds_services *s) {
     dds__trace_agent_free(s->trace);
     dds__logs_listener_free(s->logs_listener);
     dds__logs_batcher_free(s->logs);
+    dds__enhanced_free(s->enhanced);
+    dds__gcp_check_free(s->gcp_check);
     dds__dsd_free(s->dsd);
     if (s->cmd_ev) event_free(s->cmd_ev);
     if (s->flush_ev) event_free(s->flush_ev);
@@ -554,6 +657,7 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
     s->log.secret = s->cfg.api_key;
     s->dry_run = dds__config_is_dry_run(&s->cfg);
     dds__cloud_detect(&s->cloud);
+    check_cloud(s);
     build_base_tags(s);
     s->metrics_url = dds__config_metrics_url(&s->cfg);
     if (!s->metrics_url) {
@@ -602,7 +706,10 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
     }
     dds__intake_set_drained_cb(s->intake, on_drained, s);
 
-    if (s->cfg.use_dogstatsd) {
+    /* The enhanced metrics need the DogStatsD pipeline even with use_dogstatsd false (as in the
+     * Rust binary, which starts its aggregator regardless): it then binds no socket. */
+    const bool enhanced = s->cloud.kind == DDS__CLOUD_AZURE_FUNCTION;
+    if (s->cfg.use_dogstatsd || enhanced) {
         s->dsd = dds__dsd_new(&s->cfg, s->base_tags, s->n_base_tags, s->metrics_url, s->dry_run,
                               &s->counters.dsd, &s->log, err);
         if (!s->dsd) {
@@ -615,14 +722,46 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
         }
         s->dsd_port = dds__dsd_port(s->dsd);
     }
+    if (enhanced) {
+        dds__enhanced_config ec = {
+            .cpu_enabled = s->cfg.enhanced_metrics_enabled,
+            .submit = on_enhanced_sample,
+            .user = s,
+            .log = &s->log,
+        };
+        if (dds__dsd_enable_internal(s->dsd) != 0 ||
+            !(s->enhanced = dds__enhanced_new(s->base, &ec, &s->counters.enhanced))) {
+            rc = dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
+            goto fail;
+        }
+        dds__log_info(&s->log, "Azure Functions enhanced metrics: %s%s every 1 s, %s every 3 s; tags: %s",
+                      DDS__ENHANCED_CPU_METRIC,
+                      s->cfg.enhanced_metrics_enabled ? "" : " (off: DD_ENHANCED_METRICS_ENABLED)",
+                      DDS__ENHANCED_INSTANCE_METRIC, dds__enhanced_tags(s->enhanced));
+    }
     if (s->cfg.use_trace_agent) {
         s->trace = dds__trace_agent_new(s->base, &s->cfg, &s->cloud, s->intake, s->dry_run, s->dsd_port,
-                                        s->dsd ? on_dsd_proxy : NULL, s, &s->counters.trace, &s->log, err);
+                                        s->cfg.use_dogstatsd ? on_dsd_proxy : NULL, s, &s->counters.trace, &s->log,
+                                        err);
         if (!s->trace) {
             rc = err ? err->code : DDS_ERR_TRACE_AGENT_START;
             goto fail;
         }
         s->trace_port = dds__trace_agent_port(s->trace);
+    }
+
+    /* The Rust binary checks the metadata server only for its trace agent (the gcrfx.* tags); the
+     * check runs on the loop, so start never waits on it. */
+    if (s->cloud.kind == DDS__CLOUD_GCP_FUNCTION && s->trace) {
+        char address[64];
+        uint16_t port = 80;
+        gcp_metadata_address(s, address, sizeof(address), &port);
+        s->gcp_check = dds__gcp_check_start(s->base, address, port, DDS__GCP_METADATA_PATH,
+                                            DDS__GCP_METADATA_TIMEOUT_MS, on_gcp_checked, s);
+        if (!s->gcp_check) {
+            rc = dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
+            goto fail;
+        }
     }
 
     if (s->cfg.logs_enabled) {
@@ -711,7 +850,7 @@ int dds_start(const dds_config *cfg, dds_status_fn on_status, void *user, dds_se
             dds__log_info(&s->log, "trace agent listening on %s:%u",
                           s->cfg.apm_non_local_traffic ? "0.0.0.0" : "127.0.0.1", s->trace_port);
     }
-    if (s->dsd) {
+    if (s->dsd && s->cfg.use_dogstatsd) {
         if (s->cfg.dogstatsd_socket && s->cfg.dogstatsd_socket[0])
             dds__log_info(&s->log, "DogStatsD listening on %s:%u and unix://%s",
                           s->cfg.dogstatsd_non_local_traffic ? "0.0.0.0" : "127.0.0.1", s->dsd_port,
@@ -886,6 +1025,8 @@ void dds_stats_get(const dds_services *s, dds_stats *out) {
     out->send_queue_dropped_traces = dds__counter_get(&qd[DDS__PK_TRACES]) + dds__counter_get(&qd[DDS__PK_STATS]);
     out->send_queue_dropped_logs = dds__counter_get(&qd[DDS__PK_LOGS]);
     out->send_queue_dropped_proxy = dds__counter_get(&qd[DDS__PK_PROXY]);
+    out->enhanced_samples = dds__counter_get(&s->counters.enhanced.samples);
+    out->enhanced_cpu_unavailable = dds__counter_get(&s->counters.enhanced.cpu_unavailable);
 }
 
 void dds_free(dds_services *s) {

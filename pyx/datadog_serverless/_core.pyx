@@ -205,6 +205,7 @@ FIELDS = (
     ("logs_opw_enabled", K_BOOL, _at(&_probe.logs_opw_enabled)),
     ("logs_opw_url", K_STR, _at(&_probe.logs_opw_url)),
     ("logs_additional_endpoints", K_STR, _at(&_probe.logs_additional_endpoints)),
+    ("enhanced_metrics_enabled", K_BOOL, _at(&_probe.enhanced_metrics_enabled)),
     ("request_timeout_ms", K_U32, _at(&_probe.request_timeout_ms)),
     ("retry_queue_max_bytes", K_U32, _at(&_probe.retry_queue_max_bytes)),
     ("send_queue_max_bytes", K_U32, _at(&_probe.send_queue_max_bytes)),
@@ -504,7 +505,7 @@ cdef dict _stats_of(const c.dds_services *svc):
     cdef c.dds_stats st
     c.dds_stats_get(svc, &st)
     out = <dict>st
-    del out["reserved"]
+    out.pop("reserved", None)  # none left today; a future reserved tail is not a counter
     return out
 
 

@@ -109,6 +109,8 @@ cdef extern from "datadog_serverless.h" nogil:
         bint logs_opw_enabled
         const char *logs_opw_url
         const char *logs_additional_endpoints
+        # Azure Functions enhanced metrics
+        bint enhanced_metrics_enabled
         # Transport
         uint32_t request_timeout_ms
         uint32_t retry_queue_max_bytes
@@ -203,7 +205,9 @@ cdef extern from "datadog_serverless.h" nogil:
         uint64_t send_queue_dropped_traces
         uint64_t send_queue_dropped_logs
         uint64_t send_queue_dropped_proxy
-        uint64_t reserved[2]
+        # Azure Functions enhanced metrics
+        uint64_t enhanced_samples
+        uint64_t enhanced_cpu_unavailable
 
     void dds_stats_get(const dds_services *s, dds_stats *out)
 

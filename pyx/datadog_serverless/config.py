@@ -172,6 +172,11 @@ class ServicesConfig:
     ``{"api_key", "host", "port", "is_reliable"}`` dicts (port 443 and is_reliable True by
     default). Flush and stop wait for the reliable ones only."""
 
+    # Azure Functions enhanced metrics
+    enhanced_metrics_enabled: bool | None = None
+    """[DD_ENHANCED_METRICS_ENABLED] On Azure Functions, send azure.functions.enhanced.cpu.usage;
+    default True (azure.functions.enhanced.instance is sent regardless)."""
+
     # Transport
     request_timeout_ms: int | None = None
     """[DD_FORWARDER_TIMEOUT, in seconds] Per-request timeout; default 20000."""

@@ -151,6 +151,11 @@ class ServicesStats:
     """Logs batches dropped because the queue was full."""
     send_queue_dropped_proxy: int
     """Proxied tracer requests dropped because the queue was full."""
+    # Azure Functions enhanced metrics
+    enhanced_samples: int
+    """Enhanced metric samples aggregated (CPU and instance)."""
+    enhanced_cpu_unavailable: int
+    """1 s CPU ticks with no readable cgroup counter (or garbage in it)."""
 
 
 StatusCallback = Callable[[ServiceStatus], Any]

@@ -13,6 +13,8 @@
 struct dds__dsd {
     dds__listener *listener;
     dds__agg *agg;
+    dds__agg *internal;    /* dds__dsd_add_internal's, made by dds__dsd_enable_internal */
+    dds__agg_config internal_cfg;
     dds__dsd_serializer *ser;
     dds__dsd_counters *counters;
     const dds__logger *log;
@@ -114,6 +116,13 @@ dds__dsd *dds__dsd_new(const dds_config *cfg, const dds__slice *base_tags, size_
     ac.context_expiry_s = 20;
     ac.context_limit = cfg->context_limit;
     ac.client_telemetry = cfg->client_telemetry;
+    /* Kept for dds__dsd_enable_internal, which runs before dds__dsd_new's caller lets base_tags
+     * go (the aggregator copies them). */
+    d->internal_cfg = ac;
+    d->internal_cfg.metric_namespace = dds__slice_make(NULL, 0);
+    /* A handful of contexts (two metrics); the bound only guards against a bug. */
+    d->internal_cfg.context_limit = 1000;
+    d->internal_cfg.client_telemetry = true;
 
     dds__dsd_serializer_config sc;
     memset(&sc, 0, sizeof(sc));
@@ -136,6 +145,7 @@ dds__dsd *dds__dsd_new(const dds_config *cfg, const dds__slice *base_tags, size_
         .so_rcvbuf = cfg->dogstatsd_so_rcvbuf,
         .queue_bytes = cfg->dogstatsd_queue_bytes,
     };
+    if (!cfg->use_dogstatsd) return d;
     d->listener = dds__listener_new(&lc, on_packet, d, &counters->listener, log, err);
     if (!d->listener) goto fail;
     return d;
@@ -146,7 +156,22 @@ fail:
 
 uint16_t dds__dsd_port(const dds__dsd *d) { return dds__listener_port(d->listener); }
 
-int dds__dsd_attach(dds__dsd *d, struct event_base *base) { return dds__listener_attach(d->listener, base); }
+int dds__dsd_attach(dds__dsd *d, struct event_base *base) {
+    return d->listener ? dds__listener_attach(d->listener, base) : 0;
+}
+
+int dds__dsd_enable_internal(dds__dsd *d) {
+    if (!d->internal) d->internal = dds__agg_new(&d->internal_cfg, &d->counters->internal);
+    return d->internal ? 0 : -1;
+}
+
+void dds__dsd_add_internal(dds__dsd *d, const dds__metric *m, const double *vals, size_t nvals) {
+    if (!d->internal) {
+        dds__counter_add(&d->counters->internal.samples_dropped, nvals);
+        return;
+    }
+    dds__agg_add(d->internal, m, vals, nvals, dds__wall_s());
+}
 
 void dds__dsd_drain(dds__dsd *d) {
     if (d->listener) dds__listener_drain(d->listener);
@@ -159,7 +184,9 @@ void dds__dsd_drain_and_close(dds__dsd *d) {
 
 dds__payload *dds__dsd_flush(dds__dsd *d, bool force) {
     dds__agg_sink sink = dds__dsd_serializer_sink(d->ser);
-    dds__agg_flush(d->agg, dds__wall_s(), force, &sink);
+    int64_t now = dds__wall_s();
+    dds__agg_flush(d->agg, now, force, &sink);
+    if (d->internal) dds__agg_flush(d->internal, now, force, &sink);
     return dds__dsd_serializer_take(d->ser);
 }
 
@@ -167,6 +194,7 @@ void dds__dsd_free(dds__dsd *d) {
     if (!d) return;
     dds__listener_free(d->listener);
     dds__agg_free(d->agg);
+    dds__agg_free(d->internal);
     dds__dsd_serializer_free(d->ser);
     free(d->vals);
     free(d->metric_ns);

@@ -8,7 +8,9 @@
  *       metrics, events and service checks, aggregates them exactly like the Datadog Agent (10 s
  *       buckets) and flushes them to the Datadog API;
  *     - a trace mini-agent (HTTP 127.0.0.1:8126), when built and enabled;
- *     - a logs agent (HTTP 127.0.0.1:10517, POST /v1/input), when enabled (off by default).
+ *     - a logs agent (HTTP 127.0.0.1:10517, POST /v1/input), when enabled (off by default);
+ *     - on Azure Functions, the enhanced metrics (container CPU, instance), made on the loop and
+ *       sent with the DogStatsD metrics.
  *   Everything an instance owns hangs off its handle: two instances in one process work (with
  *   different ports), and starting a new instance after stopping one works.
  *
@@ -238,6 +240,16 @@ typedef struct dds_config {
                                      the reliable ones only. Bad JSON is a validation error; the
                                      keys are never logged */
 
+    /* Azure Functions enhanced metrics: when Azure Functions is detected (FUNCTIONS_EXTENSION_VERSION,
+     * FUNCTIONS_WORKER_RUNTIME and WEBSITE_SITE_NAME set), azure.functions.enhanced.cpu.usage
+     * (a distribution in nanocores of the container's cgroup CPU time, every 1 s) and
+     * azure.functions.enhanced.instance (gauge 1 every 3 s, tagged instance:<name>) are
+     * aggregated and sent with the DogStatsD metrics, even when use_dogstatsd is false (then no
+     * socket is bound for them) */
+    bool enhanced_metrics_enabled; /* [DD_ENHANCED_METRICS_ENABLED] true; false stops the CPU
+                                      metric (the instance metric is sent regardless, as the Rust
+                                      binary does) */
+
     /* Transport */
     uint32_t request_timeout_ms;  /* [DD_FORWARDER_TIMEOUT, else DD_FLUSH_TIMEOUT, in seconds] 20000 */
     uint32_t retry_queue_max_bytes; /* [DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE] 15 MiB */
@@ -276,7 +288,11 @@ typedef struct dds_services dds_services;  /* opaque */
 typedef enum dds_status_type {
     DDS_STATUS_READY = 0,    /* a service is bound and serving; `service` says which, `port` its port */
     DDS_STATUS_ERROR = 1,    /* a runtime problem the user should know of (intake rejected the API key,
-                                payload dropped, no CA certificates found at start, ...); `message`
+                                payload dropped, no CA certificates found at start, the platform's
+                                runtime check failed: Azure Functions without
+                                /home/site/wwwroot/host.json, Flex Consumption without
+                                DD_AZURE_RESOURCE_GROUP, Google Cloud Functions whose metadata
+                                server does not answer as a serverless one, ...); `message`
                                 says what */
     DDS_STATUS_STOPPED = 2,  /* the instance stopped; the last event an instance sends */
 } dds_status_type;
@@ -415,7 +431,9 @@ typedef struct dds_stats {
     uint64_t send_queue_dropped_traces;  /* trace and stats payloads dropped: queue full */
     uint64_t send_queue_dropped_logs;    /* logs batches dropped: queue full */
     uint64_t send_queue_dropped_proxy;   /* proxied tracer requests dropped: queue full */
-    uint64_t reserved[2];
+    /* Azure Functions enhanced metrics */
+    uint64_t enhanced_samples;       /* CPU and instance samples aggregated */
+    uint64_t enhanced_cpu_unavailable; /* 1 s CPU ticks with no readable cgroup counter (or garbage in it) */
 } dds_stats;
 
 /* Copy the counters into *out. Any thread, never blocks, works after stop too. */

@@ -18,6 +18,7 @@
 #include "trace/obfuscate_stats.h"
 
 #define TRACE_FLUSH_INTERVAL_MS 3000  /* also the concentrator's flush period (the Rust agent's 3 s) */
+#define SPAN_TAGS_MAX 6
 
 struct dds__trace_agent {
     dds__receiver *receiver;
@@ -34,6 +35,14 @@ struct dds__trace_agent {
     dds__replace_rules *replace_rules;      /* owned; obfuscation.replace_rules points here */
     const char *cloud_origin;      /* static string from cloud.c, or NULL */
     char *function_name, *function_tags, *env;
+    /* Every span's platform tags: _dd.serverless_compat_version, asa.hostname, asa.name, and the
+     * three gcrfx.* once the Google metadata is known. Values owned (span_values). */
+    dds__kv span_tags[SPAN_TAGS_MAX];
+    char *span_values[SPAN_TAGS_MAX];
+    uint32_t nspan_tags;
+    dds__kv aas_tags[DDS__CLOUD_AAS_TAGS];  /* pointing into aas_values */
+    uint32_t naas_tags;
+    char *aas_values;
     char *traces_url, *stats_url, *profiling_url, *pipeline_stats_url, *telemetry_url, *evp_url;
     void (*dsd_fn)(void *user, const char *body, size_t len);  /* /dogstatsd/v2/proxy sink */
     void *dsd_user;
@@ -132,6 +141,10 @@ static int on_traces(void *user, dds__trace_format fmt, const uint8_t *body, siz
     pc.function_name = dds__slice_cstr(a->function_name);
     pc.function_tags = dds__slice_cstr(a->function_tags);
     pc.now_ns = dds__wall_ns();
+    pc.span_tags = a->span_tags;
+    pc.nspan_tags = a->nspan_tags;
+    pc.aas_tags = a->aas_tags;
+    pc.naas_tags = a->naas_tags;
     /* Chunks that processing could not finish (out of arena memory) are already dropped and
      * counted by it; the ones kept are complete and go on. */
     uint32_t kept = dds__trace_process(&tp, &pc, &a->arena, &a->counters->process);
@@ -175,6 +188,38 @@ static int on_stats(void *user, const uint8_t *body, size_t len, const dds__trac
     return 200;
 }
 
+/* Set (or replace) one of every span's platform tags; an empty value sets nothing. false on
+ * allocation failure. key is static. */
+static bool span_tag_set(dds__trace_agent *a, const char *key, const char *value) {
+    if (!value || !value[0]) return true;
+    char *v = strdup(value);
+    if (!v) return false;
+    uint32_t i = 0;
+    while (i < a->nspan_tags && strcmp(a->span_tags[i].key.ptr, key) != 0) i++;
+    if (i == SPAN_TAGS_MAX) {
+        free(v);
+        return false;
+    }
+    if (i < a->nspan_tags) free(a->span_values[i]);
+    else a->nspan_tags++;
+    a->span_values[i] = v;
+    a->span_tags[i] = (dds__kv){dds__slice_cstr(key), dds__slice_cstr(v)};
+    return true;
+}
+
+void dds__trace_agent_set_gcp(dds__trace_agent *a, const char *project_id, const char *region) {
+    /* Rust enrich_span_with_google_cloud_function_metadata: only with both values ("unknown"
+     * counts as one) and a function name. */
+    if (!a || !project_id[0] || !region[0] || !a->function_name[0]) return;
+    char resource[640];
+    int n = snprintf(resource, sizeof(resource), "projects/%s/locations/%s/functions/%s", project_id, region,
+                     a->function_name);
+    if (n < 0 || (size_t)n >= sizeof(resource)) return;
+    if (!span_tag_set(a, "gcrfx.location", region) || !span_tag_set(a, "gcrfx.project_id", project_id) ||
+        !span_tag_set(a, "gcrfx.resource_name", resource))
+        dds__log_warn(a->log, "trace agent: out of memory: the gcrfx.* span tags are incomplete");
+}
+
 dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config *cfg, const dds__cloud *cloud,
                                        dds__intake *intake, bool dry_run, uint16_t statsd_port,
                                        void (*dogstatsd)(void *user, const char *body, size_t len), void *dsd_user,
@@ -215,7 +260,20 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
      * fails, and the request gets 413). */
     dds__arena_init(&a->arena, 256 * 1024, (size_t)cfg->apm_max_request_bytes * 8 + (1u << 20));
     a->function_name = strdup(cloud->function_name);
-    a->function_tags = strdup(cfg->tags ? cfg->tags : "");
+    a->function_tags = dds__config_function_tags(cfg->tags);
+    bool tags_ok = span_tag_set(a, "_dd.serverless_compat_version", cloud->compat_version) &&
+                   span_tag_set(a, "asa.hostname", cloud->asa_hostname) && span_tag_set(a, "asa.name", cloud->asa_name);
+    size_t aas_bytes = 1;
+    for (size_t i = 0; i < cloud->naas && i < DDS__CLOUD_AAS_TAGS; i++) aas_bytes += strlen(cloud->aas[i].value);
+    if ((a->aas_values = malloc(aas_bytes)) != NULL) {
+        char *p = a->aas_values;
+        for (size_t i = 0; i < cloud->naas && i < DDS__CLOUD_AAS_TAGS; i++) {
+            size_t n = strlen(cloud->aas[i].value);
+            memcpy(p, cloud->aas[i].value, n);
+            a->aas_tags[a->naas_tags++] = (dds__kv){dds__slice_cstr(cloud->aas[i].key), dds__slice_make(p, n)};
+            p += n;
+        }
+    }
     a->env = strdup(cfg->env ? cfg->env : "");
     char *apm = dds__config_base_url(cfg->apm_dd_url, "https://trace.agent.%s", cfg->site);
     a->traces_url = join(apm, "/api/v0.2/traces");
@@ -225,7 +283,8 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
     a->profiling_url = dds__config_profiling_url(cfg);
     a->telemetry_url = dds__config_base_url(cfg->apm_telemetry_dd_url, "https://instrumentation-telemetry-intake.%s", cfg->site);
     if (cfg->evp_proxy_dd_url && cfg->evp_proxy_dd_url[0]) a->evp_url = dds__config_base_url(cfg->evp_proxy_dd_url, "%s", "");
-    if (!a->function_name || !a->function_tags || !a->env || !a->traces_url || !a->stats_url ||
+    if (!a->function_name || !a->function_tags || !a->env || !tags_ok || !a->aas_values || !a->traces_url ||
+        !a->stats_url ||
         !a->pipeline_stats_url || !a->profiling_url || !a->telemetry_url ||
         (cfg->evp_proxy_dd_url && cfg->evp_proxy_dd_url[0] && !a->evp_url)) {
         dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
@@ -300,6 +359,8 @@ void dds__trace_agent_free(dds__trace_agent *a) {
     dds__arena_free(&a->arena);
     free(a->function_name);
     free(a->function_tags);
+    for (uint32_t i = 0; i < a->nspan_tags; i++) free(a->span_values[i]);
+    free(a->aas_values);
     free(a->env);
     free(a->traces_url);
     free(a->stats_url);

@@ -42,6 +42,10 @@ uint16_t dds__trace_agent_port(const dds__trace_agent *a);
 /* Send what is pending now: the encoder's AgentPayload and, when the agent computes stats,
  * every stats bucket, open ones included (dds_flush and dds_stop). Loop thread. */
 void dds__trace_agent_flush(dds__trace_agent *a);
+/* Google Cloud Functions: the project and region of the metadata server, as every later span's
+ * gcrfx.location, gcrfx.project_id and gcrfx.resource_name
+ * (projects/<project>/locations/<region>/functions/<function>). Copied. Loop thread. */
+void dds__trace_agent_set_gcp(dds__trace_agent *a, const char *project_id, const char *region);
 /* Stop accepting connections; requests already being served finish. */
 void dds__trace_agent_close(dds__trace_agent *a);
 void dds__trace_agent_free(dds__trace_agent *a);

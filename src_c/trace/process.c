@@ -1118,6 +1118,22 @@ static bool enrich_root(proc *p, dds__span *root) {
     return kv_put(p, &root->meta, &root->nmeta, add, n);
 }
 
+/* Every span's tags from the platform (the Rust binary's enrich_span_with_mini_agent_metadata and
+ * enrich_span_with_azure_function_metadata, which run on each span of the chunk, not only the
+ * root). */
+static bool enrich_spans(proc *p, dds__trace_chunk *c) {
+    const dds__trace_process_config *cfg = p->cfg;
+    for (uint32_t i = 0; i < c->nspans; i++) {
+        dds__span *s = &c->spans[i];
+        if (cfg->nspan_tags && !kv_put(p, &s->meta, &s->nmeta, cfg->span_tags, cfg->nspan_tags)) return false;
+        /* Rust enrich_span_with_azure_function_metadata leaves API Management's spans alone. */
+        if (cfg->naas_tags && !IS(s->name, "azure.apim") &&
+            !kv_put(p, &s->meta, &s->nmeta, cfg->aas_tags, cfg->naas_tags))
+            return false;
+    }
+    return true;
+}
+
 /* Go traceutil.GetEnv (and the same search for "version"): the root's tag, else any other
  * span's. */
 static const dds__kv *chunk_tag(dds__trace_chunk *c, const dds__span *root, const char *key, size_t klen) {
@@ -1148,7 +1164,7 @@ static bool process_chunk(proc *p, dds__tracer_payload *tp, dds__trace_chunk *c,
     if (tp->hostname.len == 0 && (kv = KV_FIND(root->meta, root->nmeta, "_dd.hostname"))) tp->hostname = kv->value;
     if (tp->env.len == 0 && (kv = chunk_tag(c, root, "env", 3))) tp->env = kv->value;
     if (tp->app_version.len == 0 && (kv = chunk_tag(c, root, "version", 7))) tp->app_version = kv->value;
-    return enrich_root(p, root);
+    return enrich_root(p, root) && enrich_spans(p, c);
 }
 
 /* The payload-level fields: tracer env normalized as a full tag (Go Agent.Process), DD_ENV ready

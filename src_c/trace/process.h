@@ -1,8 +1,9 @@
 /* process.h - what the trace agent does to spans between decoding and forwarding: the Go
  * agent's normalization and trace validation, chunk priority and origin, top-level marking,
- * enrichment (cloud origin, function name, DD_TAGS, DD_ENV), credit-card obfuscation in meta
- * values, http.url query-string and digit-segment removal, SQL/redis/valkey/memcached obfuscation
- * (obfuscate_sql.c, obfuscate_redis.c) and DD_APM_REPLACE_TAGS (PROTOCOL.md sections 4 and 6). In place, on
+ * enrichment (cloud origin, function name, DD_TAGS, DD_ENV, the platform's span tags),
+ * credit-card obfuscation in meta values, http.url query-string and digit-segment removal,
+ * SQL/redis/valkey/memcached obfuscation (obfuscate_sql.c, obfuscate_redis.c) and
+ * DD_APM_REPLACE_TAGS (PROTOCOL.md sections 4 and 6). In place, on
  * the loop thread, allocating only from the request's arena. */
 #ifndef DDS_TRACE_PROCESS_H
 #define DDS_TRACE_PROCESS_H
@@ -21,7 +22,14 @@ typedef struct dds__trace_process_config {
     dds__slice default_env;           /* DD_ENV: used when the payload and spans carry none */
     const char *cloud_origin;         /* "lambda", ... or NULL: root span gets _dd.origin, origin */
     dds__slice function_name;         /* root span meta functionname, when non-empty */
-    dds__slice function_tags;         /* DD_TAGS, as the tracer payload tag _dd.tags.function */
+    dds__slice function_tags;         /* DD_TAGS normalized (dds__config_function_tags), as the
+                                         tracer payload tag _dd.tags.function; empty = none */
+    /* The platform's span tags (the Rust binary's mini-agent, Azure and Google metadata), set or
+     * replaced in each span's meta: */
+    const dds__kv *span_tags;         /* every span: _dd.serverless_compat_version, asa.*, gcrfx.* */
+    uint32_t nspan_tags;
+    const dds__kv *aas_tags;          /* Azure Functions aas.* tags: every span not named azure.apim */
+    uint32_t naas_tags;
     bool remove_query_string;         /* DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING */
     bool remove_paths_with_digits;    /* DD_APM_OBFUSCATION_HTTP_REMOVE_PATHS_WITH_DIGITS */
     bool obfuscate_credit_cards;      /* Luhn-valid card numbers in meta values become "?" */

@@ -29,7 +29,7 @@ const DEFAULTS = {
   agentStatsComputationEnabled: false,
   logsEnabled: false, logsPort: 10517, logsNonLocalTraffic: false, logsDdUrl: null, logsUseCompression: true,
   logsCompressionLevel: 3, logsMaxQueuedBytes: 8388608, logsOpwEnabled: false, logsOpwUrl: null,
-  logsAdditionalEndpoints: null,
+  logsAdditionalEndpoints: null, enhancedMetricsEnabled: true,
   requestTimeoutMs: 20000, retryQueueMaxBytes: 15728640, sendQueueMaxBytes: 33554432,
 };
 

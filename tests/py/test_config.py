@@ -30,6 +30,7 @@ def test_defaults_come_from_dds_config_init():
     assert (d.logs_enabled, d.logs_port, d.logs_non_local_traffic, d.logs_dd_url) == (False, 10517, False, None)
     assert (d.logs_use_compression, d.logs_compression_level, d.logs_max_queued_bytes) == (True, 3, 8 << 20)
     assert d.agent_stats_computation_enabled is False
+    assert d.enhanced_metrics_enabled is True
     # None everywhere converts to exactly the C defaults.
     assert converted(ServicesConfig()) == dataclasses.asdict(d)
 
@@ -54,6 +55,7 @@ def test_every_field_round_trips_through_the_c_struct():
         logs_enabled=True, logs_port=0, logs_non_local_traffic=True, logs_dd_url="http://127.0.0.1:7",
         logs_use_compression=False, logs_compression_level=9, logs_max_queued_bytes=2 << 20,
         logs_opw_enabled=True, logs_opw_url="http://127.0.0.1:8",
+        enhanced_metrics_enabled=False,
         logs_additional_endpoints='[{"api_key":"k2","Host":"h.example","Port":443,"is_reliable":true}]',
         request_timeout_ms=1500, retry_queue_max_bytes=1 << 20, send_queue_max_bytes=1 << 20,
     )
@@ -125,7 +127,9 @@ def test_from_env_reads_dd_variables_in_c(monkeypatch):
     monkeypatch.setenv("DD_LOGS_CONFIG_LOGS_DD_URL", "127.0.0.1:9000")
     monkeypatch.setenv("DD_LOGS_CONFIG_USE_COMPRESSION", "false")
     monkeypatch.setenv("DD_LOGS_CONFIG_COMPRESSION_LEVEL", "7")
+    monkeypatch.setenv("DD_ENHANCED_METRICS_ENABLED", "false")
     cfg = ServicesConfig.from_env()
+    assert cfg.enhanced_metrics_enabled is False
     assert (cfg.logs_enabled, cfg.logs_port, cfg.logs_dd_url) == (True, 0, "127.0.0.1:9000")
     assert (cfg.logs_use_compression, cfg.logs_compression_level) == (False, 7)
     assert (cfg.api_key, cfg.site, cfg.dd_url, cfg.dogstatsd_port) == ("env-key", "datadoghq.eu", "http://127.0.0.1:9", 9125)

@@ -12,6 +12,7 @@ import urllib.request
 import msgpack
 
 from tests.py.cli import Cli
+from tests.py.test_cloud_e2e import MetadataServer
 from tests.py.test_config_docs import table
 
 API_KEY = "parity-test-api-key-0123456789abcdef"
@@ -75,7 +76,16 @@ def test_an_environment_written_for_the_rust_binary_runs_unchanged(fake_intake):
         "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED": "false",
         "K_SERVICE": "checkout-fn", "FUNCTION_TARGET": "handler",  # a Google Cloud function
     }
-    cli = Cli(env)
+    md = MetadataServer()  # Google's metadata server, played on loopback (GCE_METADATA_HOST)
+    try:
+        cli = run_parity(env, md)
+    finally:
+        md.close()
+    check_parity(cli, fake_intake)
+
+
+def run_parity(env: dict, md: MetadataServer) -> Cli:
+    cli = Cli({**env, "GCE_METADATA_HOST": md.host})
     cli.wait_ready()
     trace_port, logs_port = port_of(cli, "trace"), port_of(cli, "logs")
     cli.send("orders:3|c|#shop:1")
@@ -89,13 +99,19 @@ def test_an_environment_written_for_the_rust_binary_runs_unchanged(fake_intake):
     assert post(f"http://127.0.0.1:{logs_port}/v1/input", json.dumps([entry]).encode(), "application/json") == 200
     time.sleep(0.1)
     assert cli.terminate() == 0, cli.stderr_lines
+    return cli
+
+
+def check_parity(cli: Cli, fake_intake) -> None:
     assert not [l for l in cli.stderr_lines if " ERROR " in l or " WARN " in l or ": error:" in l], cli.stderr_lines
 
     (series,) = [s for s in fake_intake.series() if s["metric"] == "app.orders"]
     assert {"shop:1", "team:core", "tier:web", "env:prod", "service:checkout", "version:1.2.3"} <= set(series["tags"])
     (sp,) = [s for s in fake_intake.spans() if s["name"] == "http.request"]
     assert sp["meta"]["http.url"] == "http://shop/orders/??"
-    assert sp["meta"].get("_dd.tags.function") == "team:core,tier:web"
+    # A tracer payload tag, not a span tag: where the Rust binary puts it (trace_processor.rs)
+    function_tags = [tp["tags"].get("_dd.tags.function") for p in fake_intake.traces() for tp in p["tracerPayloads"]]
+    assert function_tags == ["team:core,tier:web"]
     assert sp["meta"].get("_dd.serverless_compat_version") == "1.0.0"
     stats = [p for p in fake_intake.stats() if not p.get("ClientComputed")]
     assert stats, "agent-computed stats reached /api/v0.2/stats at the stop"

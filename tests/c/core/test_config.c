@@ -22,7 +22,8 @@ static const char *const all_vars[] = {
     "DD_LOGS_MAX_QUEUED_BYTES", "DD_DRY_RUN", "DD_FLUSH_TIMEOUT", "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_ENABLED",
     "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL", "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS",
     "DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE", "DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE",
-    "DD_AGENT_STATS_COMPUTATION_ENABLED", "DD_DOGSTATSD_QUEUE_BYTES",
+    "DD_AGENT_STATS_COMPUTATION_ENABLED",
+    "DD_ENHANCED_METRICS_ENABLED", "DD_DOGSTATSD_QUEUE_BYTES",
 };
 
 static void clear_env(void) {
@@ -428,6 +429,48 @@ TEST(logs_agent_fields) {
     clear_env();
 }
 
+TEST(enhanced_metrics_switch) {
+    clear_env();
+    dds_config c;
+    dds_config_init(&c);
+    CHECK(c.enhanced_metrics_enabled);
+    setenv("DD_ENHANCED_METRICS_ENABLED", "false", 1);
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK(!c.enhanced_metrics_enabled);
+    setenv("DD_ENHANCED_METRICS_ENABLED", "sometimes", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "DD_ENHANCED_METRICS_ENABLED") != NULL);
+    clear_env();
+}
+
+/* The Rust binary's Tags::from_env_string / function_tags (trace agent config.rs), its test
+ * vectors first. */
+TEST(function_tags_table) {
+    static const struct { const char *in, *want; } rows[] = {
+        {"some:tag,another:thing,invalid:thing:here", "another:thing,some:tag"},
+        {"some:tag another:thing invalid:thing:here", "another:thing,some:tag"},
+        {"some:tag,another:thing extra:value", "another:thing,extra:value,some:tag"},
+        {"invalid:thing:here,also-bad", ""},
+        {"", ""},
+        {"   ", ""},
+        {" , , ", ""},
+        {"k:1,k:2", "k:2"},                   /* a map: the last value of a key wins */
+        {"b:2\ta:1\nc:3", "a:1,b:2,c:3"},     /* any whitespace separates */
+        {"a:,:b", ":b,a:"},                   /* exactly one ':' is the only rule */
+        {"ab:1,a:2", "a:2,ab:1"},             /* bytewise order of the k:v text */
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(*rows); i++) {
+        char *got = dds__config_function_tags(rows[i].in);
+        CHECK_MSG(got && strcmp(got, rows[i].want) == 0, "row %zu (%s): got \"%s\", want \"%s\"", i, rows[i].in,
+                  got ? got : "(null)", rows[i].want);
+        free(got);
+    }
+    char *none = dds__config_function_tags(NULL);
+    CHECK_EQ_STR(none, "");
+    free(none);
+}
+
 TEST(obfuscation_fields) {
     clear_env();
     dds_config c;
@@ -586,6 +629,8 @@ int main(void) {
     RUN(from_env_reads_every_documented_variable);
     RUN(from_env_bad_values_name_the_variable);
     RUN(logs_agent_fields);
+    RUN(enhanced_metrics_switch);
+    RUN(function_tags_table);
     RUN(obfuscation_fields);
     RUN(logs_destinations_and_send_queue);
     RUN(agent_stats_computation_field);

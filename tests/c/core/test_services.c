@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -781,6 +782,78 @@ TEST(no_ca_certificates_is_an_error_event_not_a_start_failure) {
     test_with_tmpfs_over(over_etc, without_ca, NULL);
 }
 
+/* Azure Functions with DD_USE_DOGSTATSD=false: no socket, no dogstatsd READY, but the enhanced
+ * metrics are aggregated and sent (as in the Rust binary), without the user's metric namespace;
+ * the missing /home/site/wwwroot is an ERROR event, not an exit. In a private mount namespace:
+ * /sys/fs/cgroup holds a v1 counter the test moves, /home is empty. */
+static void azure_enhanced_child(void *arg) {
+    (void)arg;
+    mkdir("/sys/fs/cgroup/cpu", 0755);
+    int fd = open("/sys/fs/cgroup/cpu/cpuacct.usage", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(fd >= 0 && write(fd, "1000\n", 5) == 5);
+    close(fd);
+    setenv("FUNCTIONS_EXTENSION_VERSION", "~4", 1);
+    setenv("FUNCTIONS_WORKER_RUNTIME", "node", 1);
+    setenv("WEBSITE_SITE_NAME", "my-func", 1);
+    setenv("WEBSITE_OWNER_NAME", "sub-1+my-rg-EastUSwebspace-Linux", 1);
+    setenv("COMPUTERNAME", "Host-A", 1);
+    setenv("DD_SERVERLESS_COMPAT_VERSION", "9.9.9", 1);
+    int p[2];
+    CHECK(pipe(p) == 0);
+    dds_config c;
+    base_config(&c, p[1]);
+    c.use_dogstatsd = false;
+    c.metric_namespace = "ns";
+    c.log_level = DDS_LOG_OFF;
+    recorder r;
+    recorder_init(&r);
+    dds_services *s = NULL;
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_start(&c, record, &r, &s, &err), 0);
+    if (!s) return;
+    uint16_t port = 1;
+    dds_ports(s, &port, NULL);
+    CHECK_EQ_INT(port, 0);
+    usleep(1500 * 1000);
+    fd = open("/sys/fs/cgroup/cpu/cpuacct.usage", O_WRONLY | O_TRUNC);
+    CHECK(fd >= 0 && write(fd, "500001000\n", 10) == 10);  /* half a core between t=1 and t=2 */
+    close(fd);
+    usleep(1800 * 1000);                                     /* past t=3: the instance gauge */
+    CHECK_EQ_INT(dds_flush(s, 2000, &err), 0);
+    dds_stats st;
+    dds_stats_get(s, &st);
+    CHECK(st.enhanced_samples >= 2);
+    CHECK_EQ_INT(st.enhanced_cpu_unavailable, 0);
+    CHECK_EQ_INT(st.dsd_packets, 0);
+    char *out = drain_pipe(p[0]);
+    CHECK_MSG(strstr(out, "\"azure.functions.enhanced.cpu.usage\"") != NULL, "%s", out);
+    CHECK(strstr(out, "\"azure.functions.enhanced.instance\"") != NULL);
+    CHECK(strstr(out, "ns.azure") == NULL);
+    CHECK(strstr(out, "instance:host-a") != NULL);
+    CHECK(strstr(out, "resource_group:my-rg") != NULL);
+    CHECK(strstr(out, "serverless_compat_version:9.9.9") != NULL);
+    CHECK(strstr(out, "origin:azurefunction") != NULL);
+    CHECK(strstr(out, "/api/beta/sketches") != NULL);
+    CHECK(strstr(out, "/api/v2/series") != NULL);
+    free(out);
+    CHECK_EQ_INT(dds_stop(s, 2000, &err), 0);
+    bool ready_dsd = false, wwwroot_error = false;
+    for (int i = 0; i < r.n; i++) {
+        ready_dsd |= r.types[i] == DDS_STATUS_READY && r.services[i] == DDS_SERVICE_DOGSTATSD;
+        wwwroot_error |= r.types[i] == DDS_STATUS_ERROR;
+    }
+    CHECK(!ready_dsd);
+    CHECK(wwwroot_error);
+    dds_free(s);
+    close(p[0]);
+    close(p[1]);
+}
+
+TEST(azure_enhanced_metrics_without_dogstatsd) {
+    static const char *const dirs[] = {"/sys/fs/cgroup", "/home", NULL};
+    if (!test_with_tmpfs_over(dirs, azure_enhanced_child, NULL)) fprintf(stderr, "  (skipped)\n");
+}
+
 int main(void) {
     RUN(start_flush_stop_delivers_and_reports);
     RUN(stop_drains_what_the_socket_already_holds);
@@ -796,5 +869,6 @@ int main(void) {
     RUN(logs_port_taken_is_a_start_error);
     RUN(forked_child_leaves_the_parents_instance_alone);
     RUN(no_ca_certificates_is_an_error_event_not_a_start_failure);
+    RUN(azure_enhanced_metrics_without_dogstatsd);
     return TEST_REPORT();
 }

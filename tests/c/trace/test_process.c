@@ -682,6 +682,64 @@ TEST(test_enrichment_defaults) {
     dds__arena_free(&a);
 }
 
+/* Rust enrich_span_with_mini_agent_metadata: on every span of the chunk, not only the root; a
+ * tracer's own value is replaced. */
+TEST(test_enrichment_every_span) {
+    dds__arena a;
+    dds__arena_init(&a, 0, 0);
+    dds__span s[3];
+    s[0] = span3(1, 2, 1), s[1] = span3(1, 1, 0), s[2] = span3(1, 3, 2);
+    meta(&a, &s[2], 1, "_dd.serverless_compat_version", "old");
+    dds__tracer_payload tp = one_chunk(&a, s, 3);
+    dds__trace_process_config cfg = cfg0();
+    cfg.cloud_origin = "azurespringapp";
+    cfg.function_name = DDS__SLICE_LIT("spring-app");
+    dds__kv tags[3] = {{DDS__SLICE_LIT("_dd.serverless_compat_version"), DDS__SLICE_LIT("1.4.0")},
+                       {DDS__SLICE_LIT("asa.hostname"), DDS__SLICE_LIT("pod-7")},
+                       {DDS__SLICE_LIT("asa.name"), DDS__SLICE_LIT("spring-app")}};
+    cfg.span_tags = tags;
+    cfg.nspan_tags = 3;
+    dds__trace_process_counters ctr = {0};
+    CHECK_EQ_INT(dds__trace_process(&tp, &cfg, &a, &ctr), 3);
+    for (int i = 0; i < 3; i++) {
+        const dds__span *sp = &tp.chunks[0].spans[i];
+        CHECK_EQ_SLICE(*get_meta(sp, "_dd.serverless_compat_version"), "1.4.0");
+        CHECK_EQ_INT(count_meta(sp, "_dd.serverless_compat_version"), 1);
+        CHECK_EQ_SLICE(*get_meta(sp, "asa.hostname"), "pod-7");
+        CHECK_EQ_SLICE(*get_meta(sp, "asa.name"), "spring-app");
+    }
+    dds__arena_free(&a);
+
+    /* Azure Functions: the aas.* tags on every span but API Management's */
+    dds__arena_init(&a, 0, 0);
+    s[0] = span3(1, 1, 0), s[1] = span3(1, 2, 1);
+    s[1].name = DDS__SLICE_LIT("azure.apim");
+    tp = one_chunk(&a, s, 2);
+    cfg = cfg0();
+    dds__kv aas[2] = {{DDS__SLICE_LIT("aas.site.kind"), DDS__SLICE_LIT("functionapp")},
+                      {DDS__SLICE_LIT("aas.site.name"), DDS__SLICE_LIT("my-func")}};
+    cfg.aas_tags = aas;
+    cfg.naas_tags = 2;
+    cfg.span_tags = tags;
+    cfg.nspan_tags = 1;
+    tags[0].value = DDS__SLICE_LIT("2.0.0");
+    CHECK_EQ_INT(dds__trace_process(&tp, &cfg, &a, &ctr), 2);
+    CHECK_EQ_SLICE(*get_meta(&tp.chunks[0].spans[0], "aas.site.name"), "my-func");
+    CHECK_EQ_SLICE(*get_meta(&tp.chunks[0].spans[0], "aas.site.kind"), "functionapp");
+    CHECK(!get_meta(&tp.chunks[0].spans[1], "aas.site.name"));
+    CHECK_EQ_SLICE(*get_meta(&tp.chunks[0].spans[1], "_dd.serverless_compat_version"), "2.0.0");
+    dds__arena_free(&a);
+
+    /* none set: nothing added */
+    dds__arena_init(&a, 0, 0);
+    s[0] = span3(1, 1, 0);
+    tp = one_chunk(&a, s, 1);
+    cfg = cfg0();
+    dds__trace_process(&tp, &cfg, &a, &ctr);
+    CHECK_EQ_INT(tp.chunks[0].spans[0].nmeta, 0);
+    dds__arena_free(&a);
+}
+
 /* ---- credit cards ------------------------------------------------------------------------------ */
 
 TEST(test_credit_cards) {
@@ -1313,6 +1371,7 @@ int main(void) {
     RUN(test_enrichment);
     RUN(test_enrichment_defaults);
     RUN(test_credit_cards);
+    RUN(test_enrichment_every_span);
     RUN(test_http_url);
     RUN(test_sql_spans);
     RUN(test_redis_valkey_memcached_spans);
