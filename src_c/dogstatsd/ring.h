@@ -1,7 +1,8 @@
 /* ring.h - a bounded single-producer single-consumer byte ring of datagrams: the receive thread
  * of one DogStatsD socket copies each datagram in, the loop thread parses it in place. Records
  * are variable-sized (an 8-byte header + the datagram, padded to 8), so small datagrams cost
- * their size and not a whole buffer_size slot: a 4 MiB ring holds ~50,000 one-metric datagrams.
+ * their size and not a whole buffer_size slot: a 4 MiB ring holds ~6,800 one-metric datagrams
+ * of bench/dsdgen.h's realistic mix (611 bytes on average, many tags), ~130,000 bare counters.
  * All memory is allocated once by dds__ring_new; nothing here allocates, locks or blocks. */
 #ifndef DDS_DOGSTATSD_RING_H
 #define DDS_DOGSTATSD_RING_H
