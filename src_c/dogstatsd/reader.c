@@ -163,9 +163,10 @@ static void *reader_main(void *arg) {
                 break;
             }
         }
-        if (want != answered) {
+        if (want != answered && !restart) {
             /* The socket was read until empty (or the bound) after the request was made: all it
-             * held then is in the ring now. Drops the kernel made meanwhile are counted first. */
+             * held then is in the ring now. Drops the kernel made meanwhile are counted first.
+             * A pass cut short by a newer request answers nothing: the next pass answers both. */
             note_kernel_drops(r, dds__sock_drops_now(r->cfg.fd));
             answered = want;
             atomic_store_explicit(&r->ack, want, memory_order_release);
