@@ -214,6 +214,8 @@ export interface ServicePorts {
   dogstatsd: number;
   /** 0 when the trace agent is not running. */
   traceAgent: number;
+  /** 0 when the logs agent is not running (logsEnabled). */
+  logsAgent: number;
 }
 
 /** Counters since start; they keep their values after stop. */

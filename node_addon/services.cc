@@ -345,6 +345,7 @@ class Services : public Napi::ObjectWrap<Services> {
         Napi::Object ports = Napi::Object::New(info.Env());
         ports.Set("dogstatsd", dogstatsd);
         ports.Set("traceAgent", trace);
+        ports.Set("logsAgent", dds_logs_port(Handle()));
         return ports;
     }
 

@@ -18,6 +18,7 @@ class Config:
 class Instance:
     dogstatsd_port: int
     trace_port: int
+    logs_port: int
     @staticmethod
     def start(
         config: Config,

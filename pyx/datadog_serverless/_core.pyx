@@ -378,6 +378,7 @@ cdef class Instance:
     cdef int calls
     cdef readonly int dogstatsd_port
     cdef readonly int trace_port
+    cdef readonly int logs_port
     cdef dict _final_stats
 
     def __cinit__(self):
@@ -411,6 +412,7 @@ cdef class Instance:
         c.dds_ports(svc, &dsd_port, &trace_port)
         self.dogstatsd_port = dsd_port
         self.trace_port = trace_port
+        self.logs_port = c.dds_logs_port(svc)
         return self
 
     @property

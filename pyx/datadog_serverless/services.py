@@ -38,8 +38,17 @@ __all__ = ["ServerlessServices", "ServicesHandle", "ServiceStatus", "ServicesSta
 
 DEFAULT_TIMEOUT = 5.0
 
-Ports = namedtuple("Ports", ["dogstatsd", "trace_agent"])
-Ports.__doc__ = "The bound ports of an instance (0 for a disabled service or a Unix socket only)."
+class Ports(namedtuple("_Ports", ["dogstatsd", "trace_agent"])):
+    """The bound ports of an instance (0 for a disabled service or a Unix socket only). Unpacks as
+    ``(dogstatsd, trace_agent)`` as it always has; ``logs_agent`` is an attribute beside them."""
+
+    def __new__(cls, dogstatsd: int, trace_agent: int, logs_agent: int = 0) -> "Ports":
+        self = super().__new__(cls, dogstatsd, trace_agent)
+        self.logs_agent = logs_agent
+        return self
+
+    def __repr__(self) -> str:
+        return f"Ports(dogstatsd={self.dogstatsd}, trace_agent={self.trace_agent}, logs_agent={self.logs_agent})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,7 +237,7 @@ class ServicesHandle:
     @property
     def ports(self) -> Ports:
         """The bound ports ``(dogstatsd, trace_agent)``: the real ones when 0 was asked."""
-        return Ports(self._core.dogstatsd_port, self._core.trace_port)
+        return Ports(self._core.dogstatsd_port, self._core.trace_port, self._core.logs_port)
 
     def stats(self) -> ServicesStats:
         """The counters now (the final ones after :meth:`stop`). Never blocks."""

@@ -70,3 +70,33 @@ test('with tlsVerify left on, libcurl refuses the untrusted certificate (and Nod
   assert.equal(ok.status, 200);
   assert.ok(ok.body.tls_handshake_failures >= 1, JSON.stringify(ok.body));
 });
+
+test('logs reach an additional endpoint given as { apiKey, host, port } over verified TLS, with its own key', async () => {
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const caFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'dds-ca-')), 'ca.pem');
+  fs.writeFileSync(caFile, intake.certs.ca);
+  await intake.reset();
+  await services.start(intake.config({
+    useDogstatsd: false,
+    useTraceAgent: false,
+    tlsCaPath: caFile,
+    logsEnabled: true,
+    logsPort: 0,
+    logsDdUrl: intake.url,
+    logsAdditionalEndpoints: [{ apiKey: 'second-key-0123456789abcdef', host: '127.0.0.1', port: intake.port }],
+  }));
+  const body = JSON.stringify([{ message: 'to both', timestamp: Date.now() }]);
+  const answer = await fetch(`http://127.0.0.1:${services.ports.logsAgent}/v1/input`, { method: 'POST', body });
+  assert.equal(answer.status, 200);
+  await services.flush();
+  await services.stop();
+  const records = (await intake.records('/api/v2/logs')).filter((r) => r.status === 202);
+  const keys = records.map((r) => r.api_key).sort();
+  assert.deepEqual(keys, ['second-key-0123456789abcdef', 'test-key-0123456789abcdef'], JSON.stringify(records));
+  for (const r of records) {
+    assert.equal(r.headers['dd-protocol'], 'agent-json');
+    assert.deepEqual(r.payload.map((e) => e.message), ['to both']);
+  }
+});

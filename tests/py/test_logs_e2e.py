@@ -200,6 +200,8 @@ def test_through_the_python_binding_ready_flush_and_stats(fake_intake):
             time.sleep(0.01)
         (ready,) = [e for e in events if e.service == "logs-agent"]
         assert ready.type == "ready" and ready.port > 0
+        assert handle.ports.logs_agent == ready.port  # returned by start, like the other ports
+        assert handle.ports.trace_agent == 0
         sent = entries(3)
         assert post(ready.port, json.dumps(sent).encode()) == (200, "ok")
         handle.flush(timeout=5)
