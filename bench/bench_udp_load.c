@@ -7,7 +7,9 @@
  *          [--duration S (default 3, at most 60)] [--mpd N (metrics per datagram, default 1) |
  *          --pack full (as many lines as fit 8192 bytes)] [--contexts 2000] [--corpus N
  *          (datagrams generated, replayed in a loop; default: ~16 MB of them)] [--batch N (max
- *          datagrams per sendmmsg, default 64)] [--seed N]
+ *          datagrams per sendmmsg, default 64)] [--seed N] [--counters NAME (every line is
+ *          NAME.c<i>:1|c, i cycling over the contexts: the sum of what reaches an intake is the
+ *          number of lines it kept, for end-to-end loss)]
  *
  * Lines of one datagram are separated by '\n' (no trailing newline). A paced run sends a batch
  * when the clock says the metrics sent so far are due (absolute sleeps, so no drift); a batch
@@ -59,7 +61,7 @@ static void sleep_until(double t) {
 
 static void usage(void) {
     fputs("usage: bench_udp_load --port N [--rate M/s] [--duration S] [--mpd N | --pack full] "
-          "[--contexts N] [--corpus N] [--batch N] [--seed N]\n",
+          "[--contexts N] [--corpus N] [--batch N] [--seed N] [--counters NAME]\n",
           stderr);
     exit(2);
 }
@@ -71,6 +73,7 @@ int main(int argc, char **argv) {
     uint32_t contexts = 2000;
     size_t corpus = 0;
     uint64_t seed = DSDGEN_SEED;
+    const char *counters = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage();
@@ -85,6 +88,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--corpus")) corpus = strtoul(v, NULL, 10);
         else if (!strcmp(a, "--batch")) batch_max = atoi(v);
         else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 0);
+        else if (!strcmp(a, "--counters")) counters = v;
         else usage();
         i++;
     }
@@ -107,7 +111,11 @@ int main(int argc, char **argv) {
     }
     size_t ndg = 0, used = 0;
     char line[DSDGEN_LINE_MAX];
-    int pending = dsdgen_line(&gen, line, sizeof(line)); /* a line that did not fit starts the next datagram */
+    uint64_t counter_i = 0;
+#define NEXT_LINE()                                                                                       \
+    (counters ? snprintf(line, sizeof(line), "%s.c%llu:1|c", counters, (unsigned long long)(counter_i++ % contexts)) \
+              : dsdgen_line(&gen, line, sizeof(line)))
+    int pending = NEXT_LINE(); /* a line that did not fit starts the next datagram */
     for (;;) {
         if (corpus ? ndg >= corpus : (used >= corpus_bytes || ndg >= ndg_cap)) break;
         size_t start = used;
@@ -119,7 +127,7 @@ int main(int argc, char **argv) {
             memcpy(buf + used, line, (size_t)pending);
             used += (size_t)pending;
             lines++;
-            pending = dsdgen_line(&gen, line, sizeof(line));
+            pending = NEXT_LINE();
             if (!pack_full && lines == (uint32_t)mpd) break;
         }
         dg[ndg].off = (uint32_t)start;

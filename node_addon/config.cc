@@ -53,6 +53,7 @@ const Field kFields[] = {
     FIELD("dogstatsdNonLocalTraffic", kBool, dogstatsd_non_local_traffic),
     FIELD("dogstatsdBufferSize", kUint32, dogstatsd_buffer_size),
     FIELD("dogstatsdSoRcvbuf", kUint32, dogstatsd_so_rcvbuf),
+    FIELD("dogstatsdQueueBytes", kUint32, dogstatsd_queue_bytes),
     FIELD("metricNamespace", kString, metric_namespace),
     FIELD("contextLimit", kUint32, context_limit),
     FIELD("counterExpirySeconds", kUint32, counter_expiry_s),

@@ -67,8 +67,10 @@ export interface ServicesConfig {
   dogstatsdNonLocalTraffic?: boolean;
   /** [DD_DOGSTATSD_BUFFER_SIZE] 8192 bytes per datagram, 512-65536. */
   dogstatsdBufferSize?: number;
-  /** [DD_DOGSTATSD_SO_RCVBUF] 0 = kernel default. */
+  /** [DD_DOGSTATSD_SO_RCVBUF] 0 = ask for 4 MiB, silently capped by the kernel (net.core.rmem_max). */
   dogstatsdSoRcvbuf?: number;
+  /** [DD_DOGSTATSD_QUEUE_BYTES] 4194304: receive queue per socket, filled by a thread of its own; 0 = no thread. */
+  dogstatsdQueueBytes?: number;
   /** [DD_STATSD_METRIC_NAMESPACE] Prefix "<ns>." on every metric name. */
   metricNamespace?: string | null;
   /** [DD_DOGSTATSD_CONTEXT_LIMIT] 100000 live contexts; 0 = unlimited. */
@@ -220,6 +222,10 @@ export interface ServicePorts {
 export interface ServicesStats {
   dsdPackets: number;
   dsdPacketsTruncated: number;
+  /** Datagrams dropped because the receive queue (dogstatsdQueueBytes) was full. */
+  dsdPacketsDroppedQueue: number;
+  /** Datagrams the kernel dropped because the socket's receive buffer was full (its own count). */
+  dsdPacketsDroppedSocket: number;
   dsdBytes: number;
   dsdMetricLines: number;
   dsdEvents: number;

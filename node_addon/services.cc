@@ -357,6 +357,8 @@ class Services : public Napi::ObjectWrap<Services> {
         const std::pair<const char *, uint64_t> counters[] = {
             {"dsdPackets", s.dsd_packets},
             {"dsdPacketsTruncated", s.dsd_packets_truncated},
+            {"dsdPacketsDroppedQueue", s.dsd_packets_dropped_queue},
+            {"dsdPacketsDroppedSocket", s.dsd_packets_dropped_socket},
             {"dsdBytes", s.dsd_bytes},
             {"dsdMetricLines", s.dsd_metric_lines},
             {"dsdEvents", s.dsd_events},

@@ -129,6 +129,10 @@ int dds_compat_main(int argc, char **argv) {
             (unsigned long long)stats.trace_requests, (unsigned long long)stats.trace_spans,
             (unsigned long long)stats.payloads_sent, (unsigned long long)stats.dry_run_payloads,
             (unsigned long long)stats.payloads_dropped);
+    if (stats.dsd_packets_dropped_queue || stats.dsd_packets_dropped_socket)
+        fprintf(stderr, "datadog-serverless-compat: DogStatsD datagrams dropped: %llu with the receive queue full, "
+                        "%llu by the kernel with the socket buffer full\n",
+                (unsigned long long)stats.dsd_packets_dropped_queue, (unsigned long long)stats.dsd_packets_dropped_socket);
     if (cfg.logs_enabled)
         fprintf(stderr, "datadog-serverless-compat: logs: %llu requests, %llu entries accepted, %llu dropped\n",
                 (unsigned long long)stats.logs_requests, (unsigned long long)stats.logs_entries,

@@ -32,6 +32,7 @@ void dds_config_init(dds_config *cfg) {
     cfg->use_dogstatsd = true;
     cfg->dogstatsd_port = 8125;
     cfg->dogstatsd_buffer_size = 8192;
+    cfg->dogstatsd_queue_bytes = 4u << 20;
     cfg->context_limit = 100000;
     cfg->counter_expiry_s = 300;
     cfg->histogram_aggregates = "max,median,avg,count";
@@ -154,6 +155,7 @@ int dds_config_from_env(dds_config *cfg, dds_error *err) {
     if ((rc = env_bool("DD_DOGSTATSD_NON_LOCAL_TRAFFIC", &cfg->dogstatsd_non_local_traffic, err))) return rc;
     if ((rc = env_u32("DD_DOGSTATSD_BUFFER_SIZE", &cfg->dogstatsd_buffer_size, 1, err))) return rc;
     if ((rc = env_u32("DD_DOGSTATSD_SO_RCVBUF", &cfg->dogstatsd_so_rcvbuf, 1, err))) return rc;
+    if ((rc = env_u32("DD_DOGSTATSD_QUEUE_BYTES", &cfg->dogstatsd_queue_bytes, 1, err))) return rc;
     env_str("DD_STATSD_METRIC_NAMESPACE", &cfg->metric_namespace);
     if ((rc = env_u32("DD_DOGSTATSD_CONTEXT_LIMIT", &cfg->context_limit, 1, err))) return rc;
     if ((rc = env_u32("DD_DOGSTATSD_EXPIRY_SECONDS", &cfg->counter_expiry_s, 1, err))) return rc;
@@ -470,6 +472,13 @@ int dds_config_validate(const dds_config *cfg, dds_error *err) {
     if (cfg->dogstatsd_buffer_size < 512 || cfg->dogstatsd_buffer_size > 65536)
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG, "dogstatsd_buffer_size must be 512-65536, got %u",
                               cfg->dogstatsd_buffer_size);
+    /* The queue must hold two of the largest records: a record that does not fit before the end
+     * of the ring starts again at its beginning and can waste up to one record's worth. */
+    uint64_t queue_min = 2 * ((uint64_t)cfg->dogstatsd_buffer_size + 16);
+    if (cfg->dogstatsd_queue_bytes && (cfg->dogstatsd_queue_bytes < queue_min || cfg->dogstatsd_queue_bytes > (1u << 30)))
+        return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
+                              "dogstatsd_queue_bytes must be 0 or %llu-1073741824 (2 x (dogstatsd_buffer_size + 16) "
+                              "at least), got %u", (unsigned long long)queue_min, cfg->dogstatsd_queue_bytes);
     if (cfg->metric_namespace && cfg->metric_namespace[0] && !namespace_ok(cfg->metric_namespace))
         return dds__error_set(err, DDS_ERR_INVALID_CONFIG,
                               "metric_namespace must start with a letter and contain only letters, digits, "

@@ -37,7 +37,8 @@ X(dogstatsd, "DD_HISTOGRAM_PERCENTILES", "`0.95`", "histogram percentiles") \
 X(dogstatsd, "DD_DOGSTATSD_EXPIRY_SECONDS", "`300`", "counters keep reporting 0 this long after their last sample") \
 X(dogstatsd, "DD_DOGSTATSD_CONTEXT_LIMIT", "`100000`", "live contexts; new ones past it are dropped and counted") \
 X(dogstatsd, "DD_DOGSTATSD_BUFFER_SIZE", "`8192`", "bytes per datagram; larger datagrams are counted and dropped") \
-X(dogstatsd, "DD_DOGSTATSD_SO_RCVBUF", "kernel default", "socket receive buffer") \
+X(dogstatsd, "DD_DOGSTATSD_SO_RCVBUF", "4 MiB asked, capped by `net.core.rmem_max`", "socket receive buffer; a value set here is forced past `rmem_max` when the process has `CAP_NET_ADMIN`") \
+X(dogstatsd, "DD_DOGSTATSD_QUEUE_BYTES", "`4194304`", "per socket: a receive thread moves datagrams into a queue of this many bytes, the loop parses from it (a datagram takes its size + 8-15 bytes; full: dropped and counted); `0` = no thread. The Agent's `dogstatsd_queue_size` counts batches of packets instead") \
 X(dogstatsd, "DD_DOGSTATSD_CLIENT_TELEMETRY", "`true`", "`false` drops `datadog.dogstatsd.client.*`") \
 X(dogstatsd, "DD_DOGSTATSD_FLUSH_INTERVAL_MS", "`10000`", "period of the closed-bucket flush (and of the logs flush)") \
 X(trace, "DD_APM_ENABLED", "`true`", "run the trace agent") \

@@ -978,6 +978,10 @@ void dds_stats_get(const dds_services *s, dds_stats *out) {
     const dds__intake_counters *in = &s->counters.intake;
     out->dsd_packets = dds__counter_get(&d->listener.packets) + dds__counter_get(&d->http_packets);
     out->dsd_packets_truncated = dds__counter_get(&d->listener.truncated);
+    out->dsd_packets_dropped_queue =
+        dds__counter_get(&d->listener.queue_dropped[0]) + dds__counter_get(&d->listener.queue_dropped[1]);
+    out->dsd_packets_dropped_socket =
+        dds__counter_get(&d->listener.socket_dropped[0]) + dds__counter_get(&d->listener.socket_dropped[1]);
     out->dsd_bytes = dds__counter_get(&d->listener.bytes) + dds__counter_get(&s->counters.dsd_http_bytes);
     out->dsd_metric_lines = dds__counter_get(&d->metric_lines);
     out->dsd_events = dds__counter_get(&d->events);

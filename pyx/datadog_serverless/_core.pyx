@@ -166,6 +166,7 @@ FIELDS = (
     ("dogstatsd_non_local_traffic", K_BOOL, _at(&_probe.dogstatsd_non_local_traffic)),
     ("dogstatsd_buffer_size", K_U32, _at(&_probe.dogstatsd_buffer_size)),
     ("dogstatsd_so_rcvbuf", K_U32, _at(&_probe.dogstatsd_so_rcvbuf)),
+    ("dogstatsd_queue_bytes", K_U32, _at(&_probe.dogstatsd_queue_bytes)),
     ("metric_namespace", K_STR, _at(&_probe.metric_namespace)),
     ("context_limit", K_U32, _at(&_probe.context_limit)),
     ("counter_expiry_s", K_U32, _at(&_probe.counter_expiry_s)),

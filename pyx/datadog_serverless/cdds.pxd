@@ -68,6 +68,7 @@ cdef extern from "datadog_serverless.h" nogil:
         bint dogstatsd_non_local_traffic
         uint32_t dogstatsd_buffer_size
         uint32_t dogstatsd_so_rcvbuf
+        uint32_t dogstatsd_queue_bytes
         const char *metric_namespace
         uint32_t context_limit
         uint32_t counter_expiry_s
@@ -160,6 +161,8 @@ cdef extern from "datadog_serverless.h" nogil:
         # DogStatsD ingest
         uint64_t dsd_packets
         uint64_t dsd_packets_truncated
+        uint64_t dsd_packets_dropped_queue
+        uint64_t dsd_packets_dropped_socket
         uint64_t dsd_bytes
         uint64_t dsd_metric_lines
         uint64_t dsd_events

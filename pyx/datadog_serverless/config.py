@@ -79,7 +79,10 @@ class ServicesConfig:
     dogstatsd_buffer_size: int | None = None
     """[DD_DOGSTATSD_BUFFER_SIZE] Bytes per datagram, 512-65536; default 8192."""
     dogstatsd_so_rcvbuf: int | None = None
-    """[DD_DOGSTATSD_SO_RCVBUF] Socket receive buffer; 0 (default) = the kernel's."""
+    """[DD_DOGSTATSD_SO_RCVBUF] Socket receive buffer; 0 (default) = ask for 4 MiB, capped by the kernel."""
+    dogstatsd_queue_bytes: int | None = None
+    """[DD_DOGSTATSD_QUEUE_BYTES] Receive queue per socket, filled by a thread of its own; default
+    4194304, 0 = no thread (the loop thread reads the sockets)."""
     metric_namespace: str | None = None
     """[DD_STATSD_METRIC_NAMESPACE] Prefix ``<ns>.`` on every metric name."""
     context_limit: int | None = None

@@ -77,6 +77,10 @@ class ServicesStats:
     """Datagrams received (UDP, Unix socket, HTTP proxy bodies)."""
     dsd_packets_truncated: int
     """Datagrams longer than the buffer: dropped whole."""
+    dsd_packets_dropped_queue: int
+    """Datagrams dropped because the receive queue (``dogstatsd_queue_bytes``) was full."""
+    dsd_packets_dropped_socket: int
+    """Datagrams the kernel dropped because the socket's receive buffer was full (its own count)."""
     dsd_bytes: int
     """Payload bytes received (UDP, UDS and HTTP proxy bodies)."""
     dsd_metric_lines: int

@@ -143,6 +143,7 @@ dds__dsd *dds__dsd_new(const dds_config *cfg, const dds__slice *base_tags, size_
         .unix_path = (cfg->dogstatsd_socket && cfg->dogstatsd_socket[0]) ? cfg->dogstatsd_socket : NULL,
         .buffer_size = cfg->dogstatsd_buffer_size,
         .so_rcvbuf = cfg->dogstatsd_so_rcvbuf,
+        .queue_bytes = cfg->dogstatsd_queue_bytes,
     };
     if (!cfg->use_dogstatsd) return d;
     d->listener = dds__listener_new(&lc, on_packet, d, &counters->listener, log, err);
@@ -178,8 +179,7 @@ void dds__dsd_drain(dds__dsd *d) {
 
 void dds__dsd_drain_and_close(dds__dsd *d) {
     if (!d->listener) return;
-    dds__listener_drain(d->listener);
-    dds__listener_close(d->listener);
+    dds__listener_drain_and_close(d->listener);
 }
 
 dds__payload *dds__dsd_flush(dds__dsd *d, bool force) {

@@ -48,7 +48,7 @@ int dds__dsd_enable_internal(dds__dsd *d);
 void dds__dsd_add_internal(dds__dsd *d, const dds__metric *m, const double *vals, size_t nvals);
 /* Read what the sockets already hold (explicit flush: "send what I sent before flushing"). */
 void dds__dsd_drain(dds__dsd *d);
-/* Stop accepting: read what the sockets hold, then close them. */
+/* Stop accepting: process what the sockets and the receive rings hold, then close them. */
 void dds__dsd_drain_and_close(dds__dsd *d);
 /* Flush (closed buckets, or everything when force) and return the payloads to send. */
 dds__payload *dds__dsd_flush(dds__dsd *d, bool force);

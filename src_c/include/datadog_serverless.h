@@ -145,7 +145,15 @@ typedef struct dds_config {
     const char *dogstatsd_socket; /* [DD_DOGSTATSD_SOCKET] Unix datagram socket path, NULL = none */
     bool dogstatsd_non_local_traffic; /* [DD_DOGSTATSD_NON_LOCAL_TRAFFIC] false: bind 127.0.0.1 */
     uint32_t dogstatsd_buffer_size;   /* [DD_DOGSTATSD_BUFFER_SIZE] 8192 bytes per datagram, 512-65536 */
-    uint32_t dogstatsd_so_rcvbuf;     /* [DD_DOGSTATSD_SO_RCVBUF] 0 = kernel default */
+    uint32_t dogstatsd_so_rcvbuf;     /* [DD_DOGSTATSD_SO_RCVBUF] 0 = ask for 4 MiB, which the kernel
+                                         silently caps at net.core.rmem_max (212992 by default) */
+    uint32_t dogstatsd_queue_bytes;   /* [DD_DOGSTATSD_QUEUE_BYTES] 4194304: each DogStatsD socket is
+                                         read by a thread of its own into a queue of this many bytes
+                                         (a datagram takes its size + 8-15), which the loop thread
+                                         parses from: a loop thread kept off the CPU by the host's
+                                         own code loses nothing that fits. 0 = no thread, the loop
+                                         reads the sockets itself; else 2 x (buffer size + 16) to
+                                         1 GiB */
     const char *metric_namespace; /* [DD_STATSD_METRIC_NAMESPACE] prefix "<ns>." ; [A-Za-z][A-Za-z0-9_.]* */
     uint32_t context_limit;       /* [DD_DOGSTATSD_CONTEXT_LIMIT] 100000 live contexts; 0 = unlimited */
     uint32_t counter_expiry_s;    /* [DD_DOGSTATSD_EXPIRY_SECONDS] 300: zero-fill window of counters; 0 = off */
@@ -376,6 +384,9 @@ typedef struct dds_stats {
     /* DogStatsD ingest */
     uint64_t dsd_packets;            /* datagrams received (UDP + UDS + HTTP proxy bodies) */
     uint64_t dsd_packets_truncated;  /* datagrams longer than the buffer: dropped whole */
+    uint64_t dsd_packets_dropped_queue;  /* datagrams dropped because the receive queue was full */
+    uint64_t dsd_packets_dropped_socket; /* datagrams the kernel dropped because the socket's receive
+                                            buffer was full (its own count, SO_RXQ_OVFL) */
     uint64_t dsd_bytes;              /* payload bytes received (UDP + UDS + HTTP proxy bodies) */
     uint64_t dsd_metric_lines;       /* metric lines parsed OK */
     uint64_t dsd_events;             /* events parsed OK */

@@ -19,7 +19,7 @@ const DEFAULTS = {
   dryRunFd: 1,
   logLevel: 'info', tags: null, env: null, service: null, version: null,
   useDogstatsd: true, dogstatsdPort: 8125, dogstatsdSocket: null, dogstatsdNonLocalTraffic: false,
-  dogstatsdBufferSize: 8192, dogstatsdSoRcvbuf: 0, metricNamespace: null, contextLimit: 100000,
+  dogstatsdBufferSize: 8192, dogstatsdSoRcvbuf: 0, dogstatsdQueueBytes: 4194304, metricNamespace: null, contextLimit: 100000,
   counterExpirySeconds: 300, histogramAggregates: 'max,median,avg,count', histogramPercentiles: '0.95',
   clientTelemetry: true, flushIntervalMs: 10000,
   useTraceAgent: true, apmReceiverPort: 8126, apmReceiverSocket: null, apmNonLocalTraffic: false, apmDdUrl: null,

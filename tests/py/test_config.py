@@ -26,6 +26,7 @@ def test_defaults_come_from_dds_config_init():
     assert (d.site, d.dogstatsd_port, d.apm_receiver_port, d.log_level) == ("datadoghq.com", 8125, 8126, "info")
     assert (d.use_dogstatsd, d.use_trace_agent, d.tls_verify, d.dry_run, d.dry_run_fd) == (True, True, True, False, 1)
     assert d.histogram_aggregates == "max,median,avg,count" and d.histogram_percentiles == "0.95"
+    assert (d.dogstatsd_so_rcvbuf, d.dogstatsd_queue_bytes) == (0, 4 << 20)
     assert d.api_key is None and d.dd_url is None
     assert (d.logs_enabled, d.logs_port, d.logs_non_local_traffic, d.logs_dd_url) == (False, 10517, False, None)
     assert (d.logs_use_compression, d.logs_compression_level, d.logs_max_queued_bytes) == (True, 3, 8 << 20)
@@ -40,7 +41,7 @@ def test_every_field_round_trips_through_the_c_struct():
         api_key="k", site="datadoghq.eu", dd_url="http://127.0.0.1:1", https_proxy="http://127.0.0.1:2",
         tls_ca_path="/", tls_verify=False, dry_run=True, dry_run_fd=2, log_level="debug", tags="a:1,b:2", env="prod",
         service="svc", version="1.2", use_dogstatsd=False, dogstatsd_port=0, dogstatsd_socket="/tmp/dsd.sock",
-        dogstatsd_non_local_traffic=True, dogstatsd_buffer_size=1024, dogstatsd_so_rcvbuf=4096,
+        dogstatsd_non_local_traffic=True, dogstatsd_buffer_size=1024, dogstatsd_so_rcvbuf=4096, dogstatsd_queue_bytes=65536,
         metric_namespace="ns", context_limit=7, counter_expiry_s=0, histogram_aggregates="min,sum",
         histogram_percentiles="0.5,0.99", client_telemetry=False, flush_interval_ms=500, use_trace_agent=False,
         apm_receiver_port=0, apm_receiver_socket="/tmp/apm.sock", apm_non_local_traffic=True,

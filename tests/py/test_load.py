@@ -82,6 +82,33 @@ def test_sigterm_under_load_loses_nothing_accepted(fake_intake, front):
     assert delivered == accepted, (delivered, accepted, sent)
 
 
+def test_udp_drops_reconcile_exactly(fake_intake):
+    """A flood the loop cannot parse in time, into a small receive queue and socket buffer: every
+    line sent is either at the intake or in a dropped datagram the stop line counts (sending
+    stops before SIGTERM, so nothing is left unread in the socket)."""
+    cli = Cli({"DD_API_KEY": API_KEY, "DD_DD_URL": fake_intake.url, "DD_DOGSTATSD_SO_RCVBUF": "65536",
+               "DD_DOGSTATSD_QUEUE_BYTES": "65536"})
+    port = cli.wait_ready()
+    stop, sent = threading.Event(), []
+    sender = threading.Thread(target=flood, args=(port, stop, sent))
+    sender.start()
+    time.sleep(1.5)
+    stop.set()
+    sender.join()
+    time.sleep(0.2)
+    rc = cli.terminate(timeout=20)
+    assert rc == 0
+    line = [l for l in cli.stderr_lines if "DogStatsD datagrams dropped:" in l]
+    assert line, ("no drops: the flood did not overflow, the test shows nothing", sent, cli.stderr_lines[-3:])
+    m = re.search(r"dropped: (\d+) with the receive queue full, (\d+) by the kernel", line[-1])
+    dropped_lines = 20 * (int(m.group(1)) + int(m.group(2)))
+    delivered = sum(round(v * 10) for s in fake_intake.series() if s["metric"].startswith("load.c")
+                    for _, v in s["points"])
+    assert delivered == final_metric_lines(cli)
+    assert delivered + dropped_lines == sent[0], (delivered, dropped_lines, sent[0], line[-1])
+    print(f"sent {sent[0]} lines, delivered {delivered}, {line[-1]}")
+
+
 def test_overload_udp_and_200_http_clients():
     """UDP at the sender's limit + 200 clients posting 1 MB traces: alive, bounded RSS, answers right after."""
     seconds = float(os.environ.get("DDS_OVERLOAD_SECONDS", "60"))

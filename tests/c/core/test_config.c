@@ -23,7 +23,7 @@ static const char *const all_vars[] = {
     "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL", "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS",
     "DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE", "DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE",
     "DD_AGENT_STATS_COMPUTATION_ENABLED",
-    "DD_ENHANCED_METRICS_ENABLED",
+    "DD_ENHANCED_METRICS_ENABLED", "DD_DOGSTATSD_QUEUE_BYTES",
 };
 
 static void clear_env(void) {
@@ -168,6 +168,38 @@ TEST(other_validation) {
     CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
     CHECK(strstr(err.message, "dogstatsd_buffer_size") != NULL);
     CHECK_EQ_INT(dds_config_validate(NULL, &err), DDS_ERR_INVALID_CONFIG);
+}
+
+TEST(dogstatsd_queue_bytes) {
+    dds_config c;
+    dds_error err = {0};
+    dds_config_init(&c);
+    CHECK_EQ_INT(c.dogstatsd_queue_bytes, 4u << 20);
+    c.dogstatsd_queue_bytes = 0; /* no receive thread */
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+    c.dogstatsd_queue_bytes = 2 * (8192 + 16); /* two of the largest records */
+    CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
+    c.dogstatsd_queue_bytes--;
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK_EQ_STR(err.message, "Invalid configuration: dogstatsd_queue_bytes must be 0 or 16416-1073741824 "
+                              "(2 x (dogstatsd_buffer_size + 16) at least), got 16415");
+    c.dogstatsd_buffer_size = 65536; /* the bound follows the buffer size */
+    c.dogstatsd_queue_bytes = 100000;
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    c.dogstatsd_queue_bytes = (1u << 30) + 1;
+    CHECK_EQ_INT(dds_config_validate(&c, &err), DDS_ERR_INVALID_CONFIG);
+    clear_env();
+    setenv("DD_DOGSTATSD_QUEUE_BYTES", "0", 1);
+    dds_config_init(&c);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK_EQ_INT(c.dogstatsd_queue_bytes, 0);
+    setenv("DD_DOGSTATSD_QUEUE_BYTES", "8388608", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), 0);
+    CHECK_EQ_INT(c.dogstatsd_queue_bytes, 8u << 20);
+    setenv("DD_DOGSTATSD_QUEUE_BYTES", "lots", 1);
+    CHECK_EQ_INT(dds_config_from_env(&c, &err), DDS_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.message, "DD_DOGSTATSD_QUEUE_BYTES") != NULL);
+    clear_env();
 }
 
 TEST(tls_ca_path_must_be_a_readable_file_or_directory) {
@@ -591,6 +623,7 @@ int main(void) {
     RUN(dry_run_and_flush_timeout_variables);
     RUN(namespace_rules);
     RUN(other_validation);
+    RUN(dogstatsd_queue_bytes);
     RUN(tls_ca_path_must_be_a_readable_file_or_directory);
     RUN(any_https_follows_the_enabled_services_urls);
     RUN(from_env_reads_every_documented_variable);
