@@ -227,13 +227,21 @@ def test_docs_exist_and_the_readme_links_them():
         assert f"(docs/{path.name})" in readme, f"README.md does not link docs/{path.name}"
 
 
+def _anchors(path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation but `-` and `_` removed, spaces to `-`."""
+    text = re.sub(r"^(```+).*?^\1", "", path.read_text(), flags=re.M | re.S)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+ (.*)$", text, re.M)}
+
+
 @pytest.mark.parametrize("path", markdown_files(), ids=lambda p: p.name)
 def test_links_stay_inside_the_repository(path):
     text = path.read_text()
     assert "shared/docs" not in text, f"{path.name} points outside the repository"
-    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+    for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)]*))?\)", text):
         if re.match(r"[a-z]+:", target):
             continue
-        resolved = (path.parent / target).resolve()
+        resolved = (path.parent / target).resolve() if target else path
         assert resolved.is_relative_to(REPO), f"{path.name}: {target} is outside the repository"
         assert resolved.exists(), f"{path.name}: {target} does not exist"
+        if anchor and resolved.suffix == ".md":
+            assert anchor in _anchors(resolved), f"{path.name}: {target}#{anchor}: no such heading"
