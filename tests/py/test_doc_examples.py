@@ -67,8 +67,12 @@ def _compile_c(source: Path, out: Path) -> None:
     pkgs = ["libevent_core", "libevent_extra", "libevent_pthreads", "libcurl", "libzstd", "zlib"]
     libs = subprocess.run(["pkg-config", "--libs", *pkgs], capture_output=True, text=True, check=True).stdout.split()
     cc = os.environ.get("CC", "cc")
+    # scripts/coverage points DDS_CLI at build-cov/, whose library is gcov-instrumented: the
+    # program must then link gcov's runtime too (and adds its counters to the report).
+    cache = build / "CMakeCache.txt"
+    coverage = ["--coverage"] if cache.exists() and "--coverage" in cache.read_text() else []
     subprocess.run([cc, "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Werror", "-I", str(REPO / "src_c" / "include"),
-                    str(source), str(lib), *libs, "-lpthread", "-lm", "-o", str(out)], check=True,
+                    str(source), str(lib), *libs, "-lpthread", "-lm", *coverage, "-o", str(out)], check=True,
                    capture_output=True, text=True)
 
 
