@@ -25,117 +25,24 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import common
 from common import fmt, log, median, table
 
-sys.path.insert(0, str(common.REPO))
-from tests.intake import codec  # noqa: E402
-
 TITLE = "DogStatsD under CPU contention"
 RATES = [50000, 100000, 200000]
 CONTEXTS = 100
-RUST = common.REPO.parent / "shared" / "peers" / "datadog-serverless-compat-rust"
-if not RUST.exists():
-    RUST = Path("/work/shared/peers/datadog-serverless-compat-rust")
+RUST = common.RUST
 HOG = "while :; do :; done"
 # The kernel doubles what SO_RCVBUF asks: this gives its default, 212,992 bytes.
 KERNEL_DEFAULT_ASK = 106496
 
 
-# ---- the counting intake ------------------------------------------------------------------------
-
-class CountingIntake:
-    """Sums counter values per metric-name prefix from /api/v2/series (JSON or protobuf)."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.totals: dict[str, float] = {}
-        self.requests = 0
-        self.errors: list[str] = []
-        intake = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.path.split("?")[0].endswith("/api/v2/series"):
-                    try:
-                        intake._series(body, self.headers.get("Content-Encoding"), self.headers.get("Content-Type"))
-                    except Exception as e:  # counted as an error, answered 202 all the same
-                        with intake.lock:
-                            intake.errors.append(repr(e)[:200])
-                self.send_response(202)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            do_PUT = do_POST
-
-        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.srv.daemon_threads = True
-        self.port = self.srv.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def _series(self, body, encoding, ctype):
-        plain = codec.decompress(body, encoding)
-        if "json" in (ctype or ""):
-            series = json.loads(plain)["series"]
-        else:
-            series = codec.ROUTES["/api/v2/series"].decode(plain)["series"]
-        add: dict[str, float] = {}
-        for s in series:
-            name = s["metric"]
-            if not name.startswith("bench.cont."):
-                continue
-            key = name.rsplit(".", 1)[0]
-            typ = str(s.get("type"))
-            interval = float(s.get("interval") or 0)
-            mult = interval if typ in ("2", "RATE", "rate") and interval else 1.0
-            add[key] = add.get(key, 0.0) + sum(float(p["value"]) for p in s["points"]) * mult
-        with self.lock:
-            self.requests += 1
-            for k, v in add.items():
-                self.totals[k] = self.totals.get(k, 0.0) + v
-
-    def total(self, prefix) -> int:
-        with self.lock:
-            return round(self.totals.get(prefix, 0.0))
-
-    def close(self):
-        self.srv.shutdown()
-        self.srv.server_close()
-
-
-# ---- helpers -------------------------------------------------------------------------------------
-
-def free_port(kind=socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_udp_bound(port, timeout=15.0) -> bool:
-    """Until something is bound to UDP port (any address), from /proc/net/udp."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            if any(l.split()[1].endswith(f":{port:04X}") for l in Path("/proc/net/udp").read_text().splitlines()[1:]):
-                return True
-        except (OSError, IndexError):
-            pass
-        time.sleep(0.05)
-    return False
+# The counting intake, free_port and wait_udp_bound are common.py's (shared with egress, sigterm).
+CountingIntake, free_port, wait_udp_bound = common.CountingIntake, common.free_port, common.wait_udp_bound
 
 
 def send(ctx, port, rate, seconds, prefix) -> dict:
