@@ -219,6 +219,49 @@ class Statsd:
             self.log.close()
 
 
+class Rust:
+    """The Rust binary Datadog ships (/work/shared/peers), DogStatsD only in use (its trace port is
+    bound too), metrics flushed every 10 s to a closed local port. It has no counter of what it
+    parsed, so what it received is what was sent less what its socket dropped (/proc/net/udp: it
+    binds 0.0.0.0), read once its socket is empty; its CPU is /proc/<pid>/stat (all its threads,
+    its 10 s flushes included)."""
+
+    name = "Rust binary"
+    counts_by_drops = True
+
+    def __init__(self, ctx, tmp: Path):
+        if not common.RUST.exists():
+            raise RuntimeError(f"{common.RUST} not found")
+        self.port = common.free_port()
+        env = common.rust_env("http://127.0.0.1:9", self.port, common.free_port(socket.SOCK_STREAM))
+        self.log = open(tmp / "rust.log", "w+")
+        self.p = subprocess.Popen([str(common.RUST)], env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL)
+        if not common.wait_udp_bound(self.port):
+            self.stop()
+            raise RuntimeError("the Rust binary did not bind its UDP port")
+        self.rcvbuf = None
+
+    def snapshot(self) -> dict:
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            q, _ = common.udp_socket_state(self.port, any_address=True)
+            if not q:
+                break
+            time.sleep(0.005)
+        time.sleep(0.05)  # what it read last is parsed by now
+        _, drops = common.udp_socket_state(self.port, any_address=True)
+        return {"metrics": 0, "datagrams": 0, "bad": None, "cpu": common.proc_cpu(self.p.pid), "drops": drops,
+                "truncated": 0}
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.kill()  # no signal handler: SIGTERM would do the same
+            self.p.wait(10)
+        if not self.log.closed:
+            self.log.close()
+
+
 # ---- measurements -----------------------------------------------------------------------------
 
 def load(ctx, port, shape_args, seconds, rate=0.0) -> dict:
@@ -236,6 +279,9 @@ def measure(ctx, rcv, shape_args, seconds, rate=0.0) -> dict:
     c0 = s0.get("cpu_next", s0["cpu"])
     el = sent["elapsed_s"]
     drops = None if s1["drops"] is None or s0["drops"] is None else s1["drops"] - s0["drops"]
+    if getattr(rcv, "counts_by_drops", False):  # no counter of its own: sent less the socket's drops
+        counted = round(sent["metrics"] - (drops or 0) * sent["avg_mpd"])
+        s1 = dict(s1, datagrams=sent["datagrams"] - (drops or 0))
     SHAPE_INFO[tuple(shape_args)] = (sent["avg_mpd"], sent["avg_datagram_bytes"])
     return {
         "offered": rate, "sent_rate": sent["metrics"] / el if el else 0, "sent": sent["metrics"],
@@ -243,7 +289,7 @@ def measure(ctx, rcv, shape_args, seconds, rate=0.0) -> dict:
         "loss": 1 - counted / sent["metrics"] if sent["metrics"] else None,
         "cpu_per_m": (s1["cpu"] - c0) / counted * 1e6 if counted else None,
         "cpu_share": (s1["cpu"] - c0) / el if el else None,
-        "bad": s1["bad"] - s0["bad"], "counted": counted,
+        "bad": None if s1["bad"] is None else s1["bad"] - s0["bad"], "counted": counted,
         "dgram_loss": 1 - (s1["datagrams"] - s0["datagrams"]) / sent["datagrams"] if sent["datagrams"] else None,
         "kernel_drops": drops, "truncated": s1["truncated"] - s0["truncated"],
     }
@@ -308,6 +354,11 @@ def run(ctx) -> str:
         receivers.append(ours)
         drain = Sink(ctx, "drain", tmp)
         receivers.append(drain)
+        try:
+            receivers.insert(1, Rust(ctx, tmp))
+        except Exception as e:  # the section still reports the others
+            notes.append(f"the Rust binary could not be run: {e}")
+            log(f"ingest: the Rust binary could not be run: {e}")
         statsd = None
         try:
             statsd = Statsd(ctx, tmp)
@@ -365,6 +416,8 @@ def run(ctx) -> str:
     rows = []
     peers = [("statsd", f"statsd {statsd.version if statsd else '0.9.0'} (Node.js {node_version()})")] \
         if statsd else []
+    if "Rust binary" in names:
+        peers.insert(0, ("Rust binary", "Rust binary (Datadog's, `/work/shared/peers`)"))
     peers.append(("drain", "bare recvmmsg loop (kernel limit)"))
     for pname, plabel in peers:
         for shape, _ in SHAPES:
@@ -443,7 +496,12 @@ def run(ctx) -> str:
         "step at >= 1 % loss is tried a second time before it counts, since a sleeping receiver whose "
         "wake-up is delayed by anything else running overflows the default socket buffer within "
         f"milliseconds), median of {n_sweeps} sweep(s). "
-        "The machine has 2 cores: the generator takes one and the receiver the other, so the receiver competes "
+        "The Rust binary Datadog ships (`/work/shared/peers`, the one cloud variable it needs set; it binds "
+        "0.0.0.0, the load goes to 127.0.0.1) is a fourth receiver: it has no counter of what it parsed, so what it "
+        "received is what was sent less its socket's drops (`/proc/net/udp`, read once its socket is empty; "
+        "for packed datagrams, drops times the average lines per datagram), and its CPU is its whole process's "
+        "(its 10 s flushes to a closed local port included). "
+        "The machine has 2 cores (shared with other work during this run): the generator takes one and the receiver the other, so the receiver competes "
         "with nothing but the sender (and whatever else runs on the machine); on loopback the kernel's delivery "
         "work is done on the sender's side. Reproduce this section alone: "
         "`python bench/run.py --only ingest` (after `scripts/bench` built the benchmarks and installed the peer; "

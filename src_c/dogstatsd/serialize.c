@@ -43,6 +43,13 @@ struct dds__dsd_serializer {
     itemlist events;                /* JSON objects, one request each */
 };
 
+/* zstd level of series and sketch payloads. Level 6 is the first whose match finder (lazy2, a
+ * window of the whole payload) finds the tag lists repeated across series far apart in a 1 MB
+ * payload: 30 % fewer bytes than level 1 on the realistic mix (bench/egress.py), for ~3 ms more
+ * per MB compressed, once per 10 s flush. The Rust binary Datadog ships sends level 6 too; the Go
+ * Agent defaults to 1 (serializer_zstd_compressor_level); the intake reads any level. */
+#define DDS__DSD_ZSTD_LEVEL 6
+
 #define PATH_SERIES "/api/v2/series"
 #define PATH_SKETCHES "/api/beta/sketches"
 #define PATH_CHECKS "/api/v1/check_run"
@@ -493,7 +500,7 @@ static void emit_compressed(dds__dsd_serializer *s, out_list *out, dds__payload_
     size_t st = item_start(it, lo);
     uint8_t *z;
     size_t zlen;
-    if (dds__zstd_compress(it->body.data + st, it->ends[hi - 1] - st, 0, &z, &zlen) != 0) {
+    if (dds__zstd_compress(it->body.data + st, it->ends[hi - 1] - st, DDS__DSD_ZSTD_LEVEL, &z, &zlen) != 0) {
         count(&s->ctr->oom);
         return;
     }
