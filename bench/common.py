@@ -260,8 +260,13 @@ class CountingIntake:
 
             do_PUT = do_POST
 
-        self.srv = _Server(("127.0.0.1", 0), H)
-        self.srv.daemon_threads = True
+        class S(_Server):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass  # a sender killed mid-request (the Rust binary at the end of a run): nothing to report
+
+        self.srv = S(("127.0.0.1", 0), H)
         self.port = self.srv.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         _threading.Thread(target=self.srv.serve_forever, daemon=True).start()

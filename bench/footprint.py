@@ -205,6 +205,96 @@ def _sizes(ctx) -> str:
     return table(["artifact", "bytes", "size", "what it is"], out)
 
 
+# ---- the CLI against the Rust binary -------------------------------------------------------------
+
+CLI_UDP_RATE, CLI_TRACE_RPS, CLI_LOAD_S, CLI_CONTEXTS = 20000, 100, 5.0, 100_000
+
+
+def _cli_rss_one(ctx, who: str, body: bytes, tmp: Path) -> dict:
+    """One process (ours: build-bench/datadog-serverless-compat; or the Rust binary), metrics and
+    traces to a counting intake: VmRSS idle, at the end of a fixed UDP + trace load, then after
+    CLI_CONTEXTS distinct counter contexts."""
+    import socket
+    import threading
+
+    import common
+    import egress
+
+    intake = common.CountingIntake(count_prefix="\x00")
+    udp, tcp = common.free_port(), common.free_port(socket.SOCK_STREAM)
+    if who == "ours":
+        cmd, env = [ctx.exe("datadog-serverless-compat")], common.cli_env(intake.url, udp, tcp)
+    else:
+        cmd, env = [str(common.RUST)], common.rust_env(intake.url, udp, tcp)
+    log_path = tmp / f"cli-{who}.log"
+    with open(log_path, "w") as logf:
+        proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    out = {}
+    try:
+        if not common.wait_udp_bound(udp) or not common.wait_tcp_accepting(tcp):
+            raise RuntimeError(f"footprint: {who} did not bind its ports")
+        time.sleep(1.0)
+        out["idle"] = common.proc_rss(proc.pid)
+        traces: dict = {}
+        th = threading.Thread(target=egress.send_traces,
+                              args=(tcp, body, int(CLI_TRACE_RPS * CLI_LOAD_S), CLI_LOAD_S, traces))
+        th.start()
+        subprocess.run([ctx.exe("bench_udp_load"), "--port", str(udp), "--rate", str(CLI_UDP_RATE), "--duration",
+                        f"{CLI_LOAD_S:g}", "--mpd", "1", "--contexts", "2000"], check=True, capture_output=True,
+                       timeout=CLI_LOAD_S + 60)
+        th.join(CLI_LOAD_S + 60)
+        out["load"] = common.proc_rss(proc.pid)
+        out["trace_errors"] = traces.get("errors")
+        subprocess.run([ctx.exe("bench_udp_load"), "--port", str(udp), "--rate", "100000", "--duration", "2.5",
+                        "--pack", "full", "--contexts", str(CLI_CONTEXTS), "--counters", "footprint.cli"],
+                       check=True, capture_output=True, timeout=60)
+        time.sleep(1.0)
+        out["k100"] = common.proc_rss(proc.pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        intake.close()
+    return out
+
+
+def _cli_rss(ctx, runs: int) -> tuple[str, list[list]]:
+    import common
+    import egress
+    from common import lead, median, ratio
+
+    if not common.RUST.exists():
+        return "The Rust binary was not found: the CLI rows are missing.", []
+    tmp = Path(tempfile.mkdtemp(prefix="footprint-cli-"))
+    res: dict[str, list[dict]] = {"ours": [], "rust": []}
+    try:
+        body = egress.trace_body(ctx, tmp).read_bytes()
+        for _ in range(runs):
+            for who in ("ours", "rust"):
+                r = _cli_rss_one(ctx, who, body, tmp)
+                res[who].append(r)
+                log(f"footprint: CLI {who}: RSS idle {fmt(r['idle'] / MiB)} MiB, under load "
+                    f"{fmt(r['load'] / MiB)} MiB, after 100k contexts {fmt(r['k100'] / MiB)} MiB")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = []
+    for key, label in [("idle", "RSS idle (both ports ready, 1 s later)"),
+                       ("load", f"RSS at the end of {CLI_LOAD_S:g} s of {CLI_UDP_RATE:,} DogStatsD lines/s "
+                                f"(1 per datagram, 2000 contexts) + {CLI_TRACE_RPS} PUT/s of a ~10 KB trace body"),
+                       ("k100", f"RSS after that and {CLI_CONTEXTS:,} distinct counter contexts (250,000 lines "
+                                "at 100k/s, packed); the Rust binary caps contexts at 10,240: it holds at most "
+                                "that many")]:
+        o, r = median([x[key] for x in res["ours"]]), median([x[key] for x in res["rust"]])
+        rows.append([label, _mib(o), _mib(r), ratio(lead(o, r, higher_is_better=False))])
+    note = (f"The CLI processes, ours (`{ctx.build.name}/datadog-serverless-compat`, dynamically linked) against the "
+            "Rust binary Datadog ships (`/work/shared/peers`, the one cloud variable it needs set; it binds 0.0.0.0 "
+            "for DogStatsD, we send to 127.0.0.1 only), one process at a time, alternating, each with metrics "
+            "and traces sent to a counting intake in the bench process: VmRSS from `/proc/<pid>/status`, whole "
+            f"process. Median of {runs} process(es) each; one process goes through the three readings in order. "
+            "The machine (2 cores) was shared with other work during this run. Ratio above 1: ours is smaller.")
+    return note, rows
+
+
 # ---- the section ------------------------------------------------------------------------------
 
 def run(ctx) -> str:
@@ -290,6 +380,11 @@ def run(ctx) -> str:
         "`node bench/bench_node.js --lifecycle-only --runs 20`).\n\n"
     )
     body = table(["figure", "C", "Python", "Node", "target"], rows)
+    cli_note, cli_rows = _cli_rss(ctx, rss_runs)
+    log(f"footprint: CLI against the Rust binary done ({time.monotonic() - t0:.0f} s)")
+    body += "\n### The CLI against the Rust binary\n\n" + cli_note + "\n\n"
+    if cli_rows:
+        body += table(["figure", "ours (CLI)", "Rust binary", "ratio"], cli_rows)
     versions = (f"\nVersions: library {c.get('version')}, Python {py.get('python')}, "
                 f"Node {n.get('node', 'absent')}.\n")
     sizes = ("\n### Sizes\n\nWhat is shipped or linked, as found in this checkout (the build dir of this run for "
