@@ -480,7 +480,7 @@ def run(ctx) -> str:
         f"## {TITLE}\n",
         "The same UDP load on 127.0.0.1, sent by `bench_udp_load` (C, `sendmmsg`; the realistic line mix of "
         f"`bench/dsdgen.h`: counts:gauges:distributions:sets:histograms = 208:66:72:9:1, 2-50 tags, names of "
-        f"10-100 bytes, {CONTEXTS} contexts), to three receivers, each a process of its own: our services "
+        f"10-100 bytes, {CONTEXTS} contexts), to receivers that are each a process of its own: our services "
         "(`bench_udp_sink ours`: `dds_start` with DogStatsD only, every metric parsed, aggregated and flushed "
         "for real — protobuf, zstd, libcurl POST — to a minimal HTTP intake in that process, whose thread's CPU "
         "is taken out), the npm `statsd` daemon (Etsy's, Node.js, no backend, counters read on its management "
@@ -499,6 +499,9 @@ def run(ctx) -> str:
         "The Rust binary Datadog ships (`/work/shared/peers`, the one cloud variable it needs set; it binds "
         "0.0.0.0, the load goes to 127.0.0.1) is a fourth receiver: it has no counter of what it parsed, so what it "
         "received is what was sent less its socket's drops (`/proc/net/udp`, read once its socket is empty; "
+        "checked end to end on 2026-12-07 with one-counter datagrams at 30k, 60k, 120k/s and full speed for 2 s "
+        "each: sent less the socket's drops equalled what reached an intake exactly, 60,000, 117,258, 166,211 and "
+        "134,193; "
         "for packed datagrams, drops times the average lines per datagram), and its CPU is its whole process's "
         "(its 10 s flushes to a closed local port included). "
         "The machine has 2 cores (shared with other work during this run): the generator takes one and the receiver the other, so the receiver competes "
