@@ -5,17 +5,27 @@ A section is a module in bench/ with `TITLE` and `run(ctx) -> str` returning Mar
 Every figure is the median of `ctx.runs` runs made in this process's run; a figure measured
 against a peer is a row `figure | ours | peer | peer's value | ratio`, the ratio written so that
 above 1 means we lead (ours/peer for a rate, peer/ours for a cost).
+
+Also shared by the sections that run whole processes (contention, egress, sigterm, ingest, traces,
+footprint): the Rust binary's path (RUST) and environment (rust_env), ours' (cli_env), free
+loopback ports, waits for a bound UDP port or an accepting TCP one, /proc readings (RSS, CPU,
+a UDP socket's queue and drops), and CountingIntake, a Datadog intake in the bench process.
 """
 from __future__ import annotations
 
+import json as _json
 import os
 import platform
 import re
 import shutil
+import socket as _socket
 import statistics
 import subprocess
 import sys
+import threading as _threading
+import time as _time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler as _Handler, ThreadingHTTPServer as _Server
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,12 +122,6 @@ def log(*a):
 
 
 # ---- peers and processes shared by the sections that run CLIs (contention, egress, sigterm, ...) ----
-
-import json as _json  # noqa: E402
-import socket as _socket  # noqa: E402
-import threading as _threading  # noqa: E402
-import time as _time  # noqa: E402
-from http.server import BaseHTTPRequestHandler as _Handler, ThreadingHTTPServer as _Server  # noqa: E402
 
 # The Rust binary Datadog ships (see /work/shared/peers/README.md): for benchmarks only.
 RUST = REPO.parent / "shared" / "peers" / "datadog-serverless-compat-rust"
