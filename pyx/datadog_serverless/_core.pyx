@@ -350,7 +350,8 @@ cdef void _deliver_status(object fn, const c.dds_status *st) noexcept:
            None if st.message == NULL else st.message[:strlen(st.message)].decode("utf-8", "replace"))
     except BaseException:
         try:
-            _get_logger().error("the on_status callback raised an exception", exc_info=True)
+            logger = _get_logger()
+            logger.error("the on_status callback raised an exception", exc_info=True)
         except BaseException:
             pass
 
