@@ -50,8 +50,9 @@ def _init_error(cls: type, text: str) -> TypeError:
 
 
 def _make(cls: type, names: tuple[str, ...], defaults: dict, kw_only: bool):  # noqa: ANN202
-    required = tuple(n for n in names if n not in defaults)
+    required = frozenset(n for n in names if n not in defaults)
     known = frozenset(names)
+    template = {n: defaults.get(n, _MISSING) for n in names}  # declaration order, kept by update()
     kind = "keyword-only" if kw_only else "positional"
 
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -67,14 +68,14 @@ def _make(cls: type, names: tuple[str, ...], defaults: dict, kw_only: bool):  # 
         if not known.issuperset(kwargs):
             unknown = next(k for k in kwargs if k not in known)
             raise _init_error(cls, f"got an unexpected keyword argument {unknown!r}")
-        values = dict(defaults)
-        values.update(kwargs)
-        if len(values) != len(names):
-            missing = [n for n in required if n not in values]
+        if required and not required.issubset(kwargs):
+            missing = [n for n in names if n in required and n not in kwargs]
             listed = " and ".join(", ".join(repr(n) for n in missing).rsplit(", ", 1))
             raise _init_error(cls, f"missing {len(missing)} required {kind} argument"
                                    f"{'s' if len(missing) > 1 else ''}: {listed}")
-        object.__setattr__(self, "__dict__", {n: values[n] for n in names})
+        values = template.copy()
+        values.update(kwargs)
+        object.__setattr__(self, "__dict__", values)
 
     def _astuple(self):  # type: ignore[no-untyped-def]
         d = self.__dict__
