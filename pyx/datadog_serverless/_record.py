@@ -27,15 +27,15 @@ class _LazyDataclassFields:
     def __get__(self, instance: object, owner: type) -> dict:
         import dataclasses
 
-        shadow = type(owner.__name__, (), {
+        shadow: type = dataclasses.dataclass(frozen=True, kw_only=getattr(owner, "_record_kw_only"))(type(owner.__name__, (), {
             "__annotations__": dict(owner.__annotations__),
             "__module__": owner.__module__,
             "__qualname__": owner.__qualname__,
-            **{name: value for name, value in owner._record_defaults.items()},
-        })
-        fields = dataclasses.dataclass(frozen=True, kw_only=owner._record_kw_only)(shadow).__dataclass_fields__
+            **getattr(owner, "_record_defaults"),
+        }))
+        fields: dict = getattr(shadow, "__dataclass_fields__")
         type.__setattr__(owner, "__dataclass_fields__", fields)
-        type.__setattr__(owner, "__dataclass_params__", shadow.__dataclass_params__)
+        type.__setattr__(owner, "__dataclass_params__", getattr(shadow, "__dataclass_params__"))
         return fields
 
 
@@ -110,12 +110,10 @@ def _record(*, frozen: bool = True, kw_only: bool = False):  # noqa: ANN202
                             _make(cls, names, defaults, kw_only)):
             fn.__qualname__ = f"{cls.__qualname__}.{name}"
             setattr(cls, name, fn)
-        cls.__setattr__ = _frozen  # type: ignore[assignment]
-        cls.__delattr__ = _frozen  # type: ignore[assignment]
-        cls.__match_args__ = () if kw_only else names  # type: ignore[attr-defined]
-        cls._record_defaults = defaults  # type: ignore[attr-defined]
-        cls._record_kw_only = kw_only  # type: ignore[attr-defined]
-        cls.__dataclass_fields__ = _LazyDataclassFields()  # type: ignore[attr-defined]
+        for name, value in (("__setattr__", _frozen), ("__delattr__", _frozen),
+                            ("__match_args__", () if kw_only else names), ("_record_defaults", defaults),
+                            ("_record_kw_only", kw_only), ("__dataclass_fields__", _LazyDataclassFields())):
+            setattr(cls, name, value)
         return cls
 
     return wrap
