@@ -104,7 +104,7 @@ def _record(*, frozen: bool = True, kw_only: bool = False):  # noqa: ANN202
         raise NotImplementedError("record classes are frozen")
 
     def wrap(cls: type) -> type:
-        names = tuple(cls.__dict__.get("__annotations__", {}))
+        names = tuple(cls.__annotations__)  # its own: every record class annotates its fields
         defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
         for name, fn in zip(("__init__", "__repr__", "__eq__", "__hash__", "__replace__"),
                             _make(cls, names, defaults, kw_only)):
