@@ -58,7 +58,9 @@ def test_lines_below_warning_skip_logging_until_it_is_imported_and_warnings_stil
         import sys
         from datadog_serverless import ServerlessServices, ServicesConfig
         base = dict(dogstatsd_port=0, apm_receiver_port=0, log_level="info")
-        h = ServerlessServices(ServicesConfig(api_key="k" * 32, dd_url="http://127.0.0.1:9", **base)).start()
+        url = "http://127.0.0.1:9"  # every intake on loopback: no CA lookup, nothing leaves the machine
+        h = ServerlessServices(ServicesConfig(api_key="k" * 32, dd_url=url, apm_dd_url=url, apm_telemetry_dd_url=url,
+                                              apm_profiling_dd_url=url + "/api/v2/profile", **base)).start()
         h.stop()
         print("logging" in sys.modules)
         h = ServerlessServices(ServicesConfig(**base)).start()
