@@ -7,19 +7,22 @@ and :meth:`ServicesConfig.from_env` read them back from C, so they show the real
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from ._record import TYPE_CHECKING, record
 from .errors import InvalidConfigError
 
 # Nothing here is imported at import time that a function's cold start would pay for without
 # using it: the extension (and the `inspect` its module init imports) on the first call that
-# needs the C library, `json` only for logs_additional_endpoints given as a list.
+# needs the C library, `json` only for logs_additional_endpoints given as a list, and not `typing`
+# (it imports `re`): the field annotations use builtins and collections.abc only, so that
+# typing.get_type_hints(ServicesConfig) still resolves them.
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
-    from typing import Any, Union
+    from typing import Any
 
     from . import _core
 
-    StrList = Union[str, Iterable[Any], None]
+StrList = str | Iterable[object] | None
 
 __all__ = ["ServicesConfig"]
 
@@ -170,7 +173,7 @@ class ServicesConfig:
     logs_opw_url: str | None = None
     """[DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL] Full URL of the Observability Pipelines Worker;
     required when ``logs_opw_enabled``."""
-    logs_additional_endpoints: str | Iterable[Mapping[str, Any]] | None = None
+    logs_additional_endpoints: str | Iterable[Mapping[str, object]] | None = None
     """[DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS] More Datadog logs intakes that receive every batch at
     ``https://host:port/api/v2/logs`` with their own key: the JSON text, or a list of
     ``{"api_key", "host", "port", "is_reliable"}`` dicts (port 443 and is_reliable True by

@@ -36,7 +36,7 @@ from .errors import ALREADY_STARTED_MESSAGE, AlreadyStartedError
 # ServerlessServices(...)), not with the package: its module init imports `inspect` (Cython's
 # limited API reads the CO_* flags there), about 12 ms of a cold start (bench/HISTORY.md).
 if TYPE_CHECKING:
-    from typing import Any, Callable, Optional
+    from typing import Any, Callable
 
     from . import _core
 
@@ -67,12 +67,12 @@ class ServiceStatus:
     """``"ready"`` (a service is bound and serving), ``"error"`` (a runtime problem the user
     should know of: the intake rejected the API key, a payload was dropped, ...) or
     ``"stopped"`` (the last event of an instance)."""
-    service: Optional[str] = None
+    service: str | None = None
     """``"dogstatsd"``, ``"trace-agent"`` or ``"logs-agent"`` (``ready``, and ``error`` about one service's
     payloads), or ``"process"`` for an event about the whole instance (``stopped``, no CA certificates)."""
-    message: Optional[str] = None
+    message: str | None = None
     """What happened, in words; may be None."""
-    port: Optional[int] = None
+    port: int | None = None
     """For ``ready``: the bound port (0 when the service listens on a Unix socket only)."""
 
 

@@ -10,6 +10,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import typing
 
 import pytest
 
@@ -119,3 +120,12 @@ def test_status_and_stats_are_still_frozen_dataclasses():
     with pytest.raises(dataclasses.FrozenInstanceError):
         stats.dsd_packets = 1  # type: ignore[misc]
     assert hash(st) == hash(ServiceStatus("ready", "dogstatsd", None, 8125))
+
+
+def test_annotations_still_resolve_at_run_time():
+    # typing.get_type_hints (pydantic, cattrs, ...) evaluates the field annotations in the module:
+    # they use builtins and collections.abc only, nothing imported for type checkers alone.
+    hints = {cls: typing.get_type_hints(cls) for cls in (ServicesConfig, ServiceStatus, ServicesStats)}
+    assert list(hints[ServicesConfig]) == [f.name for f in dataclasses.fields(ServicesConfig)]
+    assert hints[ServicesConfig]["dogstatsd_port"] == int | None
+    assert hints[ServiceStatus]["service"] == str | None and hints[ServicesStats]["dsd_packets"] is int
