@@ -38,7 +38,7 @@
 #define OFFLOAD_MIN_BYTES (64u * 1024)
 /* Jobs waiting for the encode thread (besides the one it encodes), and their bytes (bodies and
  * span records); one job is always accepted into an empty queue, whatever its size. */
-#define QUEUE_JOBS 2
+#define QUEUE_JOBS 4
 #define QUEUE_BYTES (32u * 1024 * 1024)
 
 /* One request's spans on their way to the encoder: its arena holds the records, body (kept from
@@ -322,30 +322,16 @@ static void encode_here(dds__trace_agent *a, const dds__tracer_payload *tp) {
     sync_encoder_counter(a);
 }
 
-/* Hand tp (in the loop's job) to the encoder: the thread's queue for a kept body, or here. */
+/* Hand tp (in the loop's job) to the encoder: to the thread when its body is kept and the thread
+ * runs, else here (waiting for the thread to finish what is queued). */
 static void encode(dds__trace_agent *a, trace_job *j, dds__kept_body *kept, const dds__tracer_payload *tp,
                    size_t len) {
-    if (kept) {
-        /* Idle encoder and a small body: cheaper here than a hand-off. */
-        bool here = false;
-        if (len < OFFLOAD_MIN_BYTES) {
-            pthread_mutex_lock(&a->mu);
-            if (!a->busy && !a->q_head) here = a->busy = true;
-            pthread_mutex_unlock(&a->mu);
-        }
-        if (!here && thread_start(a)) {
-            j->body = kept;
-            j->tp = *tp;
-            j->bytes = len + j->arena.total;
-            job_enqueue(a, j);
-            return;
-        }
-        if (here) {
-            encode_here(a, tp);
-            encoder_release(a);
-            dds__receiver_kept_body_free(kept);
-            return;
-        }
+    if (kept && thread_start(a)) {
+        j->body = kept;
+        j->tp = *tp;
+        j->bytes = len + j->arena.total;
+        job_enqueue(a, j);
+        return;
     }
     encoder_acquire(a);
     encode_here(a, tp);
@@ -353,17 +339,29 @@ static void encode(dds__trace_agent *a, trace_job *j, dds__kept_body *kept, cons
     dds__receiver_kept_body_free(kept);
 }
 
+/* A small body while the encoder is idle is encoded here, as a hand-off costs more than encoding
+ * a few KB: the loop holds the encoder from now on (only the loop queues jobs, so it stays idle). */
+static bool encoder_claim_if_idle(dds__trace_agent *a) {
+    pthread_mutex_lock(&a->mu);
+    bool idle = !a->busy && !a->q_head;
+    if (idle) a->busy = true;
+    pthread_mutex_unlock(&a->mu);
+    return idle;
+}
+
 static int on_traces(void *user, dds__trace_format fmt, const uint8_t *body, size_t len, const dds__trace_headers *h) {
     dds__trace_agent *a = user;
     trace_job *j = job_get(a);
     dds__arena *arena = j ? &j->arena : &a->arena;
     dds__arena_reset(arena);
-    /* With a job, the body is kept so that its spans can be encoded after the answer. */
-    dds__kept_body *kept = j ? dds__receiver_keep_body(h, &body) : NULL;
+    bool here = (len < OFFLOAD_MIN_BYTES || a->thread_failed || !j) && encoder_claim_if_idle(a);
+    /* Otherwise the body is kept, so that its spans can be encoded after the answer. */
+    dds__kept_body *kept = here || !j ? NULL : dds__receiver_keep_body(h, &body);
     dds__tracer_payload tp;
     char err[160];
     if (dds__trace_decode(fmt, body, len, arena, &tp, err, sizeof(err)) != 0) {
         dds__receiver_kept_body_free(kept);
+        if (here) encoder_release(a);
         /* Out of arena: the body is legitimate but bigger than we hold, which is a 413. */
         int status = arena->oom ? 413 : 400;
         dds__arena_reset(arena);
@@ -400,8 +398,14 @@ static int on_traces(void *user, dds__trace_format fmt, const uint8_t *body, siz
     if (kept_spans && a->concentrator && !h->client_computed_stats) dds__concentrator_add(a->concentrator, &tp);
     /* What tp points to now outlives the request: the body (kept), the arena, the agent's own
      * strings (set_gcp waits for the encoder before it replaces any) and static ones. */
-    if (kept_spans) encode(a, j, kept, &tp, len);
-    else dds__receiver_kept_body_free(kept);
+    if (here) {
+        if (kept_spans) encode_here(a, &tp);
+        encoder_release(a);
+    } else if (kept_spans) {
+        encode(a, j, kept, &tp, len);
+    } else {
+        dds__receiver_kept_body_free(kept);
+    }
     return 200;
 }
 

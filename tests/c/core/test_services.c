@@ -630,8 +630,8 @@ static void mp_u32(unsigned char **w, uint32_t v) {
 /* A v0.4 body of ntraces traces of nspans spans each (span ids 1..nspans, trace ids from
  * first_trace), every span with a 600-byte meta value: ~700 bytes a span. */
 static unsigned char *big_body(uint32_t first_trace, uint32_t ntraces, uint32_t nspans, size_t *len) {
-    static char pad[601];
-    memset(pad, 'x', 600);
+    char pad[600];
+    memset(pad, 'x', sizeof(pad));
     unsigned char *b = malloc((size_t)ntraces * nspans * 720 + 64), *w = b;
     *w++ = 0xdc;
     *w++ = (unsigned char)(ntraces >> 8);
