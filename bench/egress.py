@@ -232,5 +232,8 @@ def run(ctx) -> str:
         "most contexts (the end of the one that closed and the start of the one still open), and how many "
         "buckets the load touches, and which flush carries them, depends on where in a bucket it starts. Ours "
         "flushes closed buckets only (and its final one at SIGTERM). The runs start at phases spread evenly over "
-        "a bucket, as instances start at any time.\n",
+        "a bucket, as instances start at any time. The ratio depends on the shape of the workload: every idle "
+        "flush within 300 s of a counter's last sample adds one zero-filled series per counter context to ours "
+        "and nothing to the Rust binary's, so a short burst followed by idle flushes favours the Rust binary "
+        "(bench/HISTORY.md has the `--quick` figures, 5 s of load in a 24 s window).\n",
     ])
