@@ -64,6 +64,8 @@ typedef struct canon {
     dds__slice host;
     size_t n;       /* tb->v[0..n): sorted by (hash, bytes), de-duplicated */
     size_t n_raw;   /* tags before de-duplication (their line positions are 0..n_raw) */
+    size_t n_items; /* comma-separated items of the list, empty and host: ones included */
+    bool plain;     /* every tag is TAG_PLAIN */
     uint64_t hash;  /* (type, name, host, tag set) */
 } canon;
 
@@ -163,6 +165,8 @@ typedef struct ctx {
     uint32_t naliases;
     uint8_t type;
     uint8_t cur_sent; /* cur was sent by a forced flush while open and has had no sample since */
+    uint8_t simple;   /* the stored tag list is its key's tags as they are: no empty, duplicate,
+                       * host:, device: or resource tag, no base tag (see key_simple) */
     char data[];      /* primary alias bytes */
 } ctx;
 
@@ -355,6 +359,8 @@ static int reserve_tags(tagbuf *tb, size_t need) {
  * are dropped; duplicates collapse; the hash does not depend on the order of the tags. */
 static int canon_tags(tagbuf *tb, uint8_t type, dds__slice name, dds__slice tags, canon *cn) {
     cn->host = dds__slice_make("", 0);
+    cn->n_items = 0;
+    cn->plain = true;
     size_t n = 0;
     if (tags.len) {
         const char *p = tags.ptr, *end = tags.ptr + tags.len;
@@ -362,6 +368,7 @@ static int canon_tags(tagbuf *tb, uint8_t type, dds__slice name, dds__slice tags
             const char *q = memchr(p, ',', (size_t)(end - p));
             if (!q) q = end;
             size_t len = (size_t)(q - p);
+            cn->n_items++;
             if (len && has_prefix(p, len, HOST_PREFIX, PFX_LEN(HOST_PREFIX))) {
                 cn->host = dds__slice_make(p + PFX_LEN(HOST_PREFIX), len - PFX_LEN(HOST_PREFIX));
             } else if (len) {
@@ -370,6 +377,7 @@ static int canon_tags(tagbuf *tb, uint8_t type, dds__slice name, dds__slice tags
                 if (n == tb->cap && reserve_tags(tb, n + 1) < 0) return -1;
                 tb->v[n] = (tagref){dds__hash64(p, len, SEED_TAG), p, (uint32_t)len, (uint32_t)n, 0,
                                     (uint8_t)tag_kind(p, len)};
+                cn->plain &= tb->v[n].kind == TAG_PLAIN;
                 n++;
             }
             if (q == end) break;
@@ -531,8 +539,52 @@ static inline dds__slice ctx_tags(const ctx *c) {
     return dds__slice_make(c->data + c->primary.name_len, c->primary.tags_len);
 }
 
+/* The key of a simple context: its tags are the comma-separated items of its stored list, in
+ * their order, then the base tags. No hashing or sorting: a split. */
+static keyblob *key_simple(dds__agg *a, const ctx *c) {
+    const dds__slice tags = ctx_tags(c);
+    const char *end = tags.ptr + tags.len;
+    size_t n = 0;
+    if (tags.len) {
+        n = 1;
+        for (const char *p = tags.ptr; p < end && (p = memchr(p, ',', (size_t)(end - p))); p++) n++;
+    }
+    const size_t nk = n + a->nbase;
+    size_t size = sizeof(keyblob) + nk * sizeof(dds__slice) + (a->ns_len ? a->ns_len + c->primary.name_len : 0);
+    size_t cap = a->keycap;
+    void *kb = a->keybuf;
+    if (grow(&kb, &cap, size, 1) < 0) return NULL;
+    a->keybuf = kb;
+    a->keycap = cap;
+    keyblob *k = (keyblob *)a->keybuf;
+    dds__slice *ktags = (dds__slice *)(k + 1);
+    if (a->ns_len) {
+        char *text = (char *)(ktags + nk);
+        memcpy(text, a->ns, a->ns_len);
+        memcpy(text + a->ns_len, c->data, c->primary.name_len);
+        k->name = dds__slice_make(text, a->ns_len + c->primary.name_len);
+    } else {
+        k->name = ctx_name(c);
+    }
+    k->host = dds__slice_make("", 0);
+    const char *p = tags.ptr;
+    for (size_t i = 0; i < n; i++) {
+        const char *q = memchr(p, ',', (size_t)(end - p));
+        if (!q) q = end;
+        ktags[i] = dds__slice_make(p, (size_t)(q - p));
+        p = q + 1;
+    }
+    for (size_t i = 0; i < a->nbase; i++) ktags[n + i] = a->base[i];
+    k->stags = k->ktags = ktags;
+    k->nstags = k->nktags = (uint32_t)nk;
+    k->res = NULL;
+    k->nres = 0;
+    return k;
+}
+
 /* A context's key, rebuilt from its stored line (flush only). NULL when out of memory. */
 static keyblob *ctx_key(dds__agg *a, const ctx *c) {
+    if (c->simple) return key_simple(a, c);
     canon cn;
     if (canon_tags(&a->tb, c->type, ctx_name(c), ctx_tags(c), &cn) < 0) return NULL;
     return key_build(a, &a->tb, &cn, ctx_name(c), ctx_tags(c), c->data);
@@ -833,6 +885,9 @@ static ctx *ctx_create(dds__agg *a, const dds__metric *m, const canon *cn, uint6
     (void)alias_index(a, &c->primary);
     c->hash = cn->hash;
     c->type = (uint8_t)m->type;
+    c->simple = cn->n_items == cn->n && cn->plain && !cn->host.len;
+    for (size_t i = 0; i < a->nbase && c->simple; i++)
+        if (in_tagset(a->tb.v, cn->n, a->base_h[i], a->base[i])) c->simple = 0;
     c->cur.ts = NO_BUCKET;
     c->index = a->live;
     a->all[a->live++] = c;

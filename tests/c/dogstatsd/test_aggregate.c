@@ -592,6 +592,56 @@ TEST(namespace_is_prefixed) {
     env_close(&e);
 }
 
+/* A context keeps only its first line's bytes: its key is rebuilt at every flush, by a plain
+ * split when that line holds the key's tags as they are, by canonicalizing it otherwise. Both
+ * must give the first-seen order, the namespace and the base tags, flush after flush. */
+static bool tags_are(const cseries *s, const char *const *want, size_t n) {
+    if (!s || s->ntags != n) return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s->tags[i], want[i])) return false;
+    return true;
+}
+
+TEST(keys_rebuilt_at_flush) {
+    dds__agg_config cfg = base_config();
+    dds__slice base[] = {DDS__SLICE_LIT("env:prod"), DDS__SLICE_LIT("origin:x")};
+    cfg.base_tags = base;
+    cfg.n_base_tags = 2;
+    cfg.metric_namespace = DDS__SLICE_LIT("ns");
+    env e;
+    env_open(&e, &cfg);
+    for (int round = 0; round < 2; round++) {
+        int64_t t = 100 + round * 10;
+        add(&e, "plain", DDS__MT_COUNT, 1, "z:1,y:2", t);
+        add(&e, "plain", DDS__MT_COUNT, 1, "y:2,z:1", t); /* another spelling: same context */
+        add(&e, "dups", DDS__MT_COUNT, 1, "z:1,,y:2,z:1", t);
+        add(&e, "hasbase", DDS__MT_GAUGE, 1, "origin:x,k:v", t);
+        add(&e, "host", DDS__MT_GAUGE, 1, "k:v,host:h1", t);
+        add(&e, "dev", DDS__MT_GAUGE, 1, "device:sda,k:v", t);
+        add(&e, "notags", DDS__MT_COUNT, 1, NULL, t);
+        add(&e, "dist", DDS__MT_DISTRIBUTION, 1, "q:1,r:2", t);
+        CHECK_EQ_INT(CONTEXTS(&e), 7);
+        flush(&e, t + 10, false);
+        static const char *const plain[] = {"z:1", "y:2", "env:prod", "origin:x"};
+        CHECK(tags_are(find(e.cap, "ns.plain"), plain, 4));
+        if (find(e.cap, "ns.plain")) CHECK_EQ_DBL(find(e.cap, "ns.plain")->pts[0].value, 0.2, 1e-12);
+        CHECK(tags_are(find(e.cap, "ns.dups"), plain, 4));
+        static const char *const hasbase[] = {"origin:x", "k:v", "env:prod"};
+        CHECK(tags_are(find(e.cap, "ns.hasbase"), hasbase, 3));
+        static const char *const kv[] = {"k:v", "env:prod", "origin:x"};
+        const cseries *h = find(e.cap, "ns.host");
+        CHECK(tags_are(h, kv, 3) && h && !strcmp(h->host, "h1"));
+        const cseries *d = find(e.cap, "ns.dev");
+        CHECK(tags_are(d, kv, 3) && d && d->nres == 1 && !strcmp(d->res[0], "device=sda"));
+        static const char *const bare[] = {"env:prod", "origin:x"};
+        const cseries *n = find(e.cap, "ns.notags");
+        CHECK(tags_are(n, bare, 2) && !strcmp(n->host, ""));
+        CHECK(e.cap->nk == 1 && !strcmp(e.cap->k[0].name, "ns.dist") && e.cap->k[0].ntags == 4 &&
+              !strcmp(e.cap->k[0].tags[0], "q:1") && !strcmp(e.cap->k[0].tags[3], "origin:x"));
+    }
+    env_close(&e);
+}
+
 /* ---- sample rates and bad values ------------------------------------------------------------ */
 
 TEST(sample_rates) {
@@ -1107,6 +1157,7 @@ int main(void) {
     RUN(device_and_resource_tags);
     RUN(empty_tags_are_dropped);
     RUN(base_tags_are_added_once);
+    RUN(keys_rebuilt_at_flush);
     RUN(namespace_is_prefixed);
     RUN(sample_rates);
     RUN(nan_and_inf_are_dropped_and_counted);
