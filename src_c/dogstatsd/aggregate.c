@@ -184,9 +184,12 @@ typedef struct htab {
     uint32_t mask, count;
 } htab;
 
+/* A context table slot: the low 32 bits of the context's canonical hash (its home, and a filter
+ * before the full hash and the bytes are compared) and its position in dds__agg.all plus one
+ * (0: empty). 8 bytes, not 16: at a load of at most 1/2 that is 16-32 bytes per context. */
 typedef struct cslot {
-    uint64_t h;
-    ctx *c;
+    uint32_t h;
+    uint32_t pos1;
 } cslot;
 
 typedef struct timed {
@@ -609,15 +612,19 @@ static bool ctx_matches(dds__agg *a, const ctx *c, uint8_t type, dds__slice name
 
 static ctx *ctab_find(dds__agg *a, uint8_t type, dds__slice name, const canon *cn) {
     if (!a->ctab) return NULL;
-    for (uint32_t i = (uint32_t)cn->hash & a->cmask; a->ctab[i].c; i = (i + 1) & a->cmask)
-        if (a->ctab[i].h == cn->hash && ctx_matches(a, a->ctab[i].c, type, name, cn)) return a->ctab[i].c;
+    const uint32_t h = (uint32_t)cn->hash;
+    for (uint32_t i = h & a->cmask; a->ctab[i].pos1; i = (i + 1) & a->cmask) {
+        if (a->ctab[i].h != h) continue;
+        ctx *c = a->all[a->ctab[i].pos1 - 1];
+        if (c->hash == cn->hash && ctx_matches(a, c, type, name, cn)) return c;
+    }
     return NULL;
 }
 
-static void ctab_put(cslot *tab, uint32_t mask, uint64_t h, ctx *c) {
-    uint32_t i = (uint32_t)h & mask;
-    while (tab[i].c) i = (i + 1) & mask;
-    tab[i] = (cslot){h, c};
+static void ctab_put(cslot *tab, uint32_t mask, uint32_t h, uint32_t pos1) {
+    uint32_t i = h & mask;
+    while (tab[i].pos1) i = (i + 1) & mask;
+    tab[i] = (cslot){h, pos1};
 }
 
 static int ctab_reserve(dds__agg *a) {
@@ -627,29 +634,35 @@ static int ctab_reserve(dds__agg *a) {
     cslot *nt = calloc(nsize, sizeof(cslot));
     if (!nt) return -1;
     for (uint32_t i = 0; i < size; i++)
-        if (a->ctab[i].c) ctab_put(nt, nsize - 1, a->ctab[i].h, a->ctab[i].c);
+        if (a->ctab[i].pos1) ctab_put(nt, nsize - 1, a->ctab[i].h, a->ctab[i].pos1);
     free(a->ctab);
     a->ctab = nt;
     a->cmask = nsize - 1;
     return 0;
 }
 
+/* The slot of the context at position pos of dds__agg.all, whose hash is h. */
+static uint32_t ctab_slot(const dds__agg *a, uint64_t h, uint32_t pos) {
+    uint32_t i = (uint32_t)h & a->cmask;
+    while (a->ctab[i].pos1 != pos + 1) i = (i + 1) & a->cmask;
+    return i;
+}
+
 /* Linear probing with backward-shift deletion: no tombstones to slow lookups down later. */
 static void ctab_remove(dds__agg *a, const ctx *c) {
-    uint32_t mask = a->cmask, i = (uint32_t)c->hash & mask;
-    while (a->ctab[i].c != c) i = (i + 1) & mask;
+    uint32_t mask = a->cmask, i = ctab_slot(a, c->hash, c->index);
     uint32_t j = i;
     for (;;) {
         j = (j + 1) & mask;
-        if (!a->ctab[j].c) break;
-        uint32_t home = (uint32_t)a->ctab[j].h & mask;
+        if (!a->ctab[j].pos1) break;
+        uint32_t home = a->ctab[j].h & mask;
         bool stays = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
         if (!stays) {
             a->ctab[i] = a->ctab[j];
             i = j;
         }
     }
-    a->ctab[i].c = NULL;
+    a->ctab[i].pos1 = 0;
     a->ccount--;
 }
 
@@ -891,7 +904,7 @@ static ctx *ctx_create(dds__agg *a, const dds__metric *m, const canon *cn, uint6
     c->cur.ts = NO_BUCKET;
     c->index = a->live;
     a->all[a->live++] = c;
-    ctab_put(a->ctab, a->cmask, c->hash, c);
+    ctab_put(a->ctab, a->cmask, (uint32_t)c->hash, c->index + 1);
     a->ccount++;
     dds__counter_set(&a->ctr->contexts, a->live);
     return c;
@@ -938,8 +951,12 @@ static void ctx_release(dds__agg *a, ctx *c) {
     ctab_remove(a, c);
     for (alias *al = &c->primary; al; al = al->next) alias_unindex(a, al);
     ctx *last = a->all[--a->live];
-    last->index = c->index;
-    a->all[c->index] = last;
+    if (last != c) {
+        /* The last context moves into the freed position: its table slot follows. */
+        a->ctab[ctab_slot(a, last->hash, last->index)].pos1 = c->index + 1;
+        last->index = c->index;
+        a->all[c->index] = last;
+    }
     ctx_free(c);
     dds__counter_set(&a->ctr->contexts, a->live);
 }

@@ -965,6 +965,54 @@ TEST(context_expiry_keeps_idle_contexts) {
     env_close(&e);
 }
 
+/* Releasing contexts moves the last live ones into the freed positions: the context table must
+ * follow, so a new spelling of a moved context still finds it (by its canonical identity), and
+ * a moved context can be released in turn. */
+TEST(moved_contexts_are_still_found) {
+    dds__agg_config cfg = base_config();
+    cfg.context_expiry_s = 20;
+    env e;
+    env_open(&e, &cfg);
+    for (int i = 0; i < 40; i++) {
+        char tags[64];
+        snprintf(tags, sizeof(tags), "k:%d,z:1", i);
+        add(&e, "m", DDS__MT_GAUGE, i, tags, 100);
+    }
+    add(&e, "keep", DDS__MT_GAUGE, 1, "a:1,b:2", 100);
+    CHECK_EQ_INT(CONTEXTS(&e), 41);
+    add(&e, "keep", DDS__MT_GAUGE, 2, "a:1,b:2", 115);
+    flush(&e, 125, false); /* the 40 "m" contexts expire; "keep" (the last created) moves */
+    CHECK_EQ_INT(CONTEXTS(&e), 1);
+    add(&e, "keep", DDS__MT_GAUGE, 3, "b:2,a:1,a:1", 125); /* a new spelling: the slow path */
+    CHECK_EQ_INT(CONTEXTS(&e), 1);
+    for (int i = 0; i < 40; i += 2) { /* "m" contexts again, then a new spelling of each */
+        char tags[64];
+        snprintf(tags, sizeof(tags), "k:%d,z:1", i);
+        add(&e, "m", DDS__MT_GAUGE, i, tags, 126);
+        snprintf(tags, sizeof(tags), "z:1,k:%d", i);
+        add(&e, "m", DDS__MT_GAUGE, i + 1000, tags, 127);
+    }
+    CHECK_EQ_INT(CONTEXTS(&e), 21);
+    flush(&e, 140, false);
+    const cseries *k = find(e.cap, "keep");
+    CHECK(k && k->npts == 1 && k->pts[0].value == 3);
+    size_t nm = 0;
+    for (size_t i = 0; i < e.cap->ns; i++)
+        if (!strcmp(e.cap->s[i].name, "m")) {
+            nm++;
+            CHECK(e.cap->s[i].pts[0].value >= 1000);
+        }
+    CHECK_EQ_INT(nm, 20);
+    add(&e, "keep", DDS__MT_GAUGE, 4, "a:1,b:2", 150); /* only "keep" stays live */
+    flush(&e, 160, false);
+    CHECK_EQ_INT(CONTEXTS(&e), 1);
+    add(&e, "keep", DDS__MT_GAUGE, 5, "b:2,a:1", 160);
+    CHECK_EQ_INT(CONTEXTS(&e), 1);
+    flush(&e, 200, false);
+    CHECK_EQ_INT(CONTEXTS(&e), 0);
+    env_close(&e);
+}
+
 TEST(client_telemetry_can_be_dropped) {
     dds__agg_config cfg = base_config();
     cfg.client_telemetry = false;
@@ -1171,6 +1219,7 @@ int main(void) {
     RUN(context_limit_drops_new_contexts_and_recovers);
     RUN(released_slot_reuse_does_not_confuse_lines);
     RUN(context_expiry_keeps_idle_contexts);
+    RUN(moved_contexts_are_still_found);
     RUN(client_telemetry_can_be_dropped);
     RUN(many_contexts_and_permutations);
     RUN(lines_differing_outside_the_sampled_windows);
