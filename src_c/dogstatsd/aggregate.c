@@ -131,14 +131,21 @@ struct ctx;
 enum { ALIAS_UNINDEXED, ALIAS_BY_LOC, ALIAS_BY_FULL };
 typedef struct alias {
     uint64_t loc;
-    uint64_t full;
-    struct ctx *c;
     struct alias *next; /* the context's other aliases (tag permutations) */
-    const char *data;   /* name then tags */
     uint32_t name_len, tags_len;
     uint8_t type;
     uint8_t where;      /* ALIAS_* */
+    uint8_t extra;      /* 0: the context's primary alias, at the start of its block (its bytes are
+                         * the context's data); 1: the head of an xalias. The full hash of the bytes
+                         * is not kept: the rare alias of a locator group recomputes it. */
 } alias;
+
+/* Another spelling of a context: its own allocation, with its bytes (name then tags). */
+typedef struct xalias {
+    alias al;
+    struct ctx *c;
+    char data[];
+} xalias;
 
 typedef struct agroup {
     uint64_t loc;
@@ -169,6 +176,15 @@ typedef struct ctx {
                        * host:, device: or resource tag, no base tag (see key_simple) */
     char data[];      /* primary alias bytes */
 } ctx;
+
+_Static_assert(offsetof(ctx, primary) == 0, "a primary alias is at the start of its context");
+
+static inline ctx *alias_ctx(const alias *al) {
+    return al->extra ? ((const xalias *)al)->c : (ctx *)(uintptr_t)al;
+}
+static inline const char *alias_data(const alias *al) {
+    return al->extra ? ((const xalias *)al)->data : ((const ctx *)al)->data;
+}
 
 /* Alias slots are 8 bytes, (key bits 48..63) | pointer, so the table of a few thousand
  * contexts stays in cache: a mismatched slot is rejected without touching the alias. Bit 0 of
@@ -691,10 +707,16 @@ static inline uint64_t alias_full(const dds__metric *m) {
     return dds__hash64(m->tags.ptr, m->tags.len, dds__hash64(m->name.ptr, m->name.len, SEED_FULL ^ m->type));
 }
 
+static uint64_t alias_full_of(const alias *al) {
+    const char *d = alias_data(al);
+    return dds__hash64(d + al->name_len, al->tags_len, dds__hash64(d, al->name_len, SEED_FULL ^ al->type));
+}
+
 static inline bool alias_matches(const alias *al, const dds__metric *m) {
-    return al->type == m->type && al->name_len == m->name.len && al->tags_len == m->tags.len &&
-           memcmp(al->data, m->name.ptr, m->name.len) == 0 &&
-           (m->tags.len == 0 || memcmp(al->data + m->name.len, m->tags.ptr, m->tags.len) == 0);
+    if (al->type != m->type || al->name_len != m->name.len || al->tags_len != m->tags.len) return false;
+    const char *d = alias_data(al);
+    return memcmp(d, m->name.ptr, m->name.len) == 0 &&
+           (m->tags.len == 0 || memcmp(d + m->name.len, m->tags.ptr, m->tags.len) == 0);
 }
 
 static inline alias *aptr(uint64_t e) { return (alias *)(uintptr_t)(e & APTR_MASK); }
@@ -704,7 +726,7 @@ static inline uint64_t slot_of(uint64_t key, const void *p) { return (key & ~APT
 /* The key an entry was stored under: needed to move entries on growth and deletion. */
 static uint64_t entry_key(uint64_t e, bool by_full) {
     if (e & AGROUP_BIT) return gptr(e)->loc;
-    return by_full ? aptr(e)->full : aptr(e)->loc;
+    return by_full ? alias_full_of(aptr(e)) : aptr(e)->loc;
 }
 
 static void ht_put(htab *t, uint64_t key, uint64_t e) {
@@ -761,7 +783,7 @@ static uint64_t *loc_entry(const dds__agg *a, uint64_t loc) {
 
 /* Index al (already filled in). False when it cannot be: the line then keeps taking the
  * slow path, which is correct, only slower. */
-static bool alias_index(dds__agg *a, alias *al) {
+static bool alias_index(dds__agg *a, alias *al, uint64_t full) {
     if ((uint64_t)(uintptr_t)al & ~APTR_MASK) return false;
     if (ht_reserve(&a->aloc, false, 1) < 0 || ht_reserve(&a->afull, true, 2) < 0) return false;
     uint64_t *e = loc_entry(a, al->loc);
@@ -782,11 +804,12 @@ static bool alias_index(dds__agg *a, alias *al) {
         if (a->groups) a->groups->prev = g;
         a->groups = g;
         *e = slot_of(al->loc, g) | AGROUP_BIT;
-        ht_put(&a->afull, first->full, slot_of(first->full, first));
+        uint64_t first_full = alias_full_of(first);
+        ht_put(&a->afull, first_full, slot_of(first_full, first));
         first->where = ALIAS_BY_FULL;
     }
     gptr(*e)->members++;
-    ht_put(&a->afull, al->full, slot_of(al->full, al));
+    ht_put(&a->afull, full, slot_of(full, al));
     al->where = ALIAS_BY_FULL;
     return true;
 }
@@ -795,7 +818,8 @@ static void alias_unindex(dds__agg *a, alias *al) {
     if (al->where == ALIAS_BY_LOC) {
         ht_del(&a->aloc, al->loc, slot_of(al->loc, al), false);
     } else if (al->where == ALIAS_BY_FULL) {
-        ht_del(&a->afull, al->full, slot_of(al->full, al), true);
+        uint64_t full = alias_full_of(al);
+        ht_del(&a->afull, full, slot_of(full, al), true);
         uint64_t *e = loc_entry(a, al->loc);
         assert(e && (*e & AGROUP_BIT));
         agroup *g = gptr(*e);
@@ -810,14 +834,12 @@ static void alias_unindex(dds__agg *a, alias *al) {
     al->where = ALIAS_UNINDEXED;
 }
 
-static void alias_fill(alias *al, ctx *c, const dds__metric *m, char *data, uint64_t loc, uint64_t full) {
+static void alias_fill(alias *al, const dds__metric *m, char *data, uint64_t loc, bool extra) {
     memcpy(data, m->name.ptr, m->name.len);
     if (m->tags.len) memcpy(data + m->name.len, m->tags.ptr, m->tags.len);
     al->loc = loc;
-    al->full = full;
-    al->c = c;
+    al->extra = extra;
     al->next = NULL;
-    al->data = data;
     al->name_len = (uint32_t)m->name.len;
     al->tags_len = (uint32_t)m->tags.len;
     al->type = (uint8_t)m->type;
@@ -829,11 +851,13 @@ static void alias_add(dds__agg *a, ctx *c, const dds__metric *m, uint64_t loc, u
     /* A client that permutes its tags at random would add an alias per permutation: past this
      * bound its lines just take the slow path. */
     if (c->naliases >= 64 || a->aloc.count + a->afull.count > 4u * a->live + 1024u) return;
-    alias *al = malloc(sizeof(alias) + m->name.len + m->tags.len);
-    if (!al) return;
-    alias_fill(al, c, m, (char *)(al + 1), loc, full);
-    if (!alias_index(a, al)) {
-        free(al);
+    xalias *x = malloc(sizeof(xalias) + m->name.len + m->tags.len);
+    if (!x) return;
+    x->c = c;
+    alias *al = &x->al;
+    alias_fill(al, m, x->data, loc, true);
+    if (!alias_index(a, al, full)) {
+        free(x);
         return;
     }
     al->next = c->primary.next;
@@ -854,7 +878,7 @@ static ctx *alias_find_full(const dds__agg *a, const dds__metric *m, uint64_t lo
         if ((a->afull.s[i] ^ full) & ~APTR_MASK) continue;
         const alias *al = aptr(a->afull.s[i]);
         prefetch_alias(al, m);
-        if (al->full == full && al->loc == loc && alias_matches(al, m)) return al->c;
+        if (al->loc == loc && alias_matches(al, m)) return alias_ctx(al);
     }
     return NULL;
 }
@@ -875,7 +899,7 @@ static inline ctx *alias_find(const dds__agg *a, const dds__metric *m, uint64_t 
         prefetch_alias(al, m);
         if (al->loc != loc) continue;
         /* The only line with this locator: it is this one, or this one is new. */
-        return alias_matches(al, m) ? al->c : NULL;
+        return alias_matches(al, m) ? alias_ctx(al) : NULL;
     }
     return NULL;
 }
@@ -894,8 +918,8 @@ static ctx *ctx_create(dds__agg *a, const dds__metric *m, const canon *cn, uint6
     ctx *c = malloc(sizeof(ctx) + m->name.len + m->tags.len);
     if (!c) return NULL;
     memset(c, 0, sizeof(*c));
-    alias_fill(&c->primary, c, m, c->data, loc, full);
-    (void)alias_index(a, &c->primary);
+    alias_fill(&c->primary, m, c->data, loc, false);
+    (void)alias_index(a, &c->primary, full);
     c->hash = cn->hash;
     c->type = (uint8_t)m->type;
     c->simple = cn->n_items == cn->n && cn->plain && !cn->host.len;
