@@ -1,12 +1,13 @@
 /* bench_udp_sink.c - the receiving side of the ingest benchmark (bench/ingest.py), a process of
  * its own that the bench drives on stdin.
  *
- * Usage: bench_udp_sink ours [--rcvbuf BYTES] [--log-level 0-5 (trace..off, default 3: warn)]
+ * Usage: bench_udp_sink ours [--rcvbuf BYTES] [--queue BYTES] [--log-level 0-5 (trace..off, default 3: warn)]
  *        bench_udp_sink drain [--mpd X] [--rcvbuf BYTES]
  *
  *   ours   the library: dds_start with DogStatsD on 127.0.0.1, port 0 (any free port), trace
- *          agent off, SO_RCVBUF as the CLI leaves it (dogstatsd_so_rcvbuf = 0: the kernel
- *          default) unless --rcvbuf is given. The metrics are really sent: dd_url points at a
+ *          agent off, SO_RCVBUF as the CLI leaves it (dogstatsd_so_rcvbuf = 0: 4 MiB asked, capped by
+ *          rmem_max) unless --rcvbuf is given; --queue sets dogstatsd_queue_bytes (0: no receive
+ *          thread, the loop reads the socket itself). The metrics are really sent: dd_url points at a
  *          minimal HTTP intake on 127.0.0.1 inside this process (a thread that reads each
  *          request and answers 202), so parse, aggregation, protobuf serialization, zstd
  *          compression and the libcurl POST all stay in the measured path. The intake thread's
@@ -245,7 +246,7 @@ static void on_status(const dds_status *st, void *user) {
     if (st->type == DDS_STATUS_ERROR && st->message) fprintf(stderr, "bench_udp_sink: library error: %s\n", st->message);
 }
 
-static int run_ours(uint32_t rcvbuf, int log_level) {
+static int run_ours(uint32_t rcvbuf, long queue_bytes, int log_level) {
     static intake in;
     if (intake_start(&in) != 0) {
         perror("bench_udp_sink: intake");
@@ -258,7 +259,8 @@ static int run_ours(uint32_t rcvbuf, int log_level) {
     cfg.api_key = "0123456789abcdef0123456789abcdef"; /* not a dry run: payloads go to the intake */
     cfg.dd_url = url;
     cfg.dogstatsd_port = 0;
-    cfg.dogstatsd_so_rcvbuf = rcvbuf; /* 0 = kernel default, as the CLI */
+    cfg.dogstatsd_so_rcvbuf = rcvbuf; /* 0: as the CLI (4 MiB asked, capped by rmem_max) */
+    if (queue_bytes >= 0) cfg.dogstatsd_queue_bytes = (uint32_t)queue_bytes; /* 0: no receive thread */
     cfg.use_trace_agent = false;
     cfg.log_level = (dds_log_level)log_level;
     dds_services *svc = NULL;
@@ -424,22 +426,24 @@ static int run_drain(double mpd, uint32_t rcvbuf) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fputs("usage: bench_udp_sink ours|drain [--mpd X] [--rcvbuf BYTES] [--log-level 0-5]\n", stderr);
+        fputs("usage: bench_udp_sink ours|drain [--mpd X] [--rcvbuf BYTES] [--queue BYTES] [--log-level 0-5]\n", stderr);
         return 2;
     }
     double mpd = 0;
     uint32_t rcvbuf = 0;
+    long queue_bytes = -1; /* -1: the default */
     int log_level = DDS_LOG_WARN;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--mpd")) mpd = strtod(argv[i + 1], NULL);
         else if (!strcmp(argv[i], "--rcvbuf")) rcvbuf = (uint32_t)strtoul(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--queue")) queue_bytes = strtol(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--log-level")) log_level = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_udp_sink: unknown option %s\n", argv[i]);
             return 2;
         }
     }
-    if (!strcmp(argv[1], "ours")) return run_ours(rcvbuf, log_level);
+    if (!strcmp(argv[1], "ours")) return run_ours(rcvbuf, queue_bytes, log_level);
     if (!strcmp(argv[1], "drain")) return run_drain(mpd, rcvbuf);
     fprintf(stderr, "bench_udp_sink: unknown mode %s\n", argv[1]);
     return 2;

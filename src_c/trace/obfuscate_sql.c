@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/utf8.h"
+
 /* Token kinds: an ASCII punctuation token is its own byte value (as Go's TokenKind(ch)); the
  * others sit above the Unicode range. */
 enum {
@@ -121,62 +123,13 @@ static bool valid_after_operator(int32_t c) {
 
 /* Go utf8.DecodeRune on p[0..n), n >= 1: the width, or 0 for an ill-formed sequence. */
 static size_t utf8_decode(const uint8_t *p, size_t n, int32_t *cp) {
-    uint8_t c = p[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t need;
-    uint8_t lo = 0x80, hi = 0xBF;
-    int32_t v;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-        v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        v = c & 0x0F;
-        if (c == 0xE0) lo = 0xA0;
-        else if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        v = c & 0x07;
-        if (c == 0xF0) lo = 0x90;
-        else if (c == 0xF4) hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (n < need || p[1] < lo || p[1] > hi) return 0;
-    v = (v << 6) | (p[1] & 0x3F);
-    for (size_t i = 2; i < need; i++) {
-        if ((p[i] & 0xC0) != 0x80) return 0;
-        v = (v << 6) | (p[i] & 0x3F);
-    }
-    *cp = v;
-    return need;
+    uint32_t v;
+    size_t w = dds__utf8_decode(p, n, &v);
+    if (w) *cp = (int32_t)v;
+    return w;
 }
 
-static size_t utf8_encode(uint8_t *p, int32_t cp) {
-    if (cp < 0x80) {
-        p[0] = (uint8_t)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        p[0] = (uint8_t)(0xC0 | (cp >> 6));
-        p[1] = (uint8_t)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        p[0] = (uint8_t)(0xE0 | (cp >> 12));
-        p[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-        p[2] = (uint8_t)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    p[0] = (uint8_t)(0xF0 | (cp >> 18));
-    p[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
-    p[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-    p[3] = (uint8_t)(0x80 | (cp & 0x3F));
-    return 4;
-}
+static size_t utf8_encode(uint8_t *p, int32_t cp) { return dds__utf8_encode(p, (uint32_t)cp); }
 
 /* ---- tokenizer --------------------------------------------------------------------------- */
 

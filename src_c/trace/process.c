@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/utf8.h"
 #include "trace/obfuscate_redis.h"
 #include "trace/obfuscate_sql.h"
 
@@ -129,66 +130,12 @@ static void kv_remove(dds__kv *kv, uint32_t *n, const char *key, size_t klen) {
 /* ---- UTF-8 ------------------------------------------------------------------------------- */
 
 /* One code point of p[0..n) (n >= 1): its width, or U+FFFD with width 1 for an ill-formed byte,
- * exactly as Go's utf8.DecodeRune (no overlongs, no surrogates, nothing past U+10FFFF). */
+ * exactly as Go's utf8.DecodeRune. */
 static size_t utf8_decode(const uint8_t *p, size_t n, uint32_t *cp) {
-    uint8_t c = p[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t need;
-    uint8_t lo = 0x80, hi = 0xBF;
-    uint32_t v;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-        v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        v = c & 0x0F;
-        if (c == 0xE0) lo = 0xA0;
-        else if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        v = c & 0x07;
-        if (c == 0xF0) lo = 0x90;
-        else if (c == 0xF4) hi = 0x8F;
-    } else {
-        goto bad;
-    }
-    if (n < need || p[1] < lo || p[1] > hi) goto bad;
-    v = (v << 6) | (p[1] & 0x3F);
-    for (size_t i = 2; i < need; i++) {
-        if ((p[i] & 0xC0) != 0x80) goto bad;
-        v = (v << 6) | (p[i] & 0x3F);
-    }
-    *cp = v;
-    return need;
-bad:
+    size_t w = dds__utf8_decode(p, n, cp);
+    if (w) return w;
     *cp = 0xFFFD;
     return 1;
-}
-
-static size_t utf8_len(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
-
-static void utf8_encode(uint8_t *p, uint32_t cp) {
-    switch (utf8_len(cp)) {
-    case 1: p[0] = (uint8_t)cp; break;
-    case 2:
-        p[0] = (uint8_t)(0xC0 | (cp >> 6));
-        p[1] = (uint8_t)(0x80 | (cp & 0x3F));
-        break;
-    case 3:
-        p[0] = (uint8_t)(0xE0 | (cp >> 12));
-        p[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-        p[2] = (uint8_t)(0x80 | (cp & 0x3F));
-        break;
-    default:
-        p[0] = (uint8_t)(0xF0 | (cp >> 18));
-        p[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
-        p[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-        p[3] = (uint8_t)(0x80 | (cp & 0x3F));
-        break;
-    }
 }
 
 static bool utf8_valid(const uint8_t *p, size_t n) {
@@ -345,8 +292,8 @@ static bool normalize_tag(proc *p, dds__slice in, bool remove_digit_start, dds__
             chars++;
         } else {
             uint32_t low = to_lower(r);
-            if (low != r && utf8_len(low) == utf8_len(r)) {  /* same width only, as Go */
-                utf8_encode(tag + i, low);
+            if (low != r && dds__utf8_len(low) == dds__utf8_len(r)) {  /* same width only, as Go */
+                dds__utf8_encode(tag + i, low);
                 r = low;
             }
             if (is_letter(r)) {

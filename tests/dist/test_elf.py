@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ARCHES, DIST
+from .conftest import ARCHES, DIST, REPO
 
 # The libraries a manylinux 2014 wheel may need from the system (PEP 599), limited to what glibc provides.
 ALLOWED_NEEDED = {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
@@ -108,6 +108,18 @@ def test_wheels_are_manylinux2014(artifacts):
         out = subprocess.run(["auditwheel", "show", str(wheel)], capture_output=True, text=True, check=True).stdout
         flat = " ".join(out.split())
         assert f'consistent with the following platform tag: "manylinux_2_17_{ARCHES[arch]["uname"]}"' in flat, out
+
+
+def test_packages_carry_the_docs(artifacts):
+    docs = sorted(p.name for p in (REPO / "docs").glob("*.md"))
+    assert "MIGRATING.md" in docs and "TROUBLESHOOTING.md" in docs, docs
+    for wheel in artifacts.wheels.values():
+        with zipfile.ZipFile(wheel) as z:
+            carried = sorted(n.split("/")[-1] for n in z.namelist() if n.startswith("datadog_serverless/docs/") and n.endswith(".md"))
+        assert carried == docs, (wheel.name, carried)
+    with tarfile.open(artifacts.npm) as t:
+        carried = sorted(n.split("/")[-1] for n in t.getnames() if n.startswith("package/docs/"))
+    assert carried == docs, carried
 
 
 def test_sizes(artifacts):

@@ -176,14 +176,17 @@ class MetadataServer:
         self.httpd.server_close()
 
 
-def _gcp_run(fake_intake, metadata_host: str):
+def _gcp_run(fake_intake, metadata_host: str, answered: str):
+    """Runs the CLI as on Google Cloud Functions, waits for the line that says the metadata check
+    has been answered (`answered`: the detection line is printed before, at start), then sends a
+    trace and stops it."""
     gcp = {"K_SERVICE": "e2e-gcf", "FUNCTION_TARGET": "handler", "DD_SERVERLESS_COMPAT_VERSION": "1.2.3",
            "GCE_METADATA_HOST": metadata_host}
     cli = run(fake_intake, 0, platform=gcp, ready="trace agent listening", DD_APM_ENABLED="true",
-              DD_APM_RECEIVER_PORT="0", DD_APM_DD_URL=fake_intake.url)
+              DD_APM_RECEIVER_PORT="0", DD_APM_DD_URL=fake_intake.url, DD_LOG_LEVEL="debug")
     port = next(int(m.group(1)) for line in cli.stderr_lines if (m := TRACE_PORT_RE.search(line)))
     deadline = time.monotonic() + 5
-    while not any("Google" in line for line in cli.stderr_lines):
+    while not any(answered in line for line in cli.stderr_lines):
         assert time.monotonic() < deadline, cli.stderr_lines
         time.sleep(0.02)
     put_trace(port)
@@ -199,7 +202,7 @@ def _gcp_run(fake_intake, metadata_host: str):
 def test_google_metadata_check_passes_and_tags_spans(fake_intake):
     md = MetadataServer()
     try:
-        cli, spans = _gcp_run(fake_intake, md.host)
+        cli, spans = _gcp_run(fake_intake, md.host, "Google metadata: project e2e-proj")
     finally:
         md.close()
     assert md.requests == [("/computeMetadata/v1/?recursive=true", "Google", "metadata.google.internal")]
@@ -215,7 +218,7 @@ def test_google_metadata_check_failing_stops_nothing(fake_intake):
     # binary exits; here it is one error line and everything serves on, without gcrfx.* tags.
     md = MetadataServer(server_header="nginx")
     try:
-        cli, spans = _gcp_run(fake_intake, md.host)
+        cli, spans = _gcp_run(fake_intake, md.host, "Google Cloud Functions detected, but")
     finally:
         md.close()
     assert len(md.requests) == 1
@@ -230,5 +233,5 @@ def test_google_metadata_server_unreachable_stops_nothing(fake_intake):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    cli, _ = _gcp_run(fake_intake, f"127.0.0.1:{closed}")
+    cli, _ = _gcp_run(fake_intake, f"127.0.0.1:{closed}", "Google Cloud Functions detected, but")
     assert any("Google Cloud Functions detected, but" in line for line in cli.stderr_lines), cli.stderr_lines

@@ -32,8 +32,8 @@ def _id(block) -> str:
 def test_runnable_blocks_are_marked_and_known():
     blocks = _blocks()
     assert {b.lang for b in blocks} <= set(RUNNERS), {b.lang for b in blocks}
-    # The README and the docs hold programs of every runner but shell: a floor against a broken scan.
-    assert {"python", "c", "js"} <= {b.lang for b in blocks}
+    # The README and the docs hold programs of every runner: a floor against a broken scan.
+    assert {"python", "c", "js", "sh"} <= {b.lang for b in blocks}
     assert len(blocks) >= 8, [_id(b) for b in blocks]
 
 
@@ -78,6 +78,7 @@ def _compile_c(source: Path, out: Path) -> None:
 
 @pytest.mark.parametrize("block", [b for b in _blocks() if b.lang != "js"], ids=_id)
 def test_block_runs(block, fake_intake, tmp_path):
+    cwd = tmp_path
     if block.lang == "python":
         src = tmp_path / "example.py"
         src.write_text(block.code)
@@ -96,9 +97,10 @@ def test_block_runs(block, fake_intake, tmp_path):
         src = tmp_path / "example.sh"
         src.write_text(block.code)
         cmd = ["bash", "-euo", "pipefail", str(src)]
+        cwd = REPO  # shell examples are typed at the repository's root (scripts/run ...)
     else:
         pytest.fail(f"{_id(block)}: no runner for '{block.lang}'")
-    out = subprocess.run(cmd, cwd=tmp_path, env=_env(fake_intake), capture_output=True, text=True, timeout=TIMEOUT_S)
+    out = subprocess.run(cmd, cwd=cwd, env=_env(fake_intake), capture_output=True, text=True, timeout=TIMEOUT_S)
     assert out.returncode == 0, f"{_id(block)} exited {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr}"
     # Every runnable example sends something; with the intake configured, it arrives there.
     assert fake_intake.wait_for(lambda i: i.records(), timeout=10), f"{_id(block)}: nothing reached the intake"
