@@ -173,7 +173,8 @@ typedef struct ctx {
     uint8_t type;
     uint8_t cur_sent; /* cur was sent by a forced flush while open and has had no sample since */
     uint8_t simple;   /* the stored tag list is its key's tags as they are: no empty, duplicate,
-                       * host:, device: or resource tag, no base tag (see key_simple) */
+                       * host:, device: or resource tag (see key_simple) */
+    uint32_t base_in; /* simple: bit i set when base tag i is in the line (then not added again) */
     char data[];      /* primary alias bytes */
 } ctx;
 
@@ -559,7 +560,7 @@ static inline dds__slice ctx_tags(const ctx *c) {
 }
 
 /* The key of a simple context: its tags are the comma-separated items of its stored list, in
- * their order, then the base tags. No hashing or sorting: a split. */
+ * their order, then the base tags that are not among them. No hashing or sorting: a split. */
 static keyblob *key_simple(dds__agg *a, const ctx *c) {
     const dds__slice tags = ctx_tags(c);
     const char *end = tags.ptr + tags.len;
@@ -568,8 +569,7 @@ static keyblob *key_simple(dds__agg *a, const ctx *c) {
         n = 1;
         for (const char *p = tags.ptr; p < end && (p = memchr(p, ',', (size_t)(end - p))); p++) n++;
     }
-    const size_t nk = n + a->nbase;
-    size_t size = sizeof(keyblob) + nk * sizeof(dds__slice) + (a->ns_len ? a->ns_len + c->primary.name_len : 0);
+    size_t size = sizeof(keyblob) + (n + a->nbase) * sizeof(dds__slice) + (a->ns_len ? a->ns_len + c->primary.name_len : 0);
     size_t cap = a->keycap;
     void *kb = a->keybuf;
     if (grow(&kb, &cap, size, 1) < 0) return NULL;
@@ -578,7 +578,7 @@ static keyblob *key_simple(dds__agg *a, const ctx *c) {
     keyblob *k = (keyblob *)a->keybuf;
     dds__slice *ktags = (dds__slice *)(k + 1);
     if (a->ns_len) {
-        char *text = (char *)(ktags + nk);
+        char *text = (char *)(ktags + n + a->nbase);
         memcpy(text, a->ns, a->ns_len);
         memcpy(text + a->ns_len, c->data, c->primary.name_len);
         k->name = dds__slice_make(text, a->ns_len + c->primary.name_len);
@@ -593,7 +593,9 @@ static keyblob *key_simple(dds__agg *a, const ctx *c) {
         ktags[i] = dds__slice_make(p, (size_t)(q - p));
         p = q + 1;
     }
-    for (size_t i = 0; i < a->nbase; i++) ktags[n + i] = a->base[i];
+    size_t nk = n;
+    for (size_t i = 0; i < a->nbase; i++)
+        if (i >= 32 || !(c->base_in & (UINT32_C(1) << i))) ktags[nk++] = a->base[i];
     k->stags = k->ktags = ktags;
     k->nstags = k->nktags = (uint32_t)nk;
     k->res = NULL;
@@ -923,8 +925,11 @@ static ctx *ctx_create(dds__agg *a, const dds__metric *m, const canon *cn, uint6
     c->hash = cn->hash;
     c->type = (uint8_t)m->type;
     c->simple = cn->n_items == cn->n && cn->plain && !cn->host.len;
-    for (size_t i = 0; i < a->nbase && c->simple; i++)
-        if (in_tagset(a->tb.v, cn->n, a->base_h[i], a->base[i])) c->simple = 0;
+    for (size_t i = 0; i < a->nbase && c->simple; i++) {
+        if (!in_tagset(a->tb.v, cn->n, a->base_h[i], a->base[i])) continue;
+        if (i < 32) c->base_in |= UINT32_C(1) << i;
+        else c->simple = 0; /* past 32 base tags, such a context takes the canonical path */
+    }
     c->cur.ts = NO_BUCKET;
     c->index = a->live;
     a->all[a->live++] = c;

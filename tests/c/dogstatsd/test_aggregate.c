@@ -642,6 +642,37 @@ TEST(keys_rebuilt_at_flush) {
     env_close(&e);
 }
 
+/* Base tags past the 32 a context can mark as present in its line: no duplicate either way. */
+TEST(many_base_tags_in_the_line) {
+    dds__agg_config cfg = base_config();
+    static char names[40][16];
+    dds__slice base[40];
+    for (int i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof(names[i]), "b%d:x", i);
+        base[i] = dds__slice_make(names[i], strlen(names[i]));
+    }
+    cfg.base_tags = base;
+    cfg.n_base_tags = 40;
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "low", DDS__MT_COUNT, 1, "k:v,b3:x", 100);
+    add(&e, "high", DDS__MT_COUNT, 1, "b35:x,k:v", 100);
+    flush(&e, 110, false);
+    const cseries *lo = find(e.cap, "low"), *hi = find(e.cap, "high");
+    CHECK(lo && lo->ntags == 41 && !strcmp(lo->tags[0], "k:v") && !strcmp(lo->tags[1], "b3:x") &&
+          !strcmp(lo->tags[2], "b0:x") && !strcmp(lo->tags[40], "b39:x"));
+    CHECK(hi && hi->ntags == 41 && !strcmp(hi->tags[0], "b35:x") && !strcmp(hi->tags[1], "k:v") &&
+          !strcmp(hi->tags[2], "b0:x") && !strcmp(hi->tags[40], "b39:x"));
+    size_t n3 = 0, n35 = 0;
+    for (size_t i = 0; lo && hi && i < 41; i++) {
+        n3 += !strcmp(lo->tags[i], "b3:x");
+        n35 += !strcmp(hi->tags[i], "b35:x");
+    }
+    CHECK_EQ_INT(n3, 1);
+    CHECK_EQ_INT(n35, 1);
+    env_close(&e);
+}
+
 /* ---- sample rates and bad values ------------------------------------------------------------ */
 
 TEST(sample_rates) {
@@ -1206,6 +1237,7 @@ int main(void) {
     RUN(empty_tags_are_dropped);
     RUN(base_tags_are_added_once);
     RUN(keys_rebuilt_at_flush);
+    RUN(many_base_tags_in_the_line);
     RUN(namespace_is_prefixed);
     RUN(sample_rates);
     RUN(nan_and_inf_are_dropped_and_counted);
