@@ -616,25 +616,31 @@ static keyblob *ctx_key(dds__agg *a, const ctx *c) {
 /* Whether context c is (type, name, the line's canonical tags in a->tb): c's stored line is
  * canonicalized again into a->tc and compared tag by tag, bytes included. Only lines whose bytes
  * were never seen before get here (a new context, or another spelling of one). */
-static bool ctx_matches(dds__agg *a, const ctx *c, uint8_t type, dds__slice name, const canon *cn) {
-    if (c->type != type || c->primary.name_len != name.len || memcmp(c->data, name.ptr, name.len) != 0) return false;
+static int ctx_matches(dds__agg *a, const ctx *c, uint8_t type, dds__slice name, const canon *cn) {
+    if (c->type != type || c->primary.name_len != name.len || memcmp(c->data, name.ptr, name.len) != 0) return 0;
     canon cc;
-    if (canon_tags(&a->tc, c->type, ctx_name(c), ctx_tags(c), &cc) < 0) return false;
-    if (cc.n != cn->n || !dds__slice_eq(cc.host, cn->host)) return false;
+    if (canon_tags(&a->tc, c->type, ctx_name(c), ctx_tags(c), &cc) < 0) return -1; /* out of memory */
+    if (cc.n != cn->n || !dds__slice_eq(cc.host, cn->host)) return 0;
     for (size_t i = 0; i < cn->n; i++) {
         const tagref *t = &a->tb.v[i], *u = &a->tc.v[i];
-        if (u->h != t->h || u->len != t->len || memcmp(u->p, t->p, t->len) != 0) return false;
+        if (u->h != t->h || u->len != t->len || memcmp(u->p, t->p, t->len) != 0) return 0;
     }
-    return true;
+    return 1;
 }
 
-static ctx *ctab_find(dds__agg *a, uint8_t type, dds__slice name, const canon *cn) {
+/* NULL with *failed set when a candidate could not be compared (out of memory): the caller must
+ * not create a second context with the same identity. */
+static ctx *ctab_find(dds__agg *a, uint8_t type, dds__slice name, const canon *cn, bool *failed) {
+    *failed = false;
     if (!a->ctab) return NULL;
     const uint32_t h = (uint32_t)cn->hash;
     for (uint32_t i = h & a->cmask; a->ctab[i].pos1; i = (i + 1) & a->cmask) {
         if (a->ctab[i].h != h) continue;
         ctx *c = a->all[a->ctab[i].pos1 - 1];
-        if (c->hash == cn->hash && ctx_matches(a, c, type, name, cn)) return c;
+        if (c->hash != cn->hash) continue;
+        int r = ctx_matches(a, c, type, name, cn);
+        if (r > 0) return c;
+        if (r < 0) *failed = true;
     }
     return NULL;
 }
@@ -1205,10 +1211,15 @@ static ctx *lookup_slow(dds__agg *a, const dds__metric *m, uint64_t loc, uint64_
         drop(a, nsamples);
         return NULL;
     }
-    ctx *c = ctab_find(a, (uint8_t)m->type, m->name, &cn);
+    bool failed;
+    ctx *c = ctab_find(a, (uint8_t)m->type, m->name, &cn, &failed);
     if (c) {
         alias_add(a, c, m, loc, full);
         return c;
+    }
+    if (failed) {
+        drop(a, nsamples);
+        return NULL;
     }
     if (a->context_limit && a->live >= a->context_limit) {
         dds__counter_add(&a->ctr->contexts_dropped, nsamples);

@@ -1,5 +1,6 @@
 /* test_aggregate.c - DogStatsD aggregation (PROTOCOL.md section 2): buckets, contexts, types,
  * tags, sample rates, zero-fill, timestamped samples, limits. Metrics are built by hand. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -1221,7 +1222,102 @@ TEST(random_lines_match_a_reference_model) {
     env_close(&e);
 }
 
+/* ---- allocation failures ------------------------------------------------------------------------- */
+
+#include "alloc_hook.h"
+#ifdef ALLOC_HOOK
+/* What one flush emitted, without allocating: a failed allocation may drop samples, never merge
+ * or split a context, so no two series of one flush may share name, tags and timestamp. */
+static struct {
+    char key[64][160];
+    int n, dup;
+} oom_seen;
+
+static void oom_series(void *user, const dds__series *s) {
+    (void)user;
+    char k[160];
+    int len = snprintf(k, sizeof(k), "%.*s|%.*s", (int)s->name.len, s->name.ptr, (int)s->host.len, s->host.ptr);
+    char sorted[16][40];
+    size_t nt = s->ntags < 16 ? s->ntags : 16;
+    for (size_t i = 0; i < nt; i++) snprintf(sorted[i], sizeof(sorted[i]), "%.*s", (int)s->tags[i].len, s->tags[i].ptr);
+    for (size_t i = 1; i < nt; i++) /* insertion sort: order is not identity */
+        for (size_t j = i; j > 0 && strcmp(sorted[j - 1], sorted[j]) > 0; j--) {
+            char t[40];
+            memcpy(t, sorted[j], sizeof(t));
+            memcpy(sorted[j], sorted[j - 1], sizeof(t));
+            memcpy(sorted[j - 1], t, sizeof(t));
+        }
+    for (size_t i = 0; i < nt && len < (int)sizeof(k); i++) len += snprintf(k + len, sizeof(k) - (size_t)len, ",%s", sorted[i]);
+    for (size_t p = 0; p < s->npoints && len < (int)sizeof(k); p++)
+        len += snprintf(k + len, sizeof(k) - (size_t)len, "@%lld", (long long)s->points[p].ts);
+    for (int i = 0; i < oom_seen.n; i++)
+        if (!strcmp(oom_seen.key[i], k)) oom_seen.dup++;
+    if (oom_seen.n < 64) snprintf(oom_seen.key[oom_seen.n++], sizeof(oom_seen.key[0]), "%s", k);
+}
+
+static void oom_sketch(void *user, const dds__sketch_series *s) { (void)user, (void)s; }
+
+static int oom_dups;
+
+static void oom_step(void *unused) {
+    (void)unused;
+    dds__slice base[] = {DDS__SLICE_LIT("env:prod"), DDS__SLICE_LIT("origin:x")};
+    dds__agg_config cfg = base_config();
+    cfg.base_tags = base;
+    cfg.n_base_tags = 2;
+    cfg.metric_namespace = DDS__SLICE_LIT("ns");
+    cfg.counter_expiry_s = 20;
+    cfg.context_expiry_s = 20;
+    dds__agg_counters ctr;
+    memset(&ctr, 0, sizeof(ctr));
+    dds__agg *a = dds__agg_new(&cfg, &ctr);
+    if (!a) return;
+    static const struct { const char *name; dds__mtype t; const char *tags; } L[] = {
+        {"c", DDS__MT_COUNT, "a:1,b:2"},           {"c", DDS__MT_COUNT, "b:2,a:1"},
+        {"c", DDS__MT_COUNT, "a:1,,b:2,a:1"},      {"c", DDS__MT_COUNT, "env:prod,a:1"},
+        {"g", DDS__MT_GAUGE, "host:h,device:d,k"}, {"g", DDS__MT_GAUGE, "k,device:d,host:h"},
+        {"h", DDS__MT_HISTOGRAM, "x:1"},           {"d", DDS__MT_DISTRIBUTION, "y:1,origin:x"},
+        {"s", DDS__MT_SET, "z:1"},                 {"c", DDS__MT_COUNT, "a:1,b:2"},
+    };
+    dds__agg_sink sink = {.series = oom_series, .sketch = oom_sketch};
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < sizeof(L) / sizeof(L[0]); i++) {
+            dds__metric m;
+            memset(&m, 0, sizeof(m));
+            m.name = dds__slice_make(L[i].name, strlen(L[i].name));
+            m.type = L[i].t;
+            m.sample_rate = 1;
+            m.tags = dds__slice_make(L[i].tags, strlen(L[i].tags));
+            m.raw_value = DDS__SLICE_LIT("member");
+            double v = (double)i;
+            dds__agg_add(a, &m, &v, 1, 100 + round * 10);
+        }
+        oom_seen.n = 0;
+        oom_seen.dup = 0;
+        dds__agg_flush(a, 110 + round * 10, round == 2, &sink);
+        oom_dups += oom_seen.dup;
+    }
+    dds__agg_flush(a, 200, true, &sink);
+    dds__agg_free(a);
+}
+
+TEST(allocation_failures) {
+    if (test_under_valgrind()) {
+        fprintf(stderr, "  skipped under valgrind (it owns the allocator)\n");
+        return;
+    }
+    oom_dups = 0;
+    long total = alloc_fail_each(oom_step, NULL, 100000, "aggregator");
+    if (total == 0) return; /* malloc is not ours: nothing to inject */
+    CHECK(total >= 10);
+    CHECK_EQ_INT(oom_dups, 0);
+}
+#else
+TEST(allocation_failures) {}
+#endif
+
 int main(void) {
+    RUN(allocation_failures);
     RUN(count_is_a_rate_over_the_bucket);
     RUN(gauge_keeps_the_last_value);
     RUN(set_counts_distinct_members);
