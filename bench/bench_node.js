@@ -240,6 +240,23 @@ function requireTime(runs) {
   return times;
 }
 
+// What a function's cold start pays before clients may send: require, then services.start()
+// resolved (both listeners bound), in a fresh process.
+function requireToStartedTime(runs) {
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    const out = spawnSync(process.execPath, ['-e',
+      `const t = process.hrtime.bigint(); const { services } = require(${JSON.stringify(REPO)});
+       services.start({ dogstatsdPort: 0, apmReceiverPort: 0, logLevel: 'error' }).then(() => {
+         process.stdout.write(String(Number(process.hrtime.bigint() - t) / 1e6));
+         return services.stop();
+       });`],
+    { encoding: 'utf8' });
+    times.push(Number(out.stdout));
+  }
+  return times;
+}
+
 async function startIntake() {
   const { Intake } = require(path.join(REPO, 'tests', 'js', 'helpers', 'intake.js'));
   return Intake.start();
@@ -298,7 +315,8 @@ async function main() {
   const lifecycleOnly = process.argv.includes('--lifecycle-only');
   const rss0 = process.memoryUsage().rss;
 
-  const requireMs = requireTime(10);
+  const requireMs = requireTime(Math.max(10, runs));
+  const requireStartedMs = requireToStartedTime(Math.max(3, Math.floor(runs / 4)));
   const t0 = process.hrtime.bigint();
   const { services, DatadogServices } = require(REPO);
   const requireHere = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -376,6 +394,8 @@ async function main() {
     require_ms_fresh_process_median: round(median(requireMs)),
     require_ms_fresh_process_range: [round(Math.min(...requireMs)), round(Math.max(...requireMs))],
     require_ms_in_this_process: round(requireHere),
+    require_ms_fresh_process_first: round(requireMs[0]),
+    require_to_started_ms_fresh_process_median: round(median(requireStartedMs)),
     start_ms_median: round(median(starts)),
     stop_ms_median_nothing_to_send: round(median(stops)),
     stop_ms_median_200_lines: round(median(stopsWithData)),

@@ -2,18 +2,11 @@
 // Loads the native addon: the local build (build/Release, build/Debug) or the prebuild for this
 // platform (prebuilds/<platform>-<arch>/), in node-gyp-build's order, then whichever of the
 // others exists. When none loads, the error lists every file tried and why it failed.
-const fs = require('fs');
+// node-gyp-build itself is loaded only when locate.js cannot tell what it would pick.
 const path = require('path');
+const { locate, nodeFilesIn } = require('./locate');
 
 const root = path.join(__dirname, '..');
-
-function nodeFilesIn(dir) {
-  try {
-    return fs.readdirSync(dir).filter((name) => name.endsWith('.node')).map((name) => path.join(dir, name));
-  } catch {
-    return [];
-  }
-}
 
 function firstLine(message) {
   return String(message).split('\n').find((line) => line.trim()) || String(message);
@@ -34,11 +27,22 @@ function load() {
   };
 
   let addon;
+  let first;
   try {
-    addon = attempt(require('node-gyp-build').resolve(root));
-  } catch (err) {
-    tried.push(`node-gyp-build: ${firstLine(err.message)}`);
+    first = locate(root);
+  } catch {
+    first = undefined;  // node-gyp-build decides
   }
+  if (first) {
+    addon = attempt(first);
+  } else {
+    try {
+      addon = attempt(require('node-gyp-build').resolve(root));
+    } catch (err) {
+      tried.push(`node-gyp-build: ${firstLine(err.message)}`);
+    }
+  }
+  if (addon) return addon;
   const others = [
     ...nodeFilesIn(path.join(root, 'build', 'Release')),
     ...nodeFilesIn(path.join(root, 'build', 'Debug')),

@@ -4,8 +4,6 @@
 // This file owns the JS-shaped part only: option names, Promises, the call site in errors, and
 // the process hooks. The addon (node_addon/*.cc) converts options into the C config and runs the
 // blocking C calls off the JS thread; the C library checks and does everything else.
-const os = require('os');
-
 const binding = require('./binding');
 
 // dds_flush has no default timeout of its own; this one matches dds_stop's default.
@@ -156,7 +154,7 @@ function onSignal(signal) {
     process.kill(process.pid, signal);
     // Should the signal not end the process after all (a listener added meanwhile), end it with
     // the status a shell would show for it.
-    setTimeout(() => process.exit(128 + (os.constants.signals[signal] || 0)), 1000).unref();
+    setTimeout(() => process.exit(128 + (require('os').constants.signals[signal] || 0)), 1000).unref();
   });
 }
 

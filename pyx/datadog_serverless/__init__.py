@@ -10,7 +10,6 @@
 The work is done by the C library; this package converts values and manages lifetimes.
 """
 
-from . import _core
 from .config import ServicesConfig
 from .errors import (
     AlreadyStartedError,
@@ -27,7 +26,21 @@ from .errors import (
 from .log import TRACE
 from .services import Ports, ServerlessServices, ServicesHandle, ServicesStats, ServiceStatus
 
-__version__ = _core.version()
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    __version__: str
+
+
+def __getattr__(name: str) -> object:
+    # The C library's version, read from the extension, which this package imports only when it
+    # is first needed (services.py says why).
+    if name == "__version__":
+        from . import _core
+
+        global __version__
+        __version__ = _core.version()
+        return __version__
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "ServerlessServices",

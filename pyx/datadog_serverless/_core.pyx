@@ -20,6 +20,7 @@ from libc.string cimport strlen
 from datadog_serverless cimport cdds as c
 
 import os
+import sys
 import warnings
 
 from datadog_serverless import errors as _errors
@@ -94,14 +95,26 @@ def version():
 
 # ---- logging -------------------------------------------------------------------------------------
 
-cdef object _logger = _log.logger
+cdef object _logger = None  # _log.logger, once a line has to reach logging
 cdef tuple _levels = _log.LEVELS
+
+
+cdef object _get_logger():
+    global _logger
+    if _logger is None:
+        _logger = _log.logger
+    return _logger
 
 
 cdef void _emit_log(int level, const char *line) noexcept:
     try:
         py_level = _levels[level] if 0 <= level < len(_levels) else _levels[-1]
-        if _logger.isEnabledFor(py_level):
+        # Until something imports `logging`, nothing can have configured it: our logger's level
+        # is the root's default, WARNING, so a line below it would be dropped there anyway.
+        # Dropping it here spares a function's cold start the import of `logging`.
+        if _logger is None and py_level < _log.WARNING and "logging" not in sys.modules:
+            return
+        if _get_logger().isEnabledFor(py_level):
             _logger.log(py_level, line[:strlen(line)].decode("utf-8", "replace"))
     except BaseException:
         pass  # a log line must never unwind into C; logging reports handler errors itself
@@ -337,7 +350,8 @@ cdef void _deliver_status(object fn, const c.dds_status *st) noexcept:
            None if st.message == NULL else st.message[:strlen(st.message)].decode("utf-8", "replace"))
     except BaseException:
         try:
-            _logger.error("the on_status callback raised an exception", exc_info=True)
+            logger = _get_logger()
+            logger.error("the on_status callback raised an exception", exc_info=True)
         except BaseException:
             pass
 

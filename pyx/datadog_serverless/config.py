@@ -7,22 +7,29 @@ and :meth:`ServicesConfig.from_env` read them back from C, so they show the real
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Iterable, Mapping
-from typing import Any, Union
 
-from . import _core
+from ._record import TYPE_CHECKING, record
 from .errors import InvalidConfigError
+
+# Nothing here is imported at import time that a function's cold start would pay for without
+# using it: the extension (and the `inspect` its module init imports) on the first call that
+# needs the C library, `json` only for logs_additional_endpoints given as a list, and not `typing`
+# (it imports `re`): the field annotations use builtins and collections.abc only, so that
+# typing.get_type_hints(ServicesConfig) still resolves them.
+if TYPE_CHECKING:
+    from typing import Any
+
+    from . import _core
+
+StrList = str | Iterable[object] | None
 
 __all__ = ["ServicesConfig"]
 
 _LIST_FIELDS = ("tags", "histogram_aggregates", "histogram_percentiles")
 
-StrList = Union[str, Iterable[Any], None]
 
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class ServicesConfig:
     """Configuration of one services instance. ``None`` means "the C library's default".
 
@@ -166,7 +173,7 @@ class ServicesConfig:
     logs_opw_url: str | None = None
     """[DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL] Full URL of the Observability Pipelines Worker;
     required when ``logs_opw_enabled``."""
-    logs_additional_endpoints: str | Iterable[Mapping[str, Any]] | None = None
+    logs_additional_endpoints: str | Iterable[Mapping[str, object]] | None = None
     """[DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS] More Datadog logs intakes that receive every batch at
     ``https://host:port/api/v2/logs`` with their own key: the JSON text, or a list of
     ``{"api_key", "host", "port", "is_reliable"}`` dicts (port 443 and is_reliable True by
@@ -189,6 +196,8 @@ class ServicesConfig:
     @classmethod
     def defaults(cls) -> ServicesConfig:
         """A config with every field set to the C library's default (``dds_config_init``)."""
+        from . import _core
+
         return cls(**_core.Config().as_dict())
 
     @classmethod
@@ -200,9 +209,11 @@ class ServicesConfig:
         Raises InvalidConfigError naming the variable when one cannot be converted
         (``DD_DOGSTATSD_PORT=abc``), and TypeError for an unknown override name.
         """
+        from . import _core
+
         core = _core.Config()
         core.load_env()
-        return dataclasses.replace(cls(**core.as_dict()), **overrides)
+        return cls(**{**core.as_dict(), **overrides})
 
     def validate(self) -> None:
         """Check every field (``dds_config_validate``); raises InvalidConfigError naming it."""
@@ -210,12 +221,15 @@ class ServicesConfig:
 
     def _to_core(self) -> _core.Config:
         """The C config: ``dds_config_init``, then every field that is not None."""
+        from . import _core
+
         core = _core.Config()
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.name in _LIST_FIELDS and value is not None and not isinstance(value, str):
+        for name, value in self.__dict__.items():  # every field, in declaration order
+            if name in _LIST_FIELDS and value is not None and not isinstance(value, str):
                 value = ",".join(str(item) for item in value)
-            elif field.name == "logs_additional_endpoints" and value is not None and not isinstance(value, str):
+            elif name == "logs_additional_endpoints" and value is not None and not isinstance(value, str):
+                import json
+
                 # The C library reads the variable's JSON; its keys match in any case.
                 try:
                     value = json.dumps([dict(item) for item in value])
@@ -223,5 +237,5 @@ class ServicesConfig:
                     raise InvalidConfigError(
                         "Invalid configuration: logs_additional_endpoints must be a JSON string or a list of "
                         f"dicts, got {type(value).__name__}") from exc
-            core.set(field.name, value)
+            core.set(name, value)
         return core

@@ -13,14 +13,30 @@ imported, and serves every instance of the process. The standalone program
 
 from __future__ import annotations
 
-import logging
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import logging
 
 __all__ = ["TRACE", "logger"]
 
 #: The level of the C library's "trace" lines (more detailed than DEBUG).
 TRACE = 5
 
-logger = logging.getLogger("datadog_serverless")
+# Indexed by dds_log_level: TRACE, DEBUG, INFO, WARN, ERROR (OFF is never logged). The numbers
+# are logging.DEBUG, INFO, WARNING and ERROR: `logging` itself (about 5 ms with `threading`,
+# `traceback`, `string`, ...) is imported only when a line has to reach it, see _core._emit_log.
+LEVELS = (TRACE, 10, 20, 30, 40)
+WARNING = 30
 
-# Indexed by dds_log_level: TRACE, DEBUG, INFO, WARN, ERROR (OFF is never logged).
-LEVELS = (TRACE, logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)
+logger: logging.Logger
+
+
+def __getattr__(name: str) -> object:
+    """``logger``, ``logging.getLogger("datadog_serverless")``, made on first use."""
+    if name == "logger":
+        import logging
+
+        global logger
+        logger = logging.getLogger("datadog_serverless")
+        return logger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

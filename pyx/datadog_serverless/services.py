@@ -23,16 +23,24 @@ Lifetime rules (the C library's, plus what the binding adds):
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import os
-import threading
+import sys
+from _thread import allocate_lock as _Lock  # threading.Lock itself, without importing threading
 from collections import namedtuple
-from typing import Any, Callable, Optional
 
-from . import _core
+from ._record import TYPE_CHECKING, record
 from .config import ServicesConfig
 from .errors import ALREADY_STARTED_MESSAGE, AlreadyStartedError
-from .log import logger
+
+# The extension is imported by the first call that needs it (ServicesConfig.from_env(),
+# ServerlessServices(...)), not with the package: its module init imports `inspect` (Cython's
+# limited API reads the CO_* flags there), about 12 ms of a cold start (bench/HISTORY.md).
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+    from . import _core
+
+    StatusCallback = Callable[["ServiceStatus"], Any]
 
 __all__ = ["ServerlessServices", "ServicesHandle", "ServiceStatus", "ServicesStats", "Ports"]
 
@@ -51,7 +59,7 @@ class Ports(namedtuple("_Ports", ["dogstatsd", "trace_agent"])):
         return f"Ports(dogstatsd={self.dogstatsd}, trace_agent={self.trace_agent}, logs_agent={self.logs_agent})"
 
 
-@dataclasses.dataclass(frozen=True)
+@record(frozen=True)
 class ServiceStatus:
     """One status event of an instance."""
 
@@ -59,16 +67,16 @@ class ServiceStatus:
     """``"ready"`` (a service is bound and serving), ``"error"`` (a runtime problem the user
     should know of: the intake rejected the API key, a payload was dropped, ...) or
     ``"stopped"`` (the last event of an instance)."""
-    service: Optional[str] = None
+    service: str | None = None
     """``"dogstatsd"``, ``"trace-agent"`` or ``"logs-agent"`` (``ready``, and ``error`` about one service's
     payloads), or ``"process"`` for an event about the whole instance (``stopped``, no CA certificates)."""
-    message: Optional[str] = None
+    message: str | None = None
     """What happened, in words; may be None."""
-    port: Optional[int] = None
+    port: int | None = None
     """For ``ready``: the bound port (0 when the service listens on a Unix socket only)."""
 
 
-@dataclasses.dataclass(frozen=True)
+@record(frozen=True)
 class ServicesStats:
     """Counters since start (``dds_stats``): monotonic, except ``dsd_contexts``."""
 
@@ -167,9 +175,6 @@ class ServicesStats:
     """1 s CPU ticks with no readable cgroup counter (or garbage in it)."""
 
 
-StatusCallback = Callable[[ServiceStatus], Any]
-
-
 def _ms(seconds: float) -> int:
     return int(round(seconds * 1000))
 
@@ -177,7 +182,7 @@ def _ms(seconds: float) -> int:
 # ---- instances alive in this process ---------------------------------------------------------------
 
 _live: set[ServicesHandle] = set()
-_live_lock = threading.Lock()
+_live_lock = _Lock()
 
 
 def _remember(handle: ServicesHandle) -> None:
@@ -199,8 +204,12 @@ def _stop_all_at_exit() -> None:
         try:
             handle._stop_at_exit()
         except Exception:
+            from .log import logger
+
             logger.warning("stopping the services at exit failed", exc_info=True)
-    _core.shutdown()
+    core = sys.modules.get(__package__ + "._core")
+    if core is not None:  # never imported: no instance, no log sink
+        core.shutdown()
 
 
 def _forget_parent_instances() -> None:
@@ -208,7 +217,7 @@ def _forget_parent_instances() -> None:
     the references so the child's exit leaves them alone, and replace the lock, which another
     thread of the parent may have held at the fork."""
     global _live_lock
-    _live_lock = threading.Lock()
+    _live_lock = _Lock()
     _live.clear()
 
 
@@ -315,7 +324,7 @@ class ServerlessServices:
         self.config = config if config is not None else ServicesConfig()
         self.config.validate()
         self._handle: ServicesHandle | None = None
-        self._lock = threading.Lock()
+        self._lock = _Lock()
 
     def start(self, on_status: StatusCallback | None = None) -> ServicesHandle:
         """Bind the sockets and start the background thread; returns once every enabled
@@ -329,6 +338,8 @@ class ServerlessServices:
         if on_status is not None:
             def callback(kind: str, service: str | None, port: int, message: str | None) -> None:
                 on_status(ServiceStatus(kind, service, message, port if kind == "ready" else None))
+
+        from . import _core
 
         with self._lock:
             if self._handle is not None and self._handle.is_running:

@@ -1,10 +1,24 @@
 /* agent.c - trace agent glue. In: request bodies from the receiver. Out: AgentPayloads and
  * StatsPayloads (the tracers' and, when enabled, our own from the concentrator) submitted to the
- * intake (every 3 s, at ~3.2 MB, or on flush/stop). One
- * request's records live in one arena, reset per request; nothing here blocks the loop. */
+ * intake (every 3 s, at ~3.2 MB, or on flush/stop).
+ *
+ * Threads: decoding, processing and the concentrator run on the loop, so each request is answered
+ * with its real status as soon as its spans are accepted. Encoding into the pending AgentPayload
+ * (protobuf + gzip, about half the CPU of a large body) runs on one encode thread (`dds-trace-enc`,
+ * started with the first large body) when the body is large (OFFLOAD_MIN_BYTES) or the encoder is
+ * busy: the request's body and its arena of span records go to the thread in a job, and the loop
+ * goes on with the next request. The queue is bounded (QUEUE_JOBS jobs, QUEUE_BYTES): when full,
+ * the loop waits for the thread to free a slot (it never waits for anything else, so the wait is
+ * at most one job's encoding: back-pressure on the requests, nothing dropped). Whoever encodes
+ * holds the encoder (`busy`); small bodies are encoded on the loop when the encoder is idle, as
+ * before. A flush (the 3 s timer, dds_flush, the stop) first waits until every queued job is
+ * encoded, so it sends everything accepted. Payloads the thread completes at ~3.2 MB are handed
+ * back to the loop (out list + out_ev), which submits them. */
 #include "trace/agent.h"
 
 #include <event2/event.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +33,23 @@
 
 #define TRACE_FLUSH_INTERVAL_MS 3000  /* also the concentrator's flush period (the Rust agent's 3 s) */
 #define SPAN_TAGS_MAX 6
+/* Bodies from this size go to the encode thread; smaller ones are encoded on the loop when the
+ * encoder is idle (a hand-off costs a wake-up, more than encoding a few KB). */
+#define OFFLOAD_MIN_BYTES (64u * 1024)
+/* Jobs waiting for the encode thread (besides the one it encodes), and their bytes (bodies and
+ * span records); one job is always accepted into an empty queue, whatever its size. */
+#define QUEUE_JOBS 4
+#define QUEUE_BYTES (32u * 1024 * 1024)
+
+/* One request's spans on their way to the encoder: its arena holds the records, body (kept from
+ * the receiver) the strings they point to. */
+typedef struct trace_job {
+    struct trace_job *next;
+    dds__arena arena;
+    dds__kept_body *body;
+    dds__tracer_payload tp;
+    size_t bytes;
+} trace_job;
 
 struct dds__trace_agent {
     dds__receiver *receiver;
@@ -28,7 +59,22 @@ struct dds__trace_agent {
     dds__trace_agent_counters *counters;
     const dds__logger *log;
     struct event *flush_ev;
-    dds__arena arena;              /* one request's records; reset before each request */
+    dds__arena arena;              /* a stats request's scratch; reset before each */
+    trace_job *cur;                /* the loop's job for the next trace request (its arena) */
+    size_t arena_limit;
+    /* The encode thread. Everything below mu is guarded by it. */
+    struct event *out_ev;          /* the thread activates it when out has payloads */
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;        /* the thread waits for a job (or stop) */
+    pthread_cond_t idle_cv;        /* the loop waits for room in the queue, or for the encoder idle */
+    pthread_t thread;
+    bool thread_started, thread_failed, stop;
+    bool busy;                     /* the encoder is in use (by the thread or the loop) */
+    trace_job *q_head, *q_tail;    /* queued jobs, oldest first */
+    uint32_t q_jobs;
+    size_t q_bytes;
+    trace_job *free_jobs;          /* encoded jobs, their arenas reset, for reuse */
+    dds__payload *out_head, *out_tail;  /* payloads the thread completed, for the loop to submit */
     dds__ratelimit decode_rl;
     bool dry_run;
     dds__trace_process_config obfuscation;  /* the obfuscation fields of every request's config */
@@ -58,14 +104,54 @@ static void submit(dds__trace_agent *a, dds__payload *p) {
     if (p) dds__intake_submit(a->intake, p);
 }
 
-/* The encoder counts on the loop thread in a plain field; readers on other threads see this copy. */
+/* The encoder counts in a plain field; readers on other threads see this copy. Called by
+ * whoever holds the encoder (busy), so the single writer rule of the counters holds. */
 static void sync_encoder_counter(dds__trace_agent *a) {
     dds__counter_set(&a->counters->spans_dropped_encoding, dds__trace_encoder_spans_dropped(a->encoder));
 }
 
+/* Payloads the thread completed, submitted in order. Loop thread. */
+static void submit_out(dds__trace_agent *a) {
+    pthread_mutex_lock(&a->mu);
+    dds__payload *p = a->out_head;
+    a->out_head = a->out_tail = NULL;
+    pthread_mutex_unlock(&a->mu);
+    while (p) {
+        dds__payload *next = p->next;
+        p->next = NULL;
+        submit(a, p);
+        p = next;
+    }
+}
+
+static void on_out(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    submit_out(arg);
+}
+
+/* Loop thread: wait until no job is queued and nobody encodes, then hold the encoder. */
+static void encoder_acquire(dds__trace_agent *a) {
+    pthread_mutex_lock(&a->mu);
+    while (a->busy || a->q_head) pthread_cond_wait(&a->idle_cv, &a->mu);
+    a->busy = true;
+    pthread_mutex_unlock(&a->mu);
+}
+
+static void encoder_release(dds__trace_agent *a) {
+    pthread_mutex_lock(&a->mu);
+    a->busy = false;
+    pthread_cond_broadcast(&a->idle_cv);
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* Everything accepted so far goes out: the thread's completed payloads, then what is pending. */
 static void flush_traces(dds__trace_agent *a) {
+    encoder_acquire(a);
+    submit_out(a);
     submit(a, dds__trace_encoder_take(a->encoder));
     sync_encoder_counter(a);
+    encoder_release(a);
 }
 
 /* The concentrator's done buckets (all of them when force) as one StatsPayload. */
@@ -97,12 +183,20 @@ static void on_flush_timer(evutil_socket_t fd, short what, void *arg) {
     flush_stats(arg, false);
 }
 
+/* A header's value, copied into the arena: the headers go with the request, the spans may be
+ * encoded after it. Empty when out of memory. */
+static dds__slice header_copy(dds__arena *arena, dds__slice v) {
+    if (!v.len) return v;
+    char *c = dds__arena_memdup(arena, v.ptr, v.len);
+    return c ? dds__slice_make(c, v.len) : dds__slice_make(NULL, 0);
+}
+
 /* Tracer headers fill what the payload itself does not say (v0.4 and v0.5 carry none of it). */
-static void apply_headers(dds__tracer_payload *tp, const dds__trace_headers *h) {
-    if (!tp->language_name.len) tp->language_name = h->lang;
-    if (!tp->language_version.len) tp->language_version = h->lang_version;
-    if (!tp->tracer_version.len) tp->tracer_version = h->tracer_version;
-    if (!tp->container_id.len) tp->container_id = h->container_id;
+static void apply_headers(dds__tracer_payload *tp, const dds__trace_headers *h, dds__arena *arena) {
+    if (!tp->language_name.len) tp->language_name = header_copy(arena, h->lang);
+    if (!tp->language_version.len) tp->language_version = header_copy(arena, h->lang_version);
+    if (!tp->tracer_version.len) tp->tracer_version = header_copy(arena, h->tracer_version);
+    if (!tp->container_id.len) tp->container_id = header_copy(arena, h->container_id);
 }
 
 static uint64_t header_count(dds__slice v) {
@@ -114,14 +208,163 @@ static uint64_t header_count(dds__slice v) {
     return n ? n : 1;
 }
 
+/* ---- the encode thread -------------------------------------------------------------------- */
+
+static void job_free(trace_job *j) {
+    if (!j) return;
+    dds__receiver_kept_body_free(j->body);
+    dds__arena_free(&j->arena);
+    free(j);
+}
+
+static void *encode_main(void *arg) {
+    dds__trace_agent *a = arg;
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        while (!a->stop && (!a->q_head || a->busy)) pthread_cond_wait(&a->work_cv, &a->mu);
+        if (!a->q_head || a->busy) break;  /* stopping, and nothing left to encode */
+        trace_job *j = a->q_head;
+        a->q_head = j->next;
+        if (!a->q_head) a->q_tail = NULL;
+        a->q_jobs--;
+        a->q_bytes -= j->bytes;
+        a->busy = true;
+        pthread_cond_broadcast(&a->idle_cv);  /* a slot is free */
+        pthread_mutex_unlock(&a->mu);
+
+        dds__payload *p = NULL;
+        if (dds__trace_encoder_add(a->encoder, &j->tp)) p = dds__trace_encoder_take(a->encoder);
+        sync_encoder_counter(a);
+        dds__receiver_kept_body_free(j->body);
+        j->body = NULL;
+        dds__arena_reset(&j->arena);
+
+        pthread_mutex_lock(&a->mu);
+        a->busy = false;
+        j->next = a->free_jobs;
+        a->free_jobs = j;
+        if (p) {
+            if (a->out_tail) a->out_tail->next = p;
+            else a->out_head = p;
+            a->out_tail = p;
+        }
+        pthread_cond_broadcast(&a->idle_cv);
+        if (p) {
+            /* The loop never holds mu while it waits for libevent's lock. */
+            pthread_mutex_unlock(&a->mu);
+            event_active(a->out_ev, EV_READ, 0);
+            pthread_mutex_lock(&a->mu);
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* Started by the loop thread, with every signal blocked (the loop's own mask, made sure of):
+ * signals are the host's. false when it cannot start: the loop then encodes everything itself. */
+static bool thread_start(dds__trace_agent *a) {
+    if (a->thread_started) return true;
+    if (a->thread_failed) return false;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&a->thread, NULL, encode_main, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        a->thread_failed = true;
+        dds__log_warn(a->log, "trace agent: cannot start the encode thread (error %d): the loop encodes", rc);
+        return false;
+    }
+    pthread_setname_np(a->thread, "dds-trace-enc");
+    a->thread_started = true;
+    return true;
+}
+
+/* The loop's job for the next request: a reused one, or a new one (NULL out of memory). At most
+ * QUEUE_JOBS + 2 exist: the queued ones, the one being encoded, the loop's. */
+static trace_job *job_get(dds__trace_agent *a) {
+    if (a->cur) return a->cur;
+    pthread_mutex_lock(&a->mu);
+    trace_job *j = a->free_jobs;
+    if (j) a->free_jobs = j->next;
+    pthread_mutex_unlock(&a->mu);
+    if (!j) {
+        j = calloc(1, sizeof(*j));
+        if (!j) return NULL;
+        dds__arena_init(&j->arena, 256 * 1024, a->arena_limit);
+    }
+    j->next = NULL;
+    a->cur = j;
+    return j;
+}
+
+/* Queue the loop's job for the thread, waiting for room when the queue is full. */
+static void job_enqueue(dds__trace_agent *a, trace_job *j) {
+    a->cur = NULL;
+    pthread_mutex_lock(&a->mu);
+    while (a->q_head && (a->q_jobs >= QUEUE_JOBS || a->q_bytes + j->bytes > QUEUE_BYTES))
+        pthread_cond_wait(&a->idle_cv, &a->mu);
+    if (a->q_tail) a->q_tail->next = j;
+    else a->q_head = j;
+    a->q_tail = j;
+    a->q_jobs++;
+    a->q_bytes += j->bytes;
+    pthread_cond_signal(&a->work_cv);
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* Encode on the loop, the encoder held: when the thread is idle, or missing. */
+static void encode_here(dds__trace_agent *a, const dds__tracer_payload *tp) {
+    if (dds__trace_encoder_add(a->encoder, tp)) {
+        submit_out(a);
+        submit(a, dds__trace_encoder_take(a->encoder));
+    }
+    sync_encoder_counter(a);
+}
+
+/* Hand tp (in the loop's job) to the encoder: to the thread when its body is kept and the thread
+ * runs, else here (waiting for the thread to finish what is queued). */
+static void encode(dds__trace_agent *a, trace_job *j, dds__kept_body *kept, const dds__tracer_payload *tp,
+                   size_t len) {
+    if (kept && thread_start(a)) {
+        j->body = kept;
+        j->tp = *tp;
+        j->bytes = len + j->arena.total;
+        job_enqueue(a, j);
+        return;
+    }
+    encoder_acquire(a);
+    encode_here(a, tp);
+    encoder_release(a);
+    dds__receiver_kept_body_free(kept);
+}
+
+/* A small body while the encoder is idle is encoded here, as a hand-off costs more than encoding
+ * a few KB: the loop holds the encoder from now on (only the loop queues jobs, so it stays idle). */
+static bool encoder_claim_if_idle(dds__trace_agent *a) {
+    pthread_mutex_lock(&a->mu);
+    bool idle = !a->busy && !a->q_head;
+    if (idle) a->busy = true;
+    pthread_mutex_unlock(&a->mu);
+    return idle;
+}
+
 static int on_traces(void *user, dds__trace_format fmt, const uint8_t *body, size_t len, const dds__trace_headers *h) {
     dds__trace_agent *a = user;
-    dds__arena_reset(&a->arena);
+    trace_job *j = job_get(a);
+    dds__arena *arena = j ? &j->arena : &a->arena;
+    dds__arena_reset(arena);
+    bool here = (len < OFFLOAD_MIN_BYTES || a->thread_failed || !j) && encoder_claim_if_idle(a);
+    /* Otherwise the body is kept, so that its spans can be encoded after the answer. */
+    dds__kept_body *kept = here || !j ? NULL : dds__receiver_keep_body(h, &body);
     dds__tracer_payload tp;
     char err[160];
-    if (dds__trace_decode(fmt, body, len, &a->arena, &tp, err, sizeof(err)) != 0) {
+    if (dds__trace_decode(fmt, body, len, arena, &tp, err, sizeof(err)) != 0) {
+        dds__receiver_kept_body_free(kept);
+        if (here) encoder_release(a);
         /* Out of arena: the body is legitimate but bigger than we hold, which is a 413. */
-        int status = a->arena.oom ? 413 : 400;
+        int status = arena->oom ? 413 : 400;
+        dds__arena_reset(arena);
         dds__counter_add(&a->counters->decode_errors, 1);
         dds__counter_add(&a->counters->traces_rejected, header_count(h->trace_count));
         uint64_t skipped = 0;
@@ -131,7 +374,7 @@ static int on_traces(void *user, dds__trace_format fmt, const uint8_t *body, siz
                           (unsigned long long)skipped);
         return status;
     }
-    apply_headers(&tp, h);
+    apply_headers(&tp, h, arena);
     /* The configured obfuscation, plus what this request says. */
     dds__trace_process_config pc = a->obfuscation;
     pc.lang = h->lang;
@@ -147,14 +390,22 @@ static int on_traces(void *user, dds__trace_format fmt, const uint8_t *body, siz
     pc.naas_tags = a->naas_tags;
     /* Chunks that processing could not finish (out of arena memory) are already dropped and
      * counted by it; the ones kept are complete and go on. */
-    uint32_t kept = dds__trace_process(&tp, &pc, &a->arena, &a->counters->process);
-    dds__counter_add(&a->counters->spans, kept);
+    uint32_t kept_spans = dds__trace_process(&tp, &pc, arena, &a->counters->process);
+    dds__counter_add(&a->counters->spans, kept_spans);
     dds__counter_add(&a->counters->requests_ok, 1);
     /* Stats see the spans as they are forwarded (normalized, top level marked, obfuscated), and
      * only when the tracer did not compute its own (PARITY.md section 2). */
-    if (kept && a->concentrator && !h->client_computed_stats) dds__concentrator_add(a->concentrator, &tp);
-    if (kept && dds__trace_encoder_add(a->encoder, &tp)) flush_traces(a);
-    sync_encoder_counter(a);
+    if (kept_spans && a->concentrator && !h->client_computed_stats) dds__concentrator_add(a->concentrator, &tp);
+    /* What tp points to now outlives the request: the body (kept), the arena, the agent's own
+     * strings (set_gcp waits for the encoder before it replaces any) and static ones. */
+    if (here) {
+        if (kept_spans) encode_here(a, &tp);
+        encoder_release(a);
+    } else if (kept_spans) {
+        encode(a, j, kept, &tp, len);
+    } else {
+        dds__receiver_kept_body_free(kept);
+    }
     return 200;
 }
 
@@ -215,9 +466,12 @@ void dds__trace_agent_set_gcp(dds__trace_agent *a, const char *project_id, const
     int n = snprintf(resource, sizeof(resource), "projects/%s/locations/%s/functions/%s", project_id, region,
                      a->function_name);
     if (n < 0 || (size_t)n >= sizeof(resource)) return;
+    /* Queued spans may point to the values replaced here: they are encoded first. */
+    encoder_acquire(a);
     if (!span_tag_set(a, "gcrfx.location", region) || !span_tag_set(a, "gcrfx.project_id", project_id) ||
         !span_tag_set(a, "gcrfx.resource_name", resource))
         dds__log_warn(a->log, "trace agent: out of memory: the gcrfx.* span tags are incomplete");
+    encoder_release(a);
 }
 
 dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config *cfg, const dds__cloud *cloud,
@@ -229,6 +483,9 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
         dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->work_cv, NULL);
+    pthread_cond_init(&a->idle_cv, NULL);
     a->intake = intake;
     a->counters = counters;
     a->log = log;
@@ -237,7 +494,7 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
     char why[200];
     if (dds__replace_rules_parse(cfg->apm_replace_tags, &a->replace_rules, why, sizeof(why)) != 0) {
         dds__error_set(err, DDS_ERR_RUNTIME, "apm_replace_tags: %s", why);
-        free(a);
+        dds__trace_agent_free(a);
         return NULL;
     }
     a->obfuscation = (dds__trace_process_config){
@@ -258,7 +515,8 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
     /* Decoded records take up to ~7x the body (v0.5: a 32-byte record per 2-3 byte string
      * index pair); the bound keeps a hostile body from taking unbounded memory (the arena then
      * fails, and the request gets 413). */
-    dds__arena_init(&a->arena, 256 * 1024, (size_t)cfg->apm_max_request_bytes * 8 + (1u << 20));
+    a->arena_limit = (size_t)cfg->apm_max_request_bytes * 8 + (1u << 20);
+    dds__arena_init(&a->arena, 256 * 1024, a->arena_limit);
     a->function_name = strdup(cloud->function_name);
     a->function_tags = dds__config_function_tags(cfg->tags);
     bool tags_ok = span_tag_set(a, "_dd.serverless_compat_version", cloud->compat_version) &&
@@ -299,11 +557,12 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
     };
     a->encoder = dds__trace_encoder_new(&ec);
     a->flush_ev = event_new(base, -1, EV_PERSIST, on_flush_timer, a);
+    a->out_ev = event_new(base, -1, 0, on_out, a);
     if (cfg->agent_stats_computation_enabled) {
         dds__concentrator_config cc = {.default_env = cfg->env, .now_ns = dds__wall_ns()};
         a->concentrator = dds__concentrator_new(&cc, &counters->stats);
     }
-    if (!a->encoder || !a->flush_ev || (cfg->agent_stats_computation_enabled && !a->concentrator)) {
+    if (!a->encoder || !a->flush_ev || !a->out_ev || (cfg->agent_stats_computation_enabled && !a->concentrator)) {
         dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
         goto fail;
     }
@@ -350,12 +609,40 @@ void dds__trace_agent_close(dds__trace_agent *a) {
     dds__receiver_close(a->receiver);
 }
 
+/* The encode thread finishes what is queued, then ends; its completed payloads are dropped
+ * (the stop flushed before: there are none then). */
+static void thread_stop(dds__trace_agent *a) {
+    if (a->thread_started) {
+        pthread_mutex_lock(&a->mu);
+        a->stop = true;
+        pthread_cond_signal(&a->work_cv);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->thread, NULL);
+        a->thread_started = false;
+    }
+    while (a->out_head) {
+        dds__payload *p = a->out_head;
+        a->out_head = p->next;
+        dds__payload_free(p);
+    }
+    a->out_tail = NULL;
+    while (a->free_jobs) {
+        trace_job *j = a->free_jobs;
+        a->free_jobs = j->next;
+        job_free(j);
+    }
+    job_free(a->cur);
+    a->cur = NULL;
+}
+
 void dds__trace_agent_free(dds__trace_agent *a) {
     if (!a) return;
+    thread_stop(a);
     dds__receiver_free(a->receiver);
     dds__trace_encoder_free(a->encoder);
     dds__concentrator_free(a->concentrator);
     if (a->flush_ev) event_free(a->flush_ev);
+    if (a->out_ev) event_free(a->out_ev);
     dds__arena_free(&a->arena);
     free(a->function_name);
     free(a->function_tags);
@@ -369,5 +656,8 @@ void dds__trace_agent_free(dds__trace_agent *a) {
     free(a->telemetry_url);
     free(a->evp_url);
     dds__replace_rules_free(a->replace_rules);
+    pthread_cond_destroy(&a->idle_cv);
+    pthread_cond_destroy(&a->work_cv);
+    pthread_mutex_destroy(&a->mu);
     free(a);
 }

@@ -47,7 +47,7 @@ enum {
 enum { SL_TRACE_ID = 1, SL_TRACE_ID_HIGH, SL_SPAN_ID, SL_ATTRIBUTES, SL_TRACESTATE, SL_FLAGS };
 enum { MAP_KEY = 1, MAP_VALUE = 2 };
 
-/* Loop thread only. */
+/* One thread at a time (see encode.h). */
 struct dds__trace_encoder {
     char *traces_url, *hostname, *env, *agent_version;   /* owned copies */
     bool dry_run;

@@ -1,7 +1,8 @@
 /* encode.h - AgentPayload protobuf + gzip for POST /api/v0.2/traces (PROTOCOL.md section 3),
  * and the StatsPayload msgpack + gzip wrapper for /api/v0.2/stats. In: processed tracer
  * payloads (copied into the pending protobuf at add time, so their request may go). Out:
- * dds__payload objects. Loop thread only; no I/O. */
+ * dds__payload objects. One thread at a time (the trace agent hands the encoder between its loop
+ * and its encode thread); no I/O. */
 #ifndef DDS_TRACE_ENCODE_H
 #define DDS_TRACE_ENCODE_H
 #include <stdbool.h>
@@ -36,7 +37,7 @@ size_t dds__trace_encoder_pending_bytes(const dds__trace_encoder *e);
 dds__payload *dds__trace_encoder_take(dds__trace_encoder *e);
 /* Spans lost to allocation failure so far (a tracer payload that could not be encoded, or a
  * pending AgentPayload that could not be compressed or wrapped: take() then returns NULL and
- * the pending data is gone). Loop thread; the caller copies it into its counters. */
+ * the pending data is gone). The encoder's thread; the caller copies it into its counters. */
 uint64_t dds__trace_encoder_spans_dropped(const dds__trace_encoder *e);
 
 /* Wrap one client stats body (a msgpack ClientStatsPayload, validated here) into a StatsPayload

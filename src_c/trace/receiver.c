@@ -343,6 +343,34 @@ static void tracer_headers(struct evhttp_request *req, dds__trace_headers *t) {
     t->trace_count = header_slice(h, "X-Datadog-Trace-Count");
     t->client_computed_top_level = header_flag(h, "Datadog-Client-Computed-Top-Level");
     t->client_computed_stats = header_flag(h, "Datadog-Client-Computed-Stats");
+    t->request = req;
+}
+
+/* A kept body is an evbuffer of our own that the request's chains moved into (evbuffer_add_buffer
+ * relinks chains, it does not copy). It has no callbacks and no lock: one thread at a time. */
+dds__kept_body *dds__receiver_keep_body(const dds__trace_headers *h, const uint8_t **body) {
+    if (!h || !h->request) return NULL;
+    struct evbuffer *in = evhttp_request_get_input_buffer(h->request);
+    if (evbuffer_get_length(in) == 0) return NULL;
+    struct evbuffer *own = evbuffer_new();
+    if (!own) return NULL;
+    if (evbuffer_add_buffer(own, in) != 0) {
+        evbuffer_free(own);
+        return NULL;
+    }
+    /* body_of pulled the body up into one chain: this finds it where it is, without copying. */
+    const uint8_t *p = evbuffer_pullup(own, -1);
+    if (!p) {
+        evbuffer_add_buffer(in, own);
+        evbuffer_free(own);
+        return NULL;
+    }
+    *body = p;
+    return (dds__kept_body *)own;
+}
+
+void dds__receiver_kept_body_free(dds__kept_body *k) {
+    if (k) evbuffer_free((struct evbuffer *)k);
 }
 
 /* evhttp reads a request without Content-Length and without chunked framing as having no body

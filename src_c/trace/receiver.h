@@ -28,7 +28,11 @@ typedef struct dds__trace_headers {
     dds__slice trace_count;               /* X-Datadog-Trace-Count */
     bool client_computed_top_level;       /* Datadog-Client-Computed-Top-Level: non-empty, not "false"/"0" */
     bool client_computed_stats;           /* Datadog-Client-Computed-Stats: same rule */
+    void *request;                        /* the request, for dds__receiver_keep_body (NULL: cannot keep) */
 } dds__trace_headers;
+
+/* A trace body kept past its request (dds__receiver_keep_body). */
+typedef struct dds__kept_body dds__kept_body;
 
 typedef struct dds__receiver_handlers {
     void *user;
@@ -83,6 +87,14 @@ uint16_t dds__receiver_port(const dds__receiver *r);
 /* Stop accepting connections and close the listening sockets (the Unix socket file is
  * removed); requests already being served finish. Idempotent. */
 void dds__receiver_close(dds__receiver *r);
+/* During the traces callback: keep the body for later (another thread may read and free it).
+ * Its bytes move out of the request without a copy; *body (the callback's body pointer) is
+ * updated to where they are, which is where they were unless the move had to copy. NULL (and
+ * *body untouched, the body still the request's) when out of memory or when there is nothing
+ * to keep. Loop thread. */
+dds__kept_body *dds__receiver_keep_body(const dds__trace_headers *h, const uint8_t **body);
+/* Frees a kept body. Any thread (one at a time). Accepts NULL. */
+void dds__receiver_kept_body_free(dds__kept_body *k);
 /* Closes everything; pending proxy requests are answered 503 or dropped. Accepts NULL. */
 void dds__receiver_free(dds__receiver *r);
 #endif

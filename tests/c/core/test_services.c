@@ -605,6 +605,163 @@ TEST(trace_agent_lifecycle) {
     close(p[1]);
 }
 
+/* ---- large trace bodies: encoded by the trace agent's encode thread ---------------------------- */
+
+static void mp_str(unsigned char **w, const char *str, size_t n) {
+    if (n < 32) {
+        *(*w)++ = (unsigned char)(0xa0 | n);
+    } else {
+        *(*w)++ = 0xda;
+        *(*w)++ = (unsigned char)(n >> 8);
+        *(*w)++ = (unsigned char)n;
+    }
+    memcpy(*w, str, n);
+    *w += n;
+}
+
+static void mp_u32(unsigned char **w, uint32_t v) {
+    *(*w)++ = 0xce;
+    *(*w)++ = (unsigned char)(v >> 24);
+    *(*w)++ = (unsigned char)(v >> 16);
+    *(*w)++ = (unsigned char)(v >> 8);
+    *(*w)++ = (unsigned char)v;
+}
+
+/* A v0.4 body of ntraces traces of nspans spans each (span ids 1..nspans, trace ids from
+ * first_trace), every span with a 600-byte meta value: ~700 bytes a span. */
+static unsigned char *big_body(uint32_t first_trace, uint32_t ntraces, uint32_t nspans, size_t *len) {
+    char pad[600];
+    memset(pad, 'x', sizeof(pad));
+    unsigned char *b = malloc((size_t)ntraces * nspans * 720 + 64), *w = b;
+    *w++ = 0xdc;
+    *w++ = (unsigned char)(ntraces >> 8);
+    *w++ = (unsigned char)ntraces;
+    for (uint32_t t = 0; t < ntraces; t++) {
+        *w++ = 0xdc;
+        *w++ = (unsigned char)(nspans >> 8);
+        *w++ = (unsigned char)nspans;
+        for (uint32_t i = 0; i < nspans; i++) {
+            *w++ = 0x86;
+            mp_str(&w, "trace_id", 8);
+            mp_u32(&w, first_trace + t);
+            mp_str(&w, "span_id", 7);
+            mp_u32(&w, i + 1);
+            mp_str(&w, "parent_id", 9);
+            mp_u32(&w, i);
+            mp_str(&w, "name", 4);
+            mp_str(&w, "big.op", 6);
+            mp_str(&w, "service", 7);
+            mp_str(&w, "svc", 3);
+            mp_str(&w, "meta", 4);
+            *w++ = 0x81;
+            mp_str(&w, "pad", 3);
+            mp_str(&w, pad, 600);
+        }
+    }
+    *len = (size_t)(w - b);
+    return b;
+}
+
+typedef struct big_sender {
+    uint16_t port;
+    uint32_t first_trace, bodies, ntraces, nspans;
+    int ok;
+} big_sender;
+
+static void *big_send(void *arg) {
+    big_sender *bs = arg;
+    for (uint32_t k = 0; k < bs->bodies; k++) {
+        size_t len;
+        unsigned char *b = big_body(bs->first_trace + k * bs->ntraces, bs->ntraces, bs->nspans, &len);
+        if (http_put(bs->port, "/v0.4/traces", b, len) == 200) bs->ok++;
+        free(b);
+    }
+    return NULL;
+}
+
+static size_t count_of(const char *hay, const char *needle) {
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
+    return n;
+}
+
+/* Everything in a file, NUL-terminated; caller frees. */
+static char *read_file_all(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return NULL;
+    char *out = calloc(1, (size_t)st.st_size + 1);
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = pread(fd, out + got, (size_t)st.st_size - got, (off_t)got);
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    return out;
+}
+
+/* Bodies over the hand-off size (~140 KB), from 3 connections at once, with small bodies in
+ * between: every span accepted is in the output after dds_flush, and after dds_stop, with exact
+ * counters; more than 3.2 MB of spans, so the encode thread completes payloads on its own too. */
+TEST(trace_agent_large_bodies_all_delivered) {
+    char path[] = "/tmp/dds_test_trace_big_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0) return;
+    unlink(path);
+    dds_config c;
+    base_config(&c, fd);
+    c.use_trace_agent = true;
+    c.apm_receiver_port = 0;
+    c.use_dogstatsd = false;
+    dds_services *s = NULL;
+    dds_error err = {0};
+    CHECK_EQ_INT(dds_start(&c, NULL, NULL, &s, &err), 0);
+    if (!s) {
+        close(fd);
+        return;
+    }
+    uint16_t dport, tport;
+    dds_ports(s, &dport, &tport);
+    const uint32_t ntraces = 4, nspans = 50, bodies = 8;
+    for (int round = 0; round < 2; round++) {
+        big_sender bs[3];
+        pthread_t th[3];
+        for (int i = 0; i < 3; i++) {
+            bs[i] = (big_sender){.port = tport, .first_trace = 1 + (uint32_t)(round * 3 + i) * 1000,
+                                 .bodies = bodies, .ntraces = ntraces, .nspans = nspans};
+            CHECK(pthread_create(&th[i], NULL, big_send, &bs[i]) == 0);
+        }
+        size_t small_len;
+        unsigned char *small = big_body(900000 + (uint32_t)round, 1, 2, &small_len);
+        int small_ok = 0;
+        for (int i = 0; i < 5; i++) small_ok += http_put(tport, "/v0.4/traces", small, small_len) == 200;
+        free(small);
+        int ok = small_ok;
+        for (int i = 0; i < 3; i++) {
+            pthread_join(th[i], NULL);
+            ok += bs[i].ok;
+        }
+        CHECK_EQ_INT(ok, 3 * (int)bodies + 5);
+        uint64_t want_spans = (uint64_t)(round + 1) * (3 * bodies * ntraces * nspans + 5 * 2);
+        if (round == 0) CHECK_EQ_INT(dds_flush(s, 5000, &err), 0);
+        else CHECK_EQ_INT(dds_stop(s, 5000, &err), 0);
+        dds_stats st;
+        dds_stats_get(s, &st);
+        CHECK_EQ_INT(st.trace_requests, (uint64_t)(round + 1) * (3 * bodies + 5));
+        CHECK_EQ_INT(st.trace_spans, want_spans);
+        CHECK_EQ_INT(st.trace_spans_dropped, 0);
+        char *out = read_file_all(fd);
+        CHECK(out != NULL);
+        if (out) {
+            CHECK_EQ_INT(count_of(out, "\"spanID\""), want_spans);
+            CHECK(count_of(out, "/api/v0.2/traces") >= 2 * (size_t)(round + 1));
+        }
+        free(out);
+    }
+    dds_free(s);
+    close(fd);
+}
+
 TEST(forked_child_leaves_the_parents_instance_alone) {
     int p[2];
     CHECK(pipe(p) == 0);
@@ -865,6 +1022,7 @@ int main(void) {
     RUN(concurrent_flush_and_stop);
     RUN(api_key_never_logged_and_stop_is_bounded);
     RUN(trace_agent_lifecycle);
+    RUN(trace_agent_large_bodies_all_delivered);
     RUN(logs_agent_lifecycle);
     RUN(logs_port_taken_is_a_start_error);
     RUN(forked_child_leaves_the_parents_instance_alone);
