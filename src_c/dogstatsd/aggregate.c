@@ -37,15 +37,14 @@ static const char RESOURCE_PREFIX[] = "dd.internal.resource:";
 
 /* ---- stored context keys ---------------------------------------------------------------- */
 
-/* One allocation per context (or timestamped line): this header, its arrays, then the bytes.
- * Base tags are not copied: they point into the aggregator's own copy, which outlives keys. */
+/* What the serializers need of a context or a timestamped line: one block, this header, its
+ * arrays, then the bytes. A timestamped line owns its block (malloc); a context's is rebuilt
+ * from the context's stored line into the aggregator's scratch at each flush (contexts keep
+ * only their line's bytes: that is their memory). Base tags are not copied: they point into
+ * the aggregator's own copy, which outlives keys. */
 typedef struct keyblob {
     dds__slice name; /* namespace applied */
     dds__slice host;
-    /* Identity (contexts only): the de-duplicated tag set sorted by (hash, bytes). */
-    const uint64_t *hashes;
-    const dds__slice *sorted;
-    uint32_t nsorted;
     uint32_t nstags, nres, nktags;
     const dds__slice *stags;     /* series: first-seen order, no device:/resource tags, + base */
     const dds__resource *res;    /* device first, then dd.internal.resource entries */
@@ -63,10 +62,18 @@ typedef struct tagref {
 
 typedef struct canon {
     dds__slice host;
-    size_t n;       /* a->tr[0..n): sorted by (hash, bytes), de-duplicated */
+    size_t n;       /* tb->v[0..n): sorted by (hash, bytes), de-duplicated */
     size_t n_raw;   /* tags before de-duplication (their line positions are 0..n_raw) */
+    size_t n_items; /* comma-separated items of the list, empty and host: ones included */
+    bool plain;     /* every tag is TAG_PLAIN */
     uint64_t hash;  /* (type, name, host, tag set) */
 } canon;
+
+/* Scratch for canonicalizing one tag list: v the tags, tmp the merge sort's buffer. */
+typedef struct tagbuf {
+    tagref *v, *tmp;
+    size_t cap;
+} tagbuf;
 
 /* ---- bucket state ----------------------------------------------------------------------- */
 
@@ -97,14 +104,16 @@ typedef struct histb {
 
 /* A bucket slot keeps its buffers when its bucket is flushed: the next bucket of the same
  * context reuses them (a context never changes type). */
+/* The state of sets, histograms and distributions is allocated at the bucket's first sample
+ * (NULL: empty), so a counter's or gauge's bucket is 16 bytes. */
 typedef struct bucket {
     int64_t ts;
     union {
         double sum;  /* c: sum of v * (1/rate) */
         double last; /* g */
-        histb h;     /* h, ms */
-        setb set;    /* s */
-        dds__sketch sk; /* d */
+        histb *h;    /* h, ms */
+        setb *set;   /* s */
+        dds__sketch *sk; /* d */
     } u;
 } bucket;
 
@@ -122,14 +131,21 @@ struct ctx;
 enum { ALIAS_UNINDEXED, ALIAS_BY_LOC, ALIAS_BY_FULL };
 typedef struct alias {
     uint64_t loc;
-    uint64_t full;
-    struct ctx *c;
     struct alias *next; /* the context's other aliases (tag permutations) */
-    const char *data;   /* name then tags */
     uint32_t name_len, tags_len;
     uint8_t type;
     uint8_t where;      /* ALIAS_* */
+    uint8_t extra;      /* 0: the context's primary alias, at the start of its block (its bytes are
+                         * the context's data); 1: the head of an xalias. The full hash of the bytes
+                         * is not kept: the rare alias of a locator group recomputes it. */
 } alias;
+
+/* Another spelling of a context: its own allocation, with its bytes (name then tags). */
+typedef struct xalias {
+    alias al;
+    struct ctx *c;
+    char data[];
+} xalias;
 
 typedef struct agroup {
     uint64_t loc;
@@ -139,10 +155,11 @@ typedef struct agroup {
     struct agroup *prev, *next;
 } agroup;
 
-/* One allocation per context, 64-byte aligned: the primary alias header and last_seen fill the
- * first cache line, the newest bucket (inline) starts the second, then the cold fields, then the
- * primary alias bytes. A steady-state hit costs one miss on this block, whose lines are all
- * prefetched together (see prefetch_alias). */
+/* One allocation per context: the primary alias header, last_seen and the newest bucket
+ * (inline) first, then the cold fields, then the primary alias bytes, which are also the
+ * context's identity (canonicalized again when needed) and the source of its key at flush. A
+ * steady-state hit costs one miss on this block, whose lines are all prefetched together (see
+ * prefetch_alias). */
 typedef struct ctx {
     alias primary;
     int64_t last_seen;
@@ -150,14 +167,25 @@ typedef struct ctx {
     bucket *old;      /* older unflushed buckets, old[0..nold) ascending; old[nold..capold) are
                        * spare slots with their buffers */
     uint32_t nold, capold;
-    keyblob *key;
     uint64_t hash;
     uint32_t index;   /* in dds__agg.all */
     uint32_t naliases;
     uint8_t type;
     uint8_t cur_sent; /* cur was sent by a forced flush while open and has had no sample since */
+    uint8_t simple;   /* the stored tag list is its key's tags as they are: no empty, duplicate,
+                       * host:, device: or resource tag (see key_simple) */
+    uint32_t base_in; /* simple: bit i set when base tag i is in the line (then not added again) */
     char data[];      /* primary alias bytes */
 } ctx;
+
+_Static_assert(offsetof(ctx, primary) == 0, "a primary alias is at the start of its context");
+
+static inline ctx *alias_ctx(const alias *al) {
+    return al->extra ? ((const xalias *)al)->c : (ctx *)(uintptr_t)al;
+}
+static inline const char *alias_data(const alias *al) {
+    return al->extra ? ((const xalias *)al)->data : ((const ctx *)al)->data;
+}
 
 /* Alias slots are 8 bytes, (key bits 48..63) | pointer, so the table of a few thousand
  * contexts stays in cache: a mismatched slot is rejected without touching the alias. Bit 0 of
@@ -173,9 +201,12 @@ typedef struct htab {
     uint32_t mask, count;
 } htab;
 
+/* A context table slot: the low 32 bits of the context's canonical hash (its home, and a filter
+ * before the full hash and the bytes are compared) and its position in dds__agg.all plus one
+ * (0: empty). 8 bytes, not 16: at a load of at most 1/2 that is 16-32 bytes per context. */
 typedef struct cslot {
-    uint64_t h;
-    ctx *c;
+    uint32_t h;
+    uint32_t pos1;
 } cslot;
 
 typedef struct timed {
@@ -223,8 +254,10 @@ struct dds__agg {
     /* Scratch, reused across calls. */
     bucket **bp;
     size_t bpcap;
-    tagref *tr, *tr2;
-    size_t trcap;
+    tagbuf tb;  /* the line being looked up; a context's line at flush */
+    tagbuf tc;  /* a candidate context's stored line (ctx_matches) */
+    char *keybuf;
+    size_t keycap;
     dds__point *pts;
     size_t ptscap;
     dds__sketch_point *spts;
@@ -329,23 +362,25 @@ static void sort_tags(tagref *v, tagref *tmp, size_t n) {
     if (src != v) memcpy(v, src, n * sizeof(tagref));
 }
 
-static int reserve_tags(dds__agg *a, size_t need) {
-    size_t cap = a->trcap ? a->trcap * 2 : 32;
+static int reserve_tags(tagbuf *tb, size_t need) {
+    size_t cap = tb->cap ? tb->cap * 2 : 32;
     while (cap < need) cap *= 2;
-    tagref *t1 = realloc(a->tr, cap * sizeof(tagref));
+    tagref *t1 = realloc(tb->v, cap * sizeof(tagref));
     if (!t1) return -1;
-    a->tr = t1;
-    tagref *t2 = realloc(a->tr2, cap * sizeof(tagref));
-    if (!t2) return -1; /* tr is merely larger than trcap says */
-    a->tr2 = t2;
-    a->trcap = cap;
+    tb->v = t1;
+    tagref *t2 = realloc(tb->tmp, cap * sizeof(tagref));
+    if (!t2) return -1; /* v is merely larger than cap says */
+    tb->tmp = t2;
+    tb->cap = cap;
     return 0;
 }
 
 /* host: is taken out (the last one wins, as in the Go agent's extractTagsMetadata); empty tags
  * are dropped; duplicates collapse; the hash does not depend on the order of the tags. */
-static int canon_tags(dds__agg *a, uint8_t type, dds__slice name, dds__slice tags, canon *cn) {
+static int canon_tags(tagbuf *tb, uint8_t type, dds__slice name, dds__slice tags, canon *cn) {
     cn->host = dds__slice_make("", 0);
+    cn->n_items = 0;
+    cn->plain = true;
     size_t n = 0;
     if (tags.len) {
         const char *p = tags.ptr, *end = tags.ptr + tags.len;
@@ -353,14 +388,16 @@ static int canon_tags(dds__agg *a, uint8_t type, dds__slice name, dds__slice tag
             const char *q = memchr(p, ',', (size_t)(end - p));
             if (!q) q = end;
             size_t len = (size_t)(q - p);
+            cn->n_items++;
             if (len && has_prefix(p, len, HOST_PREFIX, PFX_LEN(HOST_PREFIX))) {
                 cn->host = dds__slice_make(p + PFX_LEN(HOST_PREFIX), len - PFX_LEN(HOST_PREFIX));
             } else if (len) {
                 /* A datagram holds at most 32768 tags; this bound only guards sidx. */
                 if (n == UINT16_MAX) return -1;
-                if (n == a->trcap && reserve_tags(a, n + 1) < 0) return -1;
-                a->tr[n] = (tagref){dds__hash64(p, len, SEED_TAG), p, (uint32_t)len, (uint32_t)n, 0,
+                if (n == tb->cap && reserve_tags(tb, n + 1) < 0) return -1;
+                tb->v[n] = (tagref){dds__hash64(p, len, SEED_TAG), p, (uint32_t)len, (uint32_t)n, 0,
                                     (uint8_t)tag_kind(p, len)};
+                cn->plain &= tb->v[n].kind == TAG_PLAIN;
                 n++;
             }
             if (q == end) break;
@@ -369,15 +406,15 @@ static int canon_tags(dds__agg *a, uint8_t type, dds__slice name, dds__slice tag
     }
     cn->n_raw = n;
     if (n > 1) {
-        sort_tags(a->tr, a->tr2, n);
+        sort_tags(tb->v, tb->tmp, n);
         size_t w = 1;
         for (size_t i = 1; i < n; i++)
-            if (!same_tag(&a->tr[i], &a->tr[w - 1])) a->tr[w++] = a->tr[i];
+            if (!same_tag(&tb->v[i], &tb->v[w - 1])) tb->v[w++] = tb->v[i];
         n = w;
     }
     uint64_t h = dds__hash64(name.ptr, name.len, SEED_CTX ^ type);
     h = dds__hash64(cn->host.ptr, cn->host.len, h);
-    for (size_t i = 0; i < n; i++) h = dds__hash_fold(h ^ a->tr[i].h, DDS__HASH_K1 ^ (uint64_t)i);
+    for (size_t i = 0; i < n; i++) h = dds__hash_fold(h ^ tb->v[i].h, DDS__HASH_K1 ^ (uint64_t)i);
     cn->hash = dds__hash_finish(h, n);
     cn->n = n;
     return 0;
@@ -395,58 +432,55 @@ static bool in_tagset(const tagref *tr, size_t n, uint64_t h, dds__slice t) {
     return false;
 }
 
-/* Copy what a context (identity true) or a timestamped line needs out of the packet. `perm`,
- * when not NULL, is a copy of the line's name then tag list that lives as long as the key (a
- * context's primary alias bytes): the key's name, host and tags then point into it instead of
- * holding the same bytes a second time. */
-static keyblob *key_build(dds__agg *a, const canon *cn, dds__slice raw_name, dds__slice raw_tags, bool identity,
+/* The key of a timestamped line (perm NULL: a malloc'd block holding copies of the packet's
+ * bytes, freed by the caller) or of a context at flush (perm: the context's stored line, name
+ * then tag list, into which the key's name, host and tags point; the block is the aggregator's
+ * scratch, valid until the next call). tb holds the tags as canon_tags left them. */
+static keyblob *key_build(dds__agg *a, tagbuf *tb, const canon *cn, dds__slice raw_name, dds__slice raw_tags,
                           const char *perm) {
     size_t n = cn->n;
+    tagref *tr = tb->v, *tr2 = tb->tmp;
     /* First-seen order: place each tag at its line position, then close the gaps. */
-    for (size_t i = 0; i < cn->n_raw; i++) a->tr2[i].p = NULL;
-    for (size_t i = 0; i < n; i++) {
-        a->tr[i].sidx = (uint16_t)i;
-        a->tr2[a->tr[i].order] = a->tr[i];
-    }
+    for (size_t i = 0; i < cn->n_raw; i++) tr2[i].p = NULL;
+    for (size_t i = 0; i < n; i++) tr2[tr[i].order] = tr[i];
     for (size_t i = 0, w = 0; i < cn->n_raw; i++)
-        if (a->tr2[i].p) a->tr2[w++] = a->tr2[i];
+        if (tr2[i].p) tr2[w++] = tr2[i];
 
     size_t nbase = 0;
     for (size_t i = 0; i < a->nbase; i++)
-        if (!in_tagset(a->tr, n, a->base_h[i], a->base[i])) nbase++;
+        if (!in_tagset(tr, n, a->base_h[i], a->base[i])) nbase++;
     /* Where a slice of the packet's tag list lives in perm. */
     const char *perm_tags = perm ? perm + raw_name.len : NULL;
     const bool name_in_perm = perm && !a->ns_len;
     size_t nplain = 0, nres = 0, bytes = (name_in_perm ? 0 : a->ns_len + raw_name.len) + (perm ? 0 : cn->host.len);
     bool device = false;
     for (size_t i = 0; i < n; i++) {
-        int k = a->tr2[i].kind;
+        int k = tr2[i].kind;
         if (k == TAG_PLAIN) nplain++;
         else if (k == TAG_RESOURCE) nres++;
         else if (k == TAG_DEVICE) device = true;
-        if (!perm) bytes += a->tr2[i].len;
+        if (!perm) bytes += tr2[i].len;
     }
     nres += device;
     /* When every tag is plain (no device:, no dd.internal.resource:, valid or not) the series
      * tags are the sketch tags, in the same order: one array serves both. */
     const bool share = nplain == n;
 
-    size_t size = sizeof(keyblob);
-    if (identity) size += n * (sizeof(uint64_t) + sizeof(dds__slice));
-    size += (share ? 0 : (nplain + nbase) * sizeof(dds__slice)) + nres * sizeof(dds__resource) +
-            (n + nbase) * sizeof(dds__slice) + bytes;
-    char *mem = malloc(size);
-    if (!mem) return NULL;
+    size_t size = sizeof(keyblob) + (share ? 0 : (nplain + nbase) * sizeof(dds__slice)) +
+                  nres * sizeof(dds__resource) + (n + nbase) * sizeof(dds__slice) + bytes;
+    char *mem;
+    if (perm) {
+        size_t cap = a->keycap;
+        void *kb = a->keybuf;
+        if (grow(&kb, &cap, size, 1) < 0) return NULL;
+        a->keybuf = kb;
+        a->keycap = cap;
+        mem = a->keybuf;
+    } else if (!(mem = malloc(size))) {
+        return NULL;
+    }
     keyblob *k = (keyblob *)mem;
     char *p = mem + sizeof(keyblob);
-    uint64_t *hashes = NULL;
-    dds__slice *sorted = NULL;
-    if (identity) {
-        hashes = (uint64_t *)p;
-        p += n * sizeof(uint64_t);
-        sorted = (dds__slice *)p;
-        p += n * sizeof(dds__slice);
-    }
     dds__slice *stags = (dds__slice *)p;
     if (!share) p += (nplain + nbase) * sizeof(dds__slice);
     dds__resource *res = (dds__resource *)p;
@@ -464,17 +498,18 @@ static keyblob *key_build(dds__agg *a, const canon *cn, dds__slice raw_name, dds
         k->name = dds__slice_make(text, a->ns_len + raw_name.len);
         text += k->name.len;
     }
-    if (perm && cn->host.len) {
-        k->host = dds__slice_make(perm_tags + (cn->host.ptr - raw_tags.ptr), cn->host.len);
+    if (perm) {
+        k->host = cn->host.len ? dds__slice_make(perm_tags + (cn->host.ptr - raw_tags.ptr), cn->host.len)
+                               : dds__slice_make("", 0);
     } else {
-        memcpy(text, cn->host.ptr, cn->host.len);
+        if (cn->host.len) memcpy(text, cn->host.ptr, cn->host.len);
         k->host = dds__slice_make(text, cn->host.len);
         text += cn->host.len;
     }
 
     size_t ns = 0, nr = device ? 1 : 0;
     for (size_t i = 0; i < n; i++) {
-        const tagref *t = &a->tr2[i];
+        const tagref *t = &tr2[i];
         dds__slice s;
         if (perm) {
             s = dds__slice_make(perm_tags + (t->p - raw_tags.ptr), t->len);
@@ -482,10 +517,6 @@ static keyblob *key_build(dds__agg *a, const canon *cn, dds__slice raw_name, dds
             memcpy(text, t->p, t->len);
             s = dds__slice_make(text, t->len);
             text += t->len;
-        }
-        if (identity) {
-            hashes[t->sidx] = t->h;
-            sorted[t->sidx] = s;
         }
         ktags[i] = s;
         switch (t->kind) {
@@ -508,15 +539,12 @@ static keyblob *key_build(dds__agg *a, const canon *cn, dds__slice raw_name, dds
     }
     size_t nk = n;
     for (size_t i = 0; i < a->nbase; i++) {
-        if (in_tagset(a->tr, n, a->base_h[i], a->base[i])) continue;
+        if (in_tagset(tr, n, a->base_h[i], a->base[i])) continue;
         if (!share) stags[ns] = a->base[i];
         ns++;
         ktags[nk++] = a->base[i];
     }
     assert(ns == nplain + nbase && nr == nres && nk == n + nbase);
-    k->hashes = hashes;
-    k->sorted = sorted;
-    k->nsorted = identity ? (uint32_t)n : 0;
     k->stags = stags;
     k->nstags = (uint32_t)ns;
     k->res = res;
@@ -526,32 +554,101 @@ static keyblob *key_build(dds__agg *a, const canon *cn, dds__slice raw_name, dds
     return k;
 }
 
-/* ---- context table (canonical identity) -------------------------------------------------- */
-
-static bool ctx_matches(const dds__agg *a, const ctx *c, uint8_t type, dds__slice name, const canon *cn) {
-    const keyblob *k = c->key;
-    if (c->type != type || k->name.len != a->ns_len + name.len || k->nsorted != cn->n) return false;
-    if (memcmp(k->name.ptr + a->ns_len, name.ptr, name.len) != 0) return false;
-    if (!dds__slice_eq(k->host, cn->host)) return false;
-    for (size_t i = 0; i < cn->n; i++) {
-        const tagref *t = &a->tr[i];
-        if (k->hashes[i] != t->h || k->sorted[i].len != t->len || memcmp(k->sorted[i].ptr, t->p, t->len) != 0)
-            return false;
-    }
-    return true;
+static inline dds__slice ctx_name(const ctx *c) { return dds__slice_make(c->data, c->primary.name_len); }
+static inline dds__slice ctx_tags(const ctx *c) {
+    return dds__slice_make(c->data + c->primary.name_len, c->primary.tags_len);
 }
 
-static ctx *ctab_find(const dds__agg *a, uint8_t type, dds__slice name, const canon *cn) {
+/* The key of a simple context: its tags are the comma-separated items of its stored list, in
+ * their order, then the base tags that are not among them. No hashing or sorting: a split. */
+static keyblob *key_simple(dds__agg *a, const ctx *c) {
+    const dds__slice tags = ctx_tags(c);
+    const char *end = tags.ptr + tags.len;
+    size_t n = 0;
+    if (tags.len) {
+        n = 1;
+        for (const char *p = tags.ptr; p < end && (p = memchr(p, ',', (size_t)(end - p))); p++) n++;
+    }
+    size_t size = sizeof(keyblob) + (n + a->nbase) * sizeof(dds__slice) + (a->ns_len ? a->ns_len + c->primary.name_len : 0);
+    size_t cap = a->keycap;
+    void *kb = a->keybuf;
+    if (grow(&kb, &cap, size, 1) < 0) return NULL;
+    a->keybuf = kb;
+    a->keycap = cap;
+    keyblob *k = (keyblob *)a->keybuf;
+    dds__slice *ktags = (dds__slice *)(k + 1);
+    if (a->ns_len) {
+        char *text = (char *)(ktags + n + a->nbase);
+        memcpy(text, a->ns, a->ns_len);
+        memcpy(text + a->ns_len, c->data, c->primary.name_len);
+        k->name = dds__slice_make(text, a->ns_len + c->primary.name_len);
+    } else {
+        k->name = ctx_name(c);
+    }
+    k->host = dds__slice_make("", 0);
+    const char *p = tags.ptr;
+    for (size_t i = 0; i < n; i++) {
+        const char *q = memchr(p, ',', (size_t)(end - p));
+        if (!q) q = end;
+        ktags[i] = dds__slice_make(p, (size_t)(q - p));
+        p = q + 1;
+    }
+    size_t nk = n;
+    for (size_t i = 0; i < a->nbase; i++)
+        if (i >= 32 || !(c->base_in & (UINT32_C(1) << i))) ktags[nk++] = a->base[i];
+    k->stags = k->ktags = ktags;
+    k->nstags = k->nktags = (uint32_t)nk;
+    k->res = NULL;
+    k->nres = 0;
+    return k;
+}
+
+/* A context's key, rebuilt from its stored line (flush only). NULL when out of memory. */
+static keyblob *ctx_key(dds__agg *a, const ctx *c) {
+    if (c->simple) return key_simple(a, c);
+    canon cn;
+    if (canon_tags(&a->tb, c->type, ctx_name(c), ctx_tags(c), &cn) < 0) return NULL;
+    return key_build(a, &a->tb, &cn, ctx_name(c), ctx_tags(c), c->data);
+}
+
+/* ---- context table (canonical identity) -------------------------------------------------- */
+
+/* Whether context c is (type, name, the line's canonical tags in a->tb): c's stored line is
+ * canonicalized again into a->tc and compared tag by tag, bytes included. Only lines whose bytes
+ * were never seen before get here (a new context, or another spelling of one). */
+static int ctx_matches(dds__agg *a, const ctx *c, uint8_t type, dds__slice name, const canon *cn) {
+    if (c->type != type || c->primary.name_len != name.len || memcmp(c->data, name.ptr, name.len) != 0) return 0;
+    canon cc;
+    if (canon_tags(&a->tc, c->type, ctx_name(c), ctx_tags(c), &cc) < 0) return -1; /* out of memory */
+    if (cc.n != cn->n || !dds__slice_eq(cc.host, cn->host)) return 0;
+    for (size_t i = 0; i < cn->n; i++) {
+        const tagref *t = &a->tb.v[i], *u = &a->tc.v[i];
+        if (u->h != t->h || u->len != t->len || memcmp(u->p, t->p, t->len) != 0) return 0;
+    }
+    return 1;
+}
+
+/* NULL with *failed set when a candidate could not be compared (out of memory): the caller must
+ * not create a second context with the same identity. */
+static ctx *ctab_find(dds__agg *a, uint8_t type, dds__slice name, const canon *cn, bool *failed) {
+    *failed = false;
     if (!a->ctab) return NULL;
-    for (uint32_t i = (uint32_t)cn->hash & a->cmask; a->ctab[i].c; i = (i + 1) & a->cmask)
-        if (a->ctab[i].h == cn->hash && ctx_matches(a, a->ctab[i].c, type, name, cn)) return a->ctab[i].c;
+    const uint32_t h = (uint32_t)cn->hash;
+    for (uint32_t i = h & a->cmask; a->ctab[i].pos1; i = (i + 1) & a->cmask) {
+        if (a->ctab[i].h != h) continue;
+        ctx *c = a->all[a->ctab[i].pos1 - 1];
+        if (c->hash != cn->hash) continue;
+        int r = ctx_matches(a, c, type, name, cn);
+        if (r > 0) return c;
+        if (r < 0) *failed = true;
+    }
     return NULL;
 }
 
-static void ctab_put(cslot *tab, uint32_t mask, uint64_t h, ctx *c) {
-    uint32_t i = (uint32_t)h & mask;
-    while (tab[i].c) i = (i + 1) & mask;
-    tab[i] = (cslot){h, c};
+static void ctab_put(cslot *tab, uint32_t mask, uint32_t h, uint32_t pos1) {
+    uint32_t i = h & mask;
+    while (tab[i].pos1) i = (i + 1) & mask;
+    tab[i] = (cslot){h, pos1};
 }
 
 static int ctab_reserve(dds__agg *a) {
@@ -561,29 +658,35 @@ static int ctab_reserve(dds__agg *a) {
     cslot *nt = calloc(nsize, sizeof(cslot));
     if (!nt) return -1;
     for (uint32_t i = 0; i < size; i++)
-        if (a->ctab[i].c) ctab_put(nt, nsize - 1, a->ctab[i].h, a->ctab[i].c);
+        if (a->ctab[i].pos1) ctab_put(nt, nsize - 1, a->ctab[i].h, a->ctab[i].pos1);
     free(a->ctab);
     a->ctab = nt;
     a->cmask = nsize - 1;
     return 0;
 }
 
+/* The slot of the context at position pos of dds__agg.all, whose hash is h. */
+static uint32_t ctab_slot(const dds__agg *a, uint64_t h, uint32_t pos) {
+    uint32_t i = (uint32_t)h & a->cmask;
+    while (a->ctab[i].pos1 != pos + 1) i = (i + 1) & a->cmask;
+    return i;
+}
+
 /* Linear probing with backward-shift deletion: no tombstones to slow lookups down later. */
 static void ctab_remove(dds__agg *a, const ctx *c) {
-    uint32_t mask = a->cmask, i = (uint32_t)c->hash & mask;
-    while (a->ctab[i].c != c) i = (i + 1) & mask;
+    uint32_t mask = a->cmask, i = ctab_slot(a, c->hash, c->index);
     uint32_t j = i;
     for (;;) {
         j = (j + 1) & mask;
-        if (!a->ctab[j].c) break;
-        uint32_t home = (uint32_t)a->ctab[j].h & mask;
+        if (!a->ctab[j].pos1) break;
+        uint32_t home = a->ctab[j].h & mask;
         bool stays = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
         if (!stays) {
             a->ctab[i] = a->ctab[j];
             i = j;
         }
     }
-    a->ctab[i].c = NULL;
+    a->ctab[i].pos1 = 0;
     a->ccount--;
 }
 
@@ -612,10 +715,16 @@ static inline uint64_t alias_full(const dds__metric *m) {
     return dds__hash64(m->tags.ptr, m->tags.len, dds__hash64(m->name.ptr, m->name.len, SEED_FULL ^ m->type));
 }
 
+static uint64_t alias_full_of(const alias *al) {
+    const char *d = alias_data(al);
+    return dds__hash64(d + al->name_len, al->tags_len, dds__hash64(d, al->name_len, SEED_FULL ^ al->type));
+}
+
 static inline bool alias_matches(const alias *al, const dds__metric *m) {
-    return al->type == m->type && al->name_len == m->name.len && al->tags_len == m->tags.len &&
-           memcmp(al->data, m->name.ptr, m->name.len) == 0 &&
-           (m->tags.len == 0 || memcmp(al->data + m->name.len, m->tags.ptr, m->tags.len) == 0);
+    if (al->type != m->type || al->name_len != m->name.len || al->tags_len != m->tags.len) return false;
+    const char *d = alias_data(al);
+    return memcmp(d, m->name.ptr, m->name.len) == 0 &&
+           (m->tags.len == 0 || memcmp(d + m->name.len, m->tags.ptr, m->tags.len) == 0);
 }
 
 static inline alias *aptr(uint64_t e) { return (alias *)(uintptr_t)(e & APTR_MASK); }
@@ -625,7 +734,7 @@ static inline uint64_t slot_of(uint64_t key, const void *p) { return (key & ~APT
 /* The key an entry was stored under: needed to move entries on growth and deletion. */
 static uint64_t entry_key(uint64_t e, bool by_full) {
     if (e & AGROUP_BIT) return gptr(e)->loc;
-    return by_full ? aptr(e)->full : aptr(e)->loc;
+    return by_full ? alias_full_of(aptr(e)) : aptr(e)->loc;
 }
 
 static void ht_put(htab *t, uint64_t key, uint64_t e) {
@@ -682,7 +791,7 @@ static uint64_t *loc_entry(const dds__agg *a, uint64_t loc) {
 
 /* Index al (already filled in). False when it cannot be: the line then keeps taking the
  * slow path, which is correct, only slower. */
-static bool alias_index(dds__agg *a, alias *al) {
+static bool alias_index(dds__agg *a, alias *al, uint64_t full) {
     if ((uint64_t)(uintptr_t)al & ~APTR_MASK) return false;
     if (ht_reserve(&a->aloc, false, 1) < 0 || ht_reserve(&a->afull, true, 2) < 0) return false;
     uint64_t *e = loc_entry(a, al->loc);
@@ -703,11 +812,12 @@ static bool alias_index(dds__agg *a, alias *al) {
         if (a->groups) a->groups->prev = g;
         a->groups = g;
         *e = slot_of(al->loc, g) | AGROUP_BIT;
-        ht_put(&a->afull, first->full, slot_of(first->full, first));
+        uint64_t first_full = alias_full_of(first);
+        ht_put(&a->afull, first_full, slot_of(first_full, first));
         first->where = ALIAS_BY_FULL;
     }
     gptr(*e)->members++;
-    ht_put(&a->afull, al->full, slot_of(al->full, al));
+    ht_put(&a->afull, full, slot_of(full, al));
     al->where = ALIAS_BY_FULL;
     return true;
 }
@@ -716,7 +826,8 @@ static void alias_unindex(dds__agg *a, alias *al) {
     if (al->where == ALIAS_BY_LOC) {
         ht_del(&a->aloc, al->loc, slot_of(al->loc, al), false);
     } else if (al->where == ALIAS_BY_FULL) {
-        ht_del(&a->afull, al->full, slot_of(al->full, al), true);
+        uint64_t full = alias_full_of(al);
+        ht_del(&a->afull, full, slot_of(full, al), true);
         uint64_t *e = loc_entry(a, al->loc);
         assert(e && (*e & AGROUP_BIT));
         agroup *g = gptr(*e);
@@ -731,14 +842,12 @@ static void alias_unindex(dds__agg *a, alias *al) {
     al->where = ALIAS_UNINDEXED;
 }
 
-static void alias_fill(alias *al, ctx *c, const dds__metric *m, char *data, uint64_t loc, uint64_t full) {
+static void alias_fill(alias *al, const dds__metric *m, char *data, uint64_t loc, bool extra) {
     memcpy(data, m->name.ptr, m->name.len);
     if (m->tags.len) memcpy(data + m->name.len, m->tags.ptr, m->tags.len);
     al->loc = loc;
-    al->full = full;
-    al->c = c;
+    al->extra = extra;
     al->next = NULL;
-    al->data = data;
     al->name_len = (uint32_t)m->name.len;
     al->tags_len = (uint32_t)m->tags.len;
     al->type = (uint8_t)m->type;
@@ -750,11 +859,13 @@ static void alias_add(dds__agg *a, ctx *c, const dds__metric *m, uint64_t loc, u
     /* A client that permutes its tags at random would add an alias per permutation: past this
      * bound its lines just take the slow path. */
     if (c->naliases >= 64 || a->aloc.count + a->afull.count > 4u * a->live + 1024u) return;
-    alias *al = malloc(sizeof(alias) + m->name.len + m->tags.len);
-    if (!al) return;
-    alias_fill(al, c, m, (char *)(al + 1), loc, full);
-    if (!alias_index(a, al)) {
-        free(al);
+    xalias *x = malloc(sizeof(xalias) + m->name.len + m->tags.len);
+    if (!x) return;
+    x->c = c;
+    alias *al = &x->al;
+    alias_fill(al, m, x->data, loc, true);
+    if (!alias_index(a, al, full)) {
+        free(x);
         return;
     }
     al->next = c->primary.next;
@@ -775,7 +886,7 @@ static ctx *alias_find_full(const dds__agg *a, const dds__metric *m, uint64_t lo
         if ((a->afull.s[i] ^ full) & ~APTR_MASK) continue;
         const alias *al = aptr(a->afull.s[i]);
         prefetch_alias(al, m);
-        if (al->full == full && al->loc == loc && alias_matches(al, m)) return al->c;
+        if (al->loc == loc && alias_matches(al, m)) return alias_ctx(al);
     }
     return NULL;
 }
@@ -796,7 +907,7 @@ static inline ctx *alias_find(const dds__agg *a, const dds__metric *m, uint64_t 
         prefetch_alias(al, m);
         if (al->loc != loc) continue;
         /* The only line with this locator: it is this one, or this one is new. */
-        return alias_matches(al, m) ? al->c : NULL;
+        return alias_matches(al, m) ? alias_ctx(al) : NULL;
     }
     return NULL;
 }
@@ -812,26 +923,23 @@ static ctx *ctx_create(dds__agg *a, const dds__metric *m, const canon *cn, uint6
         a->capall = (uint32_t)cap;
     }
     if (ctab_reserve(a) < 0) return NULL;
-    size_t size = sizeof(ctx) + m->name.len + m->tags.len;
-    size = (size + 63) & ~(size_t)63;
-    ctx *c = aligned_alloc(64, size);
+    ctx *c = malloc(sizeof(ctx) + m->name.len + m->tags.len);
     if (!c) return NULL;
     memset(c, 0, sizeof(*c));
-    alias_fill(&c->primary, c, m, c->data, loc, full);
-    /* The key points into the primary alias bytes: they live exactly as long as the context. */
-    keyblob *k = key_build(a, cn, m->name, m->tags, true, c->data);
-    if (!k) {
-        free(c);
-        return NULL;
-    }
-    (void)alias_index(a, &c->primary);
+    alias_fill(&c->primary, m, c->data, loc, false);
+    (void)alias_index(a, &c->primary, full);
     c->hash = cn->hash;
-    c->key = k;
     c->type = (uint8_t)m->type;
+    c->simple = cn->n_items == cn->n && cn->plain && !cn->host.len;
+    for (size_t i = 0; i < a->nbase && c->simple; i++) {
+        if (!in_tagset(a->tb.v, cn->n, a->base_h[i], a->base[i])) continue;
+        if (i < 32) c->base_in |= UINT32_C(1) << i;
+        else c->simple = 0; /* past 32 base tags, such a context takes the canonical path */
+    }
     c->cur.ts = NO_BUCKET;
     c->index = a->live;
     a->all[a->live++] = c;
-    ctab_put(a->ctab, a->cmask, c->hash, c);
+    ctab_put(a->ctab, a->cmask, (uint32_t)c->hash, c->index + 1);
     a->ccount++;
     dds__counter_set(&a->ctr->contexts, a->live);
     return c;
@@ -841,16 +949,22 @@ static void bucket_free_buffers(uint8_t type, bucket *b) {
     switch (type) {
     case DDS__MT_HISTOGRAM:
     case DDS__MT_TIMING:
-        free(b->u.h.s);
-        b->u.h = (histb){0};
+        if (b->u.h) free(b->u.h->s);
+        free(b->u.h);
+        b->u.h = NULL;
         break;
     case DDS__MT_SET:
-        free(b->u.set.tab);
-        free(b->u.set.bytes);
-        b->u.set = (setb){0};
+        if (b->u.set) {
+            free(b->u.set->tab);
+            free(b->u.set->bytes);
+        }
+        free(b->u.set);
+        b->u.set = NULL;
         break;
     case DDS__MT_DISTRIBUTION:
-        dds__sketch_free(&b->u.sk);
+        if (b->u.sk) dds__sketch_free(b->u.sk);
+        free(b->u.sk);
+        b->u.sk = NULL;
         break;
     default:
         break;
@@ -865,7 +979,6 @@ static void ctx_free(ctx *c) {
         next = al->next;
         free(al);
     }
-    free(c->key);
     free(c);
 }
 
@@ -873,8 +986,12 @@ static void ctx_release(dds__agg *a, ctx *c) {
     ctab_remove(a, c);
     for (alias *al = &c->primary; al; al = al->next) alias_unindex(a, al);
     ctx *last = a->all[--a->live];
-    last->index = c->index;
-    a->all[c->index] = last;
+    if (last != c) {
+        /* The last context moves into the freed position: its table slot follows. */
+        a->ctab[ctab_slot(a, last->hash, last->index)].pos1 = c->index + 1;
+        last->index = c->index;
+        a->all[c->index] = last;
+    }
     ctx_free(c);
     dds__counter_set(&a->ctr->contexts, a->live);
 }
@@ -906,17 +1023,19 @@ static void bucket_begin(uint8_t type, bucket *b, int64_t ts) {
         break;
     case DDS__MT_HISTOGRAM:
     case DDS__MT_TIMING:
-        b->u.h.n = 0;
-        b->u.h.count = 0;
-        b->u.h.sum = 0;
+        if (!b->u.h) break;
+        b->u.h->n = 0;
+        b->u.h->count = 0;
+        b->u.h->sum = 0;
         break;
     case DDS__MT_SET:
-        if (b->u.set.tab) memset(b->u.set.tab, 0, ((size_t)b->u.set.mask + 1) * sizeof(smember));
-        b->u.set.n = 0;
-        b->u.set.blen = 0;
+        if (!b->u.set) break;
+        if (b->u.set->tab) memset(b->u.set->tab, 0, ((size_t)b->u.set->mask + 1) * sizeof(smember));
+        b->u.set->n = 0;
+        b->u.set->blen = 0;
         break;
     case DDS__MT_DISTRIBUTION:
-        dds__sketch_reset(&b->u.sk);
+        if (b->u.sk) dds__sketch_reset(b->u.sk);
         break;
     }
 }
@@ -970,6 +1089,21 @@ static bucket *bucket_slow(dds__agg *a, ctx *c, int64_t ts) {
 static inline bucket *bucket_for(dds__agg *a, ctx *c, int64_t ts) {
     if (c->cur.ts == ts) return &c->cur;
     return bucket_slow(a, c, ts);
+}
+
+/* Allocate the (empty) state of a set, histogram or distribution bucket: false when out of memory. */
+static bool bucket_state(uint8_t type, bucket *b) {
+    switch (type) {
+    case DDS__MT_HISTOGRAM:
+    case DDS__MT_TIMING:
+        return (b->u.h = calloc(1, sizeof(histb))) != NULL;
+    case DDS__MT_SET:
+        return (b->u.set = calloc(1, sizeof(setb))) != NULL;
+    case DDS__MT_DISTRIBUTION:
+        return (b->u.sk = calloc(1, sizeof(dds__sketch))) != NULL; /* = dds__sketch_init */
+    default:
+        return true;
+    }
 }
 
 static inline bool has_buckets(const ctx *c) { return c->nold || c->cur.ts != NO_BUCKET; }
@@ -1054,8 +1188,8 @@ static void add_timed(dds__agg *a, const dds__metric *m, const double *vals, siz
         a->timed = p;
         a->captimed = (uint32_t)cap;
     }
-    if (canon_tags(a, (uint8_t)m->type, m->name, m->tags, &cn) < 0) goto fail;
-    if (!(k = key_build(a, &cn, m->name, m->tags, false, NULL))) goto fail;
+    if (canon_tags(&a->tb, (uint8_t)m->type, m->name, m->tags, &cn) < 0) goto fail;
+    if (!(k = key_build(a, &a->tb, &cn, m->name, m->tags, NULL))) goto fail;
     if (!(t = malloc(sizeof(timed) + nfinite * sizeof(double)))) goto fail;
     t->key = k;
     t->type = (uint8_t)m->type;
@@ -1073,14 +1207,19 @@ fail:
 
 static ctx *lookup_slow(dds__agg *a, const dds__metric *m, uint64_t loc, uint64_t full, size_t nsamples) {
     canon cn;
-    if (canon_tags(a, (uint8_t)m->type, m->name, m->tags, &cn) < 0) {
+    if (canon_tags(&a->tb, (uint8_t)m->type, m->name, m->tags, &cn) < 0) {
         drop(a, nsamples);
         return NULL;
     }
-    ctx *c = ctab_find(a, (uint8_t)m->type, m->name, &cn);
+    bool failed;
+    ctx *c = ctab_find(a, (uint8_t)m->type, m->name, &cn, &failed);
     if (c) {
         alias_add(a, c, m, loc, full);
         return c;
+    }
+    if (failed) {
+        drop(a, nsamples);
+        return NULL;
     }
     if (a->context_limit && a->live >= a->context_limit) {
         dds__counter_add(&a->ctr->contexts_dropped, nsamples);
@@ -1131,6 +1270,11 @@ void dds__agg_add(dds__agg *a, const dds__metric *m, const double *vals, size_t 
     const double rate = sane_rate(m->sample_rate);
     const double weight = 1 / rate;
     size_t done = 0;
+    /* A set's, histogram's or distribution's bucket gets its state at its first sample. */
+    if (m->type >= DDS__MT_HISTOGRAM && !b->u.h && !bucket_state(m->type, b)) {
+        drop(a, nfinite);
+        return;
+    }
     switch (m->type) {
     case DDS__MT_COUNT:
         for (size_t i = 0; i < nvals; i++)
@@ -1146,15 +1290,15 @@ void dds__agg_add(dds__agg *a, const dds__metric *m, const double *vals, size_t 
     case DDS__MT_TIMING: {
         int64_t w = weight < 1e18 ? (int64_t)weight : (int64_t)1e18;
         for (size_t i = 0; i < nvals; i++)
-            if (isfinite(vals[i]) && hist_push(&b->u.h, vals[i], w, weight) == 0) done++;
+            if (isfinite(vals[i]) && hist_push(b->u.h, vals[i], w, weight) == 0) done++;
         break;
     }
     case DDS__MT_DISTRIBUTION:
         for (size_t i = 0; i < nvals; i++)
-            if (isfinite(vals[i]) && dds__sketch_insert_rate(&b->u.sk, vals[i], rate) == 0) done++;
+            if (isfinite(vals[i]) && dds__sketch_insert_rate(b->u.sk, vals[i], rate) == 0) done++;
         break;
     case DDS__MT_SET:
-        done = set_add(&b->u.set, m->raw_value.ptr, m->raw_value.len) >= 0;
+        done = set_add(b->u.set, m->raw_value.ptr, m->raw_value.len) >= 0;
         break;
     }
     if (done) dds__counter_add(&a->ctr->samples, done);
@@ -1242,7 +1386,7 @@ static const struct {
 /* Go agent histogram.go: samples sorted by value; median = first sample whose cumulative weight
  * passes (count-1)/2; percentile p% = first passing (p*count-1)/100; avg = sum/count with sum of
  * v*(1/rate) and count of trunc(1/rate); count sent as a rate over the 10 s bucket. */
-static void emit_hist(dds__agg *a, const ctx *c, uint32_t k, const dds__agg_sink *sink) {
+static void emit_hist(dds__agg *a, const keyblob *key, uint32_t k, const dds__agg_sink *sink) {
     const size_t nser = AGG_N + (size_t)a->npct;
     size_t cap = a->ptscap;
     void *p = a->pts;
@@ -1254,8 +1398,8 @@ static void emit_hist(dds__agg *a, const ctx *c, uint32_t k, const dds__agg_sink
     a->ptscap = cap;
     size_t np = 0; /* points per series (buckets with samples) */
     for (uint32_t j = 0; j < k; j++) {
-        histb *h = &a->bp[j]->u.h;
-        if (!h->n) continue;
+        histb *h = a->bp[j]->u.h;
+        if (!h || !h->n) continue;
         qsort(h->s, h->n, sizeof(hsample), cmp_hsample);
         double v[AGG_N];
         v[AGG_MAX] = h->s[h->n - 1].v;
@@ -1285,18 +1429,18 @@ static void emit_hist(dds__agg *a, const ctx *c, uint32_t k, const dds__agg_sink
     for (int g = 0; g < AGG_N; g++) {
         if (!(a->hagg & HAGGS[g].flag)) continue;
         size_t len;
-        const char *nm = name_with(a, c->key, HAGGS[g].suffix, strlen(HAGGS[g].suffix), &len);
-        if (nm) send_series(sink, c->key, dds__slice_make(nm, len), HAGGS[g].type, a->pts + (size_t)g * k, np);
+        const char *nm = name_with(a, key, HAGGS[g].suffix, strlen(HAGGS[g].suffix), &len);
+        if (nm) send_series(sink, key, dds__slice_make(nm, len), HAGGS[g].type, a->pts + (size_t)g * k, np);
     }
     for (int q = 0; q < a->npct; q++) {
         size_t len;
-        const char *nm = name_with(a, c->key, a->pct_suffix[q], strlen(a->pct_suffix[q]), &len);
+        const char *nm = name_with(a, key, a->pct_suffix[q], strlen(a->pct_suffix[q]), &len);
         if (nm)
-            send_series(sink, c->key, dds__slice_make(nm, len), DDS__API_GAUGE, a->pts + (size_t)(AGG_N + q) * k, np);
+            send_series(sink, key, dds__slice_make(nm, len), DDS__API_GAUGE, a->pts + (size_t)(AGG_N + q) * k, np);
     }
 }
 
-static void emit_sketch(dds__agg *a, const ctx *c, uint32_t k, const dds__agg_sink *sink) {
+static void emit_sketch(dds__agg *a, const keyblob *key, uint32_t k, const dds__agg_sink *sink) {
     size_t cap = a->sptscap;
     void *p = a->spts;
     if (grow(&p, &cap, k, sizeof(dds__sketch_point)) < 0) {
@@ -1307,8 +1451,8 @@ static void emit_sketch(dds__agg *a, const ctx *c, uint32_t k, const dds__agg_si
     a->sptscap = cap;
     size_t np = 0;
     for (uint32_t j = 0; j < k; j++) {
-        dds__sketch *sk = &a->bp[j]->u.sk;
-        if (sk->count == 0) continue;
+        dds__sketch *sk = a->bp[j]->u.sk;
+        if (!sk || sk->count == 0) continue;
         dds__sketch_point *pt = &a->spts[np++];
         pt->ts = a->bp[j]->ts;
         pt->cnt = sk->count;
@@ -1320,10 +1464,10 @@ static void emit_sketch(dds__agg *a, const ctx *c, uint32_t k, const dds__agg_si
     }
     if (!np || !sink || !sink->sketch) return;
     dds__sketch_series s = {
-        .name = c->key->name,
-        .host = c->key->host,
-        .tags = c->key->ktags,
-        .ntags = c->key->nktags,
+        .name = key->name,
+        .host = key->host,
+        .tags = key->ktags,
+        .ntags = key->nktags,
         .points = a->spts,
         .npoints = np,
     };
@@ -1356,6 +1500,8 @@ static void emit_ctx(dds__agg *a, ctx *c, int64_t cutoff, int64_t open_from, boo
     a->bpcap = bpcap;
     for (uint32_t j = 0; j < kold; j++) a->bp[j] = &c->old[j];
     if (with_cur) a->bp[kold] = &c->cur;
+    const keyblob *key = ctx_key(a, c);
+    if (!key) return; /* out of memory: kept for the next flush */
     switch (c->type) {
     case DDS__MT_COUNT:
     case DDS__MT_GAUGE:
@@ -1374,19 +1520,19 @@ static void emit_ctx(dds__agg *a, ctx *c, int64_t cutoff, int64_t open_from, boo
             double v;
             if (c->type == DDS__MT_COUNT) v = b->u.sum / BUCKET;
             else if (c->type == DDS__MT_GAUGE) v = b->u.last;
-            else if (b->u.set.n) v = (double)b->u.set.n;
+            else if (b->u.set && b->u.set->n) v = (double)b->u.set->n;
             else continue;
             a->pts[np++] = (dds__point){v, b->ts};
         }
-        send_series(sink, c->key, c->key->name, c->type == DDS__MT_COUNT ? DDS__API_RATE : DDS__API_GAUGE, a->pts, np);
+        send_series(sink, key, key->name, c->type == DDS__MT_COUNT ? DDS__API_RATE : DDS__API_GAUGE, a->pts, np);
         break;
     }
     case DDS__MT_HISTOGRAM:
     case DDS__MT_TIMING:
-        emit_hist(a, c, k, sink);
+        emit_hist(a, key, k, sink);
         break;
     case DDS__MT_DISTRIBUTION:
-        emit_sketch(a, c, k, sink);
+        emit_sketch(a, key, k, sink);
         break;
     }
     /* Drop oversized buffers, then move the flushed slots behind the live ones (swapping keeps
@@ -1394,8 +1540,8 @@ static void emit_ctx(dds__agg *a, ctx *c, int64_t cutoff, int64_t open_from, boo
     for (uint32_t j = 0; j < k; j++) {
         bucket *b = a->bp[j];
         if (keep_cur && b == &c->cur) continue;
-        if (((c->type == DDS__MT_HISTOGRAM || c->type == DDS__MT_TIMING) && b->u.h.cap > HIST_KEEP_CAP) ||
-            (c->type == DDS__MT_SET && b->u.set.tab && b->u.set.mask + 1 > SET_KEEP_SLOTS))
+        if (((c->type == DDS__MT_HISTOGRAM || c->type == DDS__MT_TIMING) && b->u.h && b->u.h->cap > HIST_KEEP_CAP) ||
+            (c->type == DDS__MT_SET && b->u.set && b->u.set->tab && b->u.set->mask + 1 > SET_KEEP_SLOTS))
             bucket_free_buffers(c->type, b);
     }
     for (uint32_t j = 0; j + kold < c->nold; j++) {
@@ -1404,6 +1550,12 @@ static void emit_ctx(dds__agg *a, ctx *c, int64_t cutoff, int64_t open_from, boo
         c->old[j + kold] = t;
     }
     c->nold -= kold;
+    if (!c->nold && c->old && (c->type == DDS__MT_COUNT || c->type == DDS__MT_GAUGE)) {
+        /* No buffers to keep for the next bucket: the spare slots would only cost memory. */
+        free(c->old);
+        c->old = NULL;
+        c->capold = 0;
+    }
     if (keep_cur) c->cur_sent = 1;
     else if (with_cur) c->cur.ts = NO_BUCKET;
 }
@@ -1543,8 +1695,11 @@ void dds__agg_free(dds__agg *a) {
     free(a->timed);
     free(a->reg);
     free(a->bp);
-    free(a->tr);
-    free(a->tr2);
+    free(a->tb.v);
+    free(a->tb.tmp);
+    free(a->tc.v);
+    free(a->tc.tmp);
+    free(a->keybuf);
     free(a->pts);
     free(a->spts);
     free(a->namebuf);

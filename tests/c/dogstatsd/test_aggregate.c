@@ -1,5 +1,6 @@
 /* test_aggregate.c - DogStatsD aggregation (PROTOCOL.md section 2): buckets, contexts, types,
  * tags, sample rates, zero-fill, timestamped samples, limits. Metrics are built by hand. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -592,6 +593,87 @@ TEST(namespace_is_prefixed) {
     env_close(&e);
 }
 
+/* A context keeps only its first line's bytes: its key is rebuilt at every flush, by a plain
+ * split when that line holds the key's tags as they are, by canonicalizing it otherwise. Both
+ * must give the first-seen order, the namespace and the base tags, flush after flush. */
+static bool tags_are(const cseries *s, const char *const *want, size_t n) {
+    if (!s || s->ntags != n) return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s->tags[i], want[i])) return false;
+    return true;
+}
+
+TEST(keys_rebuilt_at_flush) {
+    dds__agg_config cfg = base_config();
+    dds__slice base[] = {DDS__SLICE_LIT("env:prod"), DDS__SLICE_LIT("origin:x")};
+    cfg.base_tags = base;
+    cfg.n_base_tags = 2;
+    cfg.metric_namespace = DDS__SLICE_LIT("ns");
+    env e;
+    env_open(&e, &cfg);
+    for (int round = 0; round < 2; round++) {
+        int64_t t = 100 + round * 10;
+        add(&e, "plain", DDS__MT_COUNT, 1, "z:1,y:2", t);
+        add(&e, "plain", DDS__MT_COUNT, 1, "y:2,z:1", t); /* another spelling: same context */
+        add(&e, "dups", DDS__MT_COUNT, 1, "z:1,,y:2,z:1", t);
+        add(&e, "hasbase", DDS__MT_GAUGE, 1, "origin:x,k:v", t);
+        add(&e, "host", DDS__MT_GAUGE, 1, "k:v,host:h1", t);
+        add(&e, "dev", DDS__MT_GAUGE, 1, "device:sda,k:v", t);
+        add(&e, "notags", DDS__MT_COUNT, 1, NULL, t);
+        add(&e, "dist", DDS__MT_DISTRIBUTION, 1, "q:1,r:2", t);
+        CHECK_EQ_INT(CONTEXTS(&e), 7);
+        flush(&e, t + 10, false);
+        static const char *const plain[] = {"z:1", "y:2", "env:prod", "origin:x"};
+        CHECK(tags_are(find(e.cap, "ns.plain"), plain, 4));
+        if (find(e.cap, "ns.plain")) CHECK_EQ_DBL(find(e.cap, "ns.plain")->pts[0].value, 0.2, 1e-12);
+        CHECK(tags_are(find(e.cap, "ns.dups"), plain, 4));
+        static const char *const hasbase[] = {"origin:x", "k:v", "env:prod"};
+        CHECK(tags_are(find(e.cap, "ns.hasbase"), hasbase, 3));
+        static const char *const kv[] = {"k:v", "env:prod", "origin:x"};
+        const cseries *h = find(e.cap, "ns.host");
+        CHECK(tags_are(h, kv, 3) && h && !strcmp(h->host, "h1"));
+        const cseries *d = find(e.cap, "ns.dev");
+        CHECK(tags_are(d, kv, 3) && d && d->nres == 1 && !strcmp(d->res[0], "device=sda"));
+        static const char *const bare[] = {"env:prod", "origin:x"};
+        const cseries *n = find(e.cap, "ns.notags");
+        CHECK(tags_are(n, bare, 2) && !strcmp(n->host, ""));
+        CHECK(e.cap->nk == 1 && !strcmp(e.cap->k[0].name, "ns.dist") && e.cap->k[0].ntags == 4 &&
+              !strcmp(e.cap->k[0].tags[0], "q:1") && !strcmp(e.cap->k[0].tags[3], "origin:x"));
+    }
+    env_close(&e);
+}
+
+/* Base tags past the 32 a context can mark as present in its line: no duplicate either way. */
+TEST(many_base_tags_in_the_line) {
+    dds__agg_config cfg = base_config();
+    static char names[40][16];
+    dds__slice base[40];
+    for (int i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof(names[i]), "b%d:x", i);
+        base[i] = dds__slice_make(names[i], strlen(names[i]));
+    }
+    cfg.base_tags = base;
+    cfg.n_base_tags = 40;
+    env e;
+    env_open(&e, &cfg);
+    add(&e, "low", DDS__MT_COUNT, 1, "k:v,b3:x", 100);
+    add(&e, "high", DDS__MT_COUNT, 1, "b35:x,k:v", 100);
+    flush(&e, 110, false);
+    const cseries *lo = find(e.cap, "low"), *hi = find(e.cap, "high");
+    CHECK(lo && lo->ntags == 41 && !strcmp(lo->tags[0], "k:v") && !strcmp(lo->tags[1], "b3:x") &&
+          !strcmp(lo->tags[2], "b0:x") && !strcmp(lo->tags[40], "b39:x"));
+    CHECK(hi && hi->ntags == 41 && !strcmp(hi->tags[0], "b35:x") && !strcmp(hi->tags[1], "k:v") &&
+          !strcmp(hi->tags[2], "b0:x") && !strcmp(hi->tags[40], "b39:x"));
+    size_t n3 = 0, n35 = 0;
+    for (size_t i = 0; lo && hi && i < 41; i++) {
+        n3 += !strcmp(lo->tags[i], "b3:x");
+        n35 += !strcmp(hi->tags[i], "b35:x");
+    }
+    CHECK_EQ_INT(n3, 1);
+    CHECK_EQ_INT(n35, 1);
+    env_close(&e);
+}
+
 /* ---- sample rates and bad values ------------------------------------------------------------ */
 
 TEST(sample_rates) {
@@ -915,6 +997,54 @@ TEST(context_expiry_keeps_idle_contexts) {
     env_close(&e);
 }
 
+/* Releasing contexts moves the last live ones into the freed positions: the context table must
+ * follow, so a new spelling of a moved context still finds it (by its canonical identity), and
+ * a moved context can be released in turn. */
+TEST(moved_contexts_are_still_found) {
+    dds__agg_config cfg = base_config();
+    cfg.context_expiry_s = 20;
+    env e;
+    env_open(&e, &cfg);
+    for (int i = 0; i < 40; i++) {
+        char tags[64];
+        snprintf(tags, sizeof(tags), "k:%d,z:1", i);
+        add(&e, "m", DDS__MT_GAUGE, i, tags, 100);
+    }
+    add(&e, "keep", DDS__MT_GAUGE, 1, "a:1,b:2", 100);
+    CHECK_EQ_INT(CONTEXTS(&e), 41);
+    add(&e, "keep", DDS__MT_GAUGE, 2, "a:1,b:2", 115);
+    flush(&e, 125, false); /* the 40 "m" contexts expire; "keep" (the last created) moves */
+    CHECK_EQ_INT(CONTEXTS(&e), 1);
+    add(&e, "keep", DDS__MT_GAUGE, 3, "b:2,a:1,a:1", 125); /* a new spelling: the slow path */
+    CHECK_EQ_INT(CONTEXTS(&e), 1);
+    for (int i = 0; i < 40; i += 2) { /* "m" contexts again, then a new spelling of each */
+        char tags[64];
+        snprintf(tags, sizeof(tags), "k:%d,z:1", i);
+        add(&e, "m", DDS__MT_GAUGE, i, tags, 126);
+        snprintf(tags, sizeof(tags), "z:1,k:%d", i);
+        add(&e, "m", DDS__MT_GAUGE, i + 1000, tags, 127);
+    }
+    CHECK_EQ_INT(CONTEXTS(&e), 21);
+    flush(&e, 140, false);
+    const cseries *k = find(e.cap, "keep");
+    CHECK(k && k->npts == 1 && k->pts[0].value == 3);
+    size_t nm = 0;
+    for (size_t i = 0; i < e.cap->ns; i++)
+        if (!strcmp(e.cap->s[i].name, "m")) {
+            nm++;
+            CHECK(e.cap->s[i].pts[0].value >= 1000);
+        }
+    CHECK_EQ_INT(nm, 20);
+    add(&e, "keep", DDS__MT_GAUGE, 4, "a:1,b:2", 150); /* only "keep" stays live */
+    flush(&e, 160, false);
+    CHECK_EQ_INT(CONTEXTS(&e), 1);
+    add(&e, "keep", DDS__MT_GAUGE, 5, "b:2,a:1", 160);
+    CHECK_EQ_INT(CONTEXTS(&e), 1);
+    flush(&e, 200, false);
+    CHECK_EQ_INT(CONTEXTS(&e), 0);
+    env_close(&e);
+}
+
 TEST(client_telemetry_can_be_dropped) {
     dds__agg_config cfg = base_config();
     cfg.client_telemetry = false;
@@ -1092,7 +1222,102 @@ TEST(random_lines_match_a_reference_model) {
     env_close(&e);
 }
 
+/* ---- allocation failures ------------------------------------------------------------------------- */
+
+#include "alloc_hook.h"
+#ifdef ALLOC_HOOK
+/* What one flush emitted, without allocating: a failed allocation may drop samples, never merge
+ * or split a context, so no two series of one flush may share name, tags and timestamp. */
+static struct {
+    char key[64][160];
+    int n, dup;
+} oom_seen;
+
+static void oom_series(void *user, const dds__series *s) {
+    (void)user;
+    char k[160];
+    int len = snprintf(k, sizeof(k), "%.*s|%.*s", (int)s->name.len, s->name.ptr, (int)s->host.len, s->host.ptr);
+    char sorted[16][40];
+    size_t nt = s->ntags < 16 ? s->ntags : 16;
+    for (size_t i = 0; i < nt; i++) snprintf(sorted[i], sizeof(sorted[i]), "%.*s", (int)s->tags[i].len, s->tags[i].ptr);
+    for (size_t i = 1; i < nt; i++) /* insertion sort: order is not identity */
+        for (size_t j = i; j > 0 && strcmp(sorted[j - 1], sorted[j]) > 0; j--) {
+            char t[40];
+            memcpy(t, sorted[j], sizeof(t));
+            memcpy(sorted[j], sorted[j - 1], sizeof(t));
+            memcpy(sorted[j - 1], t, sizeof(t));
+        }
+    for (size_t i = 0; i < nt && len < (int)sizeof(k); i++) len += snprintf(k + len, sizeof(k) - (size_t)len, ",%s", sorted[i]);
+    for (size_t p = 0; p < s->npoints && len < (int)sizeof(k); p++)
+        len += snprintf(k + len, sizeof(k) - (size_t)len, "@%lld", (long long)s->points[p].ts);
+    for (int i = 0; i < oom_seen.n; i++)
+        if (!strcmp(oom_seen.key[i], k)) oom_seen.dup++;
+    if (oom_seen.n < 64) snprintf(oom_seen.key[oom_seen.n++], sizeof(oom_seen.key[0]), "%s", k);
+}
+
+static void oom_sketch(void *user, const dds__sketch_series *s) { (void)user, (void)s; }
+
+static int oom_dups;
+
+static void oom_step(void *unused) {
+    (void)unused;
+    dds__slice base[] = {DDS__SLICE_LIT("env:prod"), DDS__SLICE_LIT("origin:x")};
+    dds__agg_config cfg = base_config();
+    cfg.base_tags = base;
+    cfg.n_base_tags = 2;
+    cfg.metric_namespace = DDS__SLICE_LIT("ns");
+    cfg.counter_expiry_s = 20;
+    cfg.context_expiry_s = 20;
+    dds__agg_counters ctr;
+    memset(&ctr, 0, sizeof(ctr));
+    dds__agg *a = dds__agg_new(&cfg, &ctr);
+    if (!a) return;
+    static const struct { const char *name; dds__mtype t; const char *tags; } L[] = {
+        {"c", DDS__MT_COUNT, "a:1,b:2"},           {"c", DDS__MT_COUNT, "b:2,a:1"},
+        {"c", DDS__MT_COUNT, "a:1,,b:2,a:1"},      {"c", DDS__MT_COUNT, "env:prod,a:1"},
+        {"g", DDS__MT_GAUGE, "host:h,device:d,k"}, {"g", DDS__MT_GAUGE, "k,device:d,host:h"},
+        {"h", DDS__MT_HISTOGRAM, "x:1"},           {"d", DDS__MT_DISTRIBUTION, "y:1,origin:x"},
+        {"s", DDS__MT_SET, "z:1"},                 {"c", DDS__MT_COUNT, "a:1,b:2"},
+    };
+    dds__agg_sink sink = {.series = oom_series, .sketch = oom_sketch};
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < sizeof(L) / sizeof(L[0]); i++) {
+            dds__metric m;
+            memset(&m, 0, sizeof(m));
+            m.name = dds__slice_make(L[i].name, strlen(L[i].name));
+            m.type = L[i].t;
+            m.sample_rate = 1;
+            m.tags = dds__slice_make(L[i].tags, strlen(L[i].tags));
+            m.raw_value = DDS__SLICE_LIT("member");
+            double v = (double)i;
+            dds__agg_add(a, &m, &v, 1, 100 + round * 10);
+        }
+        oom_seen.n = 0;
+        oom_seen.dup = 0;
+        dds__agg_flush(a, 110 + round * 10, round == 2, &sink);
+        oom_dups += oom_seen.dup;
+    }
+    dds__agg_flush(a, 200, true, &sink);
+    dds__agg_free(a);
+}
+
+TEST(allocation_failures) {
+    if (test_under_valgrind()) {
+        fprintf(stderr, "  skipped under valgrind (it owns the allocator)\n");
+        return;
+    }
+    oom_dups = 0;
+    long total = alloc_fail_each(oom_step, NULL, 100000, "aggregator");
+    if (total == 0) return; /* malloc is not ours: nothing to inject */
+    CHECK(total >= 10);
+    CHECK_EQ_INT(oom_dups, 0);
+}
+#else
+TEST(allocation_failures) {}
+#endif
+
 int main(void) {
+    RUN(allocation_failures);
     RUN(count_is_a_rate_over_the_bucket);
     RUN(gauge_keeps_the_last_value);
     RUN(set_counts_distinct_members);
@@ -1107,6 +1332,8 @@ int main(void) {
     RUN(device_and_resource_tags);
     RUN(empty_tags_are_dropped);
     RUN(base_tags_are_added_once);
+    RUN(keys_rebuilt_at_flush);
+    RUN(many_base_tags_in_the_line);
     RUN(namespace_is_prefixed);
     RUN(sample_rates);
     RUN(nan_and_inf_are_dropped_and_counted);
@@ -1120,6 +1347,7 @@ int main(void) {
     RUN(context_limit_drops_new_contexts_and_recovers);
     RUN(released_slot_reuse_does_not_confuse_lines);
     RUN(context_expiry_keeps_idle_contexts);
+    RUN(moved_contexts_are_still_found);
     RUN(client_telemetry_can_be_dropped);
     RUN(many_contexts_and_permutations);
     RUN(lines_differing_outside_the_sampled_windows);
