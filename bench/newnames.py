@@ -32,7 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import fmt, log, median, table  # noqa: E402
-from contention import KERNEL_DEFAULT_ASK, CountingIntake, free_port, wait_udp_bound  # noqa: E402
+from common import CountingIntake, free_port, wait_udp_bound  # noqa: E402
+from contention import KERNEL_DEFAULT_ASK  # noqa: E402
 
 TITLE = "DogStatsD: 100,000 new names at 100,000/s"
 NAMES = 100_000

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-SECTIONS = ["parse", "ingest", "contention", "traces", "sql", "footprint", "artifacts", "egress", "sigterm"]
+SECTIONS = ["parse", "ingest", "contention", "newnames", "traces", "sql", "footprint", "artifacts", "egress", "sigterm"]
 
 
 def main() -> int:
