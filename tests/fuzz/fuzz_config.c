@@ -19,20 +19,39 @@ static const char *const vars[] = {
 };
 #define NVARS (sizeof(vars) / sizeof(*vars))
 
+extern char **environ;
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    /* Input: "<var index byte><value bytes>\0<var index byte><value>\0..." */
+    /* Input: "<var index byte><value bytes>\0<var index byte><value>\0..." (a later value of the
+     * same variable replaces the earlier one). The environment is an array built here and set as
+     * `environ` for the call: setenv() keeps every value it ever replaced (glibc cannot know who
+     * still points at it), which ran a 50 M-execution campaign out of memory. */
     char *copy = malloc(size + 1);
     memcpy(copy, data, size);
     copy[size] = '\0';
-    for (size_t i = 0; i < NVARS; i++) unsetenv(vars[i]);
+    const char *values[NVARS] = {0};
     size_t i = 0;
     while (i < size) {
-        const char *name = vars[(unsigned char)copy[i] % NVARS];
+        size_t v = (unsigned char)copy[i] % NVARS;
         const char *value = copy + i + 1;
         size_t n = i + 1 <= size ? strlen(value) : 0;
-        if (i + 1 <= size) setenv(name, value, 1);
+        if (i + 1 <= size) values[v] = value;
         i += n + 2;
     }
+    char *env[NVARS + 1];
+    size_t ne = 0;
+    for (size_t k = 0; k < NVARS; k++) {
+        if (!values[k]) continue;
+        size_t nl = strlen(vars[k]), vl = strlen(values[k]);
+        char *e = malloc(nl + 1 + vl + 1);
+        memcpy(e, vars[k], nl);
+        e[nl] = '=';
+        memcpy(e + nl + 1, values[k], vl + 1);
+        env[ne++] = e;
+    }
+    env[ne] = NULL;
+    char **saved = environ;
+    environ = env;
     dds_config cfg;
     dds_config_init(&cfg);
     dds_error err = {0};
@@ -41,6 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else if (err.code != DDS_ERR_INVALID_CONFIG || strncmp(err.message, "Invalid configuration: ", 23) != 0) {
         abort();
     }
+    environ = saved;
+    for (size_t k = 0; k < ne; k++) free(env[k]);
     free(copy);
     return 0;
 }
