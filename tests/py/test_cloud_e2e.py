@@ -117,8 +117,10 @@ def put_trace(port: int) -> None:
 
 
 def test_spans_carry_the_serverless_tags_and_function_tags(fake_intake):
-    cli = run(fake_intake, 0, DD_APM_ENABLED="true", DD_APM_RECEIVER_PORT="0", DD_APM_DD_URL=fake_intake.url,
-              DD_TAGS="team:a zone:b:c,owner:me, team:z")
+    # Waits for the trace port's line, not the enhanced metrics' one: they come from the loop in
+    # no fixed order, and the port is read from the trace agent's line.
+    cli = run(fake_intake, 0, ready="trace agent listening", DD_APM_ENABLED="true", DD_APM_RECEIVER_PORT="0",
+              DD_APM_DD_URL=fake_intake.url, DD_TAGS="team:a zone:b:c,owner:me, team:z")
     put_trace(next(int(m.group(1)) for line in cli.stderr_lines if (m := TRACE_PORT_RE.search(line))))
     assert cli.terminate() == 0, cli.stderr_lines
     spans = {s["span_id"]: s for s in fake_intake.spans()}
