@@ -51,29 +51,31 @@ void free(void *p) {
     __libc_free(p);
 }
 
+/* One run of step(arg) with allocation fail_at failing (LONG_MAX: none): the allocations it
+ * made go to *seen, and the blocks it leaked are returned. */
+static long alloc_run(void (*step)(void *), void *arg, long fail_at, long *seen) {
+    alloc_seen = 0;
+    alloc_fail_at = fail_at;
+    long live_at_start = alloc_live;
+    step(arg);
+    *seen = alloc_seen;
+    alloc_fail_at = -1;
+    return alloc_live - live_at_start;
+}
+
 /* Runs step(arg) once counting its allocations (none failing; it must not leak), then again with
  * allocation 1, 2, ... failing, until a run makes fewer allocations than the one asked to fail
  * (every allocation has failed once) or max_runs. Checks after every run that nothing leaked,
  * naming `what` and the failed allocation. Returns the allocations of the reference run, or 0
  * when there were none (malloc is not ours: valgrind). */
 static long alloc_fail_each(void (*step)(void *), void *arg, long max_runs, const char *what) {
-    alloc_seen = 0;
-    alloc_fail_at = LONG_MAX;
-    long live_before = alloc_live;
-    step(arg);
-    long total = alloc_seen;
-    alloc_fail_at = -1;
-    CHECK_MSG(alloc_live == live_before, "%s, no failure: %ld blocks leaked", what, alloc_live - live_before);
+    long total, seen;
+    long leaked = alloc_run(step, arg, LONG_MAX, &total);
+    CHECK_MSG(leaked == 0, "%s, no failure: %ld blocks leaked", what, leaked);
     if (total == 0) return 0;
     for (long n = 1; n <= max_runs; n++) {
-        alloc_seen = 0;
-        alloc_fail_at = n;
-        long live_at_start = alloc_live;
-        step(arg);
-        long seen = alloc_seen;
-        alloc_fail_at = -1;
-        CHECK_MSG(alloc_live == live_at_start, "%s, allocation %ld failed: %ld blocks leaked", what, n,
-                  alloc_live - live_at_start);
+        leaked = alloc_run(step, arg, n, &seen);
+        CHECK_MSG(leaked == 0, "%s, allocation %ld failed: %ld blocks leaked", what, n, leaked);
         if (seen < n) break;
     }
     return total;
