@@ -158,8 +158,8 @@ typedef struct agroup {
 /* One allocation per context: the primary alias header, last_seen and the newest bucket
  * (inline) first, then the cold fields, then the primary alias bytes, which are also the
  * context's identity (canonicalized again when needed) and the source of its key at flush. A
- * steady-state hit costs one miss on this block, whose lines are all prefetched together (see
- * prefetch_alias). */
+ * steady-state hit reads this block once, header then bytes (the compare). No software prefetch
+ * of its lines: measured neutral to slightly slower (bench/HISTORY.md, issue 12). */
 typedef struct ctx {
     alias primary;
     int64_t last_seen;
@@ -873,19 +873,10 @@ static void alias_add(dds__agg *a, ctx *c, const dds__metric *m, uint64_t loc, u
     c->naliases++;
 }
 
-static inline void prefetch_alias(const alias *al, const dds__metric *m) {
-    /* A matching alias holds as many bytes as this line: ask for all its cache lines at once
-     * (prefetches never fault), instead of one miss for the header and a slow ramp-up of the
-     * hardware prefetcher along the memcmp. A primary alias heads its context block. */
-    const char *end = (const char *)al + sizeof(ctx) + m->name.len + m->tags.len;
-    for (const char *p = (const char *)al; p < end; p += 64) __builtin_prefetch(p);
-}
-
 static ctx *alias_find_full(const dds__agg *a, const dds__metric *m, uint64_t loc, uint64_t full) {
     for (uint32_t i = (uint32_t)full & a->afull.mask; a->afull.s[i]; i = (i + 1) & a->afull.mask) {
         if ((a->afull.s[i] ^ full) & ~APTR_MASK) continue;
         const alias *al = aptr(a->afull.s[i]);
-        prefetch_alias(al, m);
         if (al->loc == loc && alias_matches(al, m)) return alias_ctx(al);
     }
     return NULL;
@@ -904,7 +895,6 @@ static inline ctx *alias_find(const dds__agg *a, const dds__metric *m, uint64_t 
             return alias_find_full(a, m, loc, *full);
         }
         const alias *al = aptr(e);
-        prefetch_alias(al, m);
         if (al->loc != loc) continue;
         /* The only line with this locator: it is this one, or this one is new. */
         return alias_matches(al, m) ? alias_ctx(al) : NULL;
