@@ -34,6 +34,9 @@ static const char HOST_PREFIX[] = "host:";
 static const char DEVICE_PREFIX[] = "device:";
 static const char RESOURCE_PREFIX[] = "dd.internal.resource:";
 #define PFX_LEN(p) (sizeof(p) - 1)
+/* For the few helpers of the per-line path that gcc would otherwise keep out of line once they
+ * have several callers (a call and its spills cost more than their bodies). */
+#define HOT_INLINE inline __attribute__((always_inline))
 
 /* ---- stored context keys ---------------------------------------------------------------- */
 
@@ -697,7 +700,7 @@ static void ctab_remove(dds__agg *a, const ctx *c) {
 /* Three 16-byte windows (start, middle, end) of a byte range. Up to 48 bytes they overlap and
  * cover every byte, so the same three reads hash a short name whole: no length-dependent branch
  * to mispredict (names are 10-100 bytes at random). Under 16 bytes there is nothing to window. */
-static inline uint64_t windows(const char *s, size_t n, uint64_t seed) {
+static HOT_INLINE uint64_t windows(const char *s, size_t n, uint64_t seed) {
     const uint8_t *t = (const uint8_t *)s;
     if (n < 16) return dds__hash64(t, n, seed);
     size_t mid = n / 2 - 8;
@@ -707,7 +710,7 @@ static inline uint64_t windows(const char *s, size_t n, uint64_t seed) {
     return dds__hash_finish(x ^ dds__hash_fold(y ^ DDS__HASH_K0, z ^ DDS__HASH_K1), n);
 }
 
-static inline uint64_t alias_locator(const dds__metric *m) {
+static HOT_INLINE uint64_t alias_locator(const dds__metric *m) {
     return windows(m->tags.ptr, m->tags.len, windows(m->name.ptr, m->name.len, SEED_ALIAS ^ m->type));
 }
 
@@ -793,6 +796,9 @@ static uint64_t *loc_entry(const dds__agg *a, uint64_t loc) {
  * slow path, which is correct, only slower. */
 static bool alias_index(dds__agg *a, alias *al, uint64_t full) {
     if ((uint64_t)(uintptr_t)al & ~APTR_MASK) return false;
+    /* A parsed tag list never holds a '|'; dds__agg_add_line's hits rely on no alias holding one
+     * (a metric made by hand might). */
+    if (al->tags_len && memchr(alias_data(al) + al->name_len, '|', al->tags_len)) return false;
     if (ht_reserve(&a->aloc, false, 1) < 0 || ht_reserve(&a->afull, true, 2) < 0) return false;
     uint64_t *e = loc_entry(a, al->loc);
     if (!e) {
@@ -883,7 +889,7 @@ static ctx *alias_find_full(const dds__agg *a, const dds__metric *m, uint64_t lo
 }
 
 /* *full is computed on demand (have_full tells): only locator groups need it. */
-static inline ctx *alias_find(const dds__agg *a, const dds__metric *m, uint64_t loc, uint64_t *full,
+static HOT_INLINE ctx *alias_find(const dds__agg *a, const dds__metric *m, uint64_t loc, uint64_t *full,
                               bool *have_full) {
     for (uint32_t i = (uint32_t)loc & a->aloc.mask; a->aloc.s[i]; i = (i + 1) & a->aloc.mask) {
         uint64_t e = a->aloc.s[i];
@@ -1219,7 +1225,10 @@ static ctx *lookup_slow(dds__agg *a, const dds__metric *m, uint64_t loc, uint64_
     return c;
 }
 
-void dds__agg_add(dds__agg *a, const dds__metric *m, const double *vals, size_t nvals, int64_t now_s) {
+/* dds__agg_add, with the context already found (hit) or not (NULL). The filters come first either
+ * way and never depend on the lookup, so a line found early behaves as one found here. */
+static HOT_INLINE void add_to(dds__agg *a, const dds__metric *m, const double *vals, size_t nvals, int64_t now_s,
+                              ctx *hit) {
     if (!is_aggregated_type((uint8_t)m->type)) return;
     const bool is_set = m->type == DDS__MT_SET;
     size_t nsamples = is_set ? 1 : nvals;
@@ -1241,13 +1250,16 @@ void dds__agg_add(dds__agg *a, const dds__metric *m, const double *vals, size_t 
         if (!nfinite) return; /* no context for a line with nothing to aggregate */
     }
 
-    const uint64_t loc = alias_locator(m);
-    uint64_t full = 0;
-    bool have_full = false;
-    ctx *c = a->aloc.s ? alias_find(a, m, loc, &full, &have_full) : NULL;
+    ctx *c = hit;
     if (!c) {
-        if (!have_full) full = alias_full(m);
-        if (!(c = lookup_slow(a, m, loc, full, nfinite))) return;
+        const uint64_t loc = alias_locator(m);
+        uint64_t full = 0;
+        bool have_full = false;
+        c = a->aloc.s ? alias_find(a, m, loc, &full, &have_full) : NULL;
+        if (!c) {
+            if (!have_full) full = alias_full(m);
+            if (!(c = lookup_slow(a, m, loc, full, nfinite))) return;
+        }
     }
     c->last_seen = now_s;
     bucket *b = bucket_for(a, c, bucket_start(now_s));
@@ -1293,6 +1305,33 @@ void dds__agg_add(dds__agg *a, const dds__metric *m, const double *vals, size_t 
     }
     if (done) dds__counter_add(&a->ctr->samples, done);
     if (done < nfinite) drop(a, nfinite - done);
+}
+
+void dds__agg_add(dds__agg *a, const dds__metric *m, const double *vals, size_t nvals, int64_t now_s) {
+    add_to(a, m, vals, nvals, now_s, NULL);
+}
+
+int dds__agg_add_line(dds__agg *a, const char *line, size_t len, double *vals, size_t cap, int64_t now_s) {
+    dds__metric m;
+    size_t nvals;
+    bool tags_open;
+    int st = dds__parse_metric_open(line, len, &m, vals, cap, &nvals, &tags_open);
+    if (st != DDS__PARSE_OK) return st;
+    if (tags_open) {
+        /* The tag list was taken to the end of the line without looking for a '|'. An alias
+         * whose bytes equal the line's proves there is none: no indexed alias holds a '|' in its
+         * tags (alias_index), so the tags were the line's last field and m is the full parse. */
+        bool have_full = false;
+        uint64_t full;
+        ctx *c = a->aloc.s ? alias_find(a, &m, alias_locator(&m), &full, &have_full) : NULL;
+        if (c) {
+            add_to(a, &m, vals, nvals, now_s, c);
+            return DDS__PARSE_OK;
+        }
+        if ((st = dds__parse_metric_close(&m, &nvals)) != DDS__PARSE_OK) return st;
+    }
+    add_to(a, &m, vals, nvals, now_s, NULL);
+    return DDS__PARSE_OK;
 }
 
 /* ---- flush --------------------------------------------------------------------------------- */

@@ -98,6 +98,13 @@ void dds__agg_free(dds__agg *a);
  * (ignored for sets). Copies what it keeps. Never fails loudly: drops are counted. */
 void dds__agg_add(dds__agg *a, const dds__metric *m, const double *vals, size_t nvals, int64_t now_s);
 
+/* Parse one metric line (no '\n') and aggregate it: dds__parse_metric then dds__agg_add, with
+ * the same result, but a line whose exact bytes were seen before is aggregated without its tag
+ * list being scanned (see dds__parse_metric_open). vals/cap: the parser's scratch (a line of n
+ * bytes holds at most n/2 + 1 values). Returns the parse status: on DDS__PARSE_OK the line was
+ * aggregated, otherwise it was rejected and nothing was counted. */
+int dds__agg_add_line(dds__agg *a, const char *line, size_t len, double *vals, size_t cap, int64_t now_s);
+
 /* Emit every bucket whose end (start + 10) <= now_s, or every bucket when force, then forget
  * them; counters keep zero-filling for counter_expiry_s after their last sample; contexts with
  * nothing left are released. Timestamped samples are emitted at every flush. */

@@ -242,9 +242,45 @@ static int parse_values(const char *p, const char *end, double *vals, size_t cap
     return DDS__PARSE_OK;
 }
 
-int dds__parse_metric(const char *line, size_t len, dds__metric *out, double *vals, size_t cap,
-                      size_t *nvals) {
+/* The optional fields, from the '|' at f: any order, a later duplicate overwrites an earlier one.
+ * With tags_open, stops at a tag field and leaves the rest of the line to dds__parse_metric_close
+ * (see dds__parse_metric_open). Inlined into both callers: the open one drops its NULL checks. */
+static inline __attribute__((always_inline)) int parse_fields(dds__metric *out, const char *f,
+                                                              const char *end, bool *tags_open) {
+    while (f < end) {
+        f++; /* the '|' */
+        if (tags_open && f < end && f[0] == '#') {
+            out->tags = span(f + 1, end);
+            *tags_open = true;
+            return DDS__PARSE_OK;
+        }
+        const char *f_end = find(f, end, '|');
+        size_t n = (size_t)(f_end - f);
+        if (n > 0) {
+            switch (f[0]) {
+            case '@':
+                /* The range is the aggregator's business; only a non-number rejects. */
+                if (!parse_double(f + 1, n - 1, &out->sample_rate)) return DDS__PARSE_ERR_SAMPLE_RATE;
+                break;
+            case '#': out->tags = span(f + 1, f_end); break;
+            case 'T':
+                if (!parse_unix_ts(f + 1, n - 1, &out->timestamp)) return DDS__PARSE_ERR_TIMESTAMP;
+                break;
+            default:
+                /* `c:` container id, `e:` external data, `card:` cardinality: origin detection we
+                 * do not do in a function. Never reject because of them, nor of unknown fields. */
+                break;
+            }
+        }
+        f = f_end;
+    }
+    return DDS__PARSE_OK;
+}
+
+int dds__parse_metric_open(const char *line, size_t len, dds__metric *out, double *vals, size_t cap,
+                           size_t *nvals, bool *tags_open) {
     *nvals = 0;
+    if (tags_open) *tags_open = false;
     if (len == 0) return DDS__PARSE_ERR_NAME;
     const char *end = line + len;
     /* Name and value come before the first '|' (as in the Go agent), so "a|c:1" has no ':'. */
@@ -269,40 +305,25 @@ int dds__parse_metric(const char *line, size_t len, dds__metric *out, double *va
         st = parse_values(out->raw_value.ptr, bar, vals, cap, nvals);
         if (st != DDS__PARSE_OK) goto fail;
     }
-
-    /* Optional fields, any order; a later duplicate overwrites an earlier one. */
-    for (const char *f = type_end; f < end;) {
-        f++; /* the '|' */
-        const char *f_end = find(f, end, '|');
-        size_t n = (size_t)(f_end - f);
-        if (n > 0) {
-            switch (f[0]) {
-            case '@':
-                /* The range is the aggregator's business; only a non-number rejects. */
-                if (!parse_double(f + 1, n - 1, &out->sample_rate)) {
-                    st = DDS__PARSE_ERR_SAMPLE_RATE;
-                    goto fail;
-                }
-                break;
-            case '#': out->tags = span(f + 1, f_end); break;
-            case 'T':
-                if (!parse_unix_ts(f + 1, n - 1, &out->timestamp)) {
-                    st = DDS__PARSE_ERR_TIMESTAMP;
-                    goto fail;
-                }
-                break;
-            default:
-                /* `c:` container id, `e:` external data, `card:` cardinality: origin detection we
-                 * do not do in a function. Never reject because of them, nor of unknown fields. */
-                break;
-            }
-        }
-        f = f_end;
-    }
+    st = parse_fields(out, type_end, end, tags_open);
+    if (st != DDS__PARSE_OK) goto fail;
     return DDS__PARSE_OK;
 
 fail:
     *nvals = 0;
+    return st;
+}
+
+int dds__parse_metric(const char *line, size_t len, dds__metric *out, double *vals, size_t cap,
+                      size_t *nvals) {
+    return dds__parse_metric_open(line, len, out, vals, cap, nvals, NULL);
+}
+
+int dds__parse_metric_close(dds__metric *out, size_t *nvals) {
+    /* out->tags starts after "|#" and runs to the end of the line: parse again from that '|'. */
+    const char *end = out->tags.ptr + out->tags.len;
+    int st = parse_fields(out, out->tags.ptr - 2, end, NULL);
+    if (st != DDS__PARSE_OK) *nvals = 0;
     return st;
 }
 

@@ -64,6 +64,21 @@ typedef struct dds__metric {
 int dds__parse_metric(const char *line, size_t len, dds__metric *out, double *vals, size_t cap,
                       size_t *nvals);
 
+/*
+ * dds__parse_metric without the scan of the tag list for a further '|': when the tag field is
+ * reached, *tags_open is set, out->tags runs from after the '#' to the end of the line, and the
+ * line is parsed no further. When the caller can prove that those bytes hold no '|' (the
+ * aggregator's alias table: a line byte-identical to a stored one), the result is exactly
+ * dds__parse_metric's: the tags were the last field. Otherwise dds__parse_metric_close must finish
+ * the parse (it may still reject the line). tags_open may be NULL: then this is dds__parse_metric.
+ */
+int dds__parse_metric_open(const char *line, size_t len, dds__metric *out, double *vals, size_t cap,
+                           size_t *nvals, bool *tags_open);
+
+/* Finish a parse that dds__parse_metric_open left with *tags_open set: out and *nvals become
+ * dds__parse_metric's (on an error *nvals = 0). The line's bytes must still be valid. */
+int dds__parse_metric_close(dds__metric *out, size_t *nvals);
+
 typedef enum dds__event_priority { DDS__PRIO_NORMAL = 0, DDS__PRIO_LOW = 1 } dds__event_priority;
 typedef enum dds__alert_type {
     DDS__ALERT_INFO = 0, DDS__ALERT_ERROR = 1, DDS__ALERT_WARNING = 2, DDS__ALERT_SUCCESS = 3

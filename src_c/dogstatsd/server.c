@@ -40,17 +40,13 @@ void dds__dsd_process(dds__dsd *d, const char *buf, size_t len) {
     while (dds__packet_next_line(&cur, end, &line)) {
         int st;
         switch (dds__line_kind_of(line)) {
-        case DDS__LINE_METRIC: {
-            dds__metric m;
-            size_t nvals = 0;
-            st = dds__parse_metric(line.ptr, line.len, &m, d->vals, d->vals_cap, &nvals);
+        case DDS__LINE_METRIC:
+            st = dds__agg_add_line(d->agg, line.ptr, line.len, d->vals, d->vals_cap, now_s);
             if (st == DDS__PARSE_OK) {
                 dds__counter_add(&d->counters->metric_lines, 1);
-                dds__agg_add(d->agg, &m, d->vals, nvals, now_s);
                 continue;
             }
             break;
-        }
         case DDS__LINE_EVENT: {
             dds__event ev;
             st = dds__parse_event(line.ptr, line.len, &ev);

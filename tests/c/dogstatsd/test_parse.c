@@ -247,6 +247,12 @@ static const struct metric_row metric_rows[] = {
      DDS__PARSE_OK, 1.0, "a", "1", DDS__MT_COUNT, 1, {1}, .tags = "b"},
     {"tags then other fields", "a:1|c|#a,b|@0.5|T5",
      DDS__PARSE_OK, 0.5, "a", "1", DDS__MT_COUNT, 1, {1}, .tags = "a,b", .ts = 5},
+    {"tags then a bad sample rate", "a:1|c|#a,b|@x", DDS__PARSE_ERR_SAMPLE_RATE},
+    {"tags then a bad timestamp", "a:1|c|#a,b|T-1", DDS__PARSE_ERR_TIMESTAMP},
+    {"tags then a trailing bar", "a:1|c|#a,b|",
+     DDS__PARSE_OK, 1.0, "a", "1", DDS__MT_COUNT, 1, {1}, .tags = "a,b"},
+    {"tags then origin fields", "a:1|c|#a,b|c:ci-1|e:x",
+     DDS__PARSE_OK, 1.0, "a", "1", DDS__MT_COUNT, 1, {1}, .tags = "a,b"},
     {"fields in another order", "a:2|g|T7|@0.5|#t",
      DDS__PARSE_OK, 0.5, "a", "2", DDS__MT_GAUGE, 1, {2}, .tags = "t", .ts = 7},
     /* T timestamp */
@@ -284,15 +290,28 @@ static const struct metric_row metric_rows[] = {
     {"two trailing bars", "a:1|c||", DDS__PARSE_OK, 1.0, "a", "1", DDS__MT_COUNT, 1, {1}},
 };
 
+/* Every row twice: dds__parse_metric, then dds__parse_metric_open (its tag list runs to the end
+ * of the line) finished by dds__parse_metric_close, which must give the same result. */
 TEST(metric_table) {
-    for (size_t i = 0; i < sizeof metric_rows / sizeof metric_rows[0]; i++) {
-        const struct metric_row *r = &metric_rows[i];
+    for (size_t i = 0; i < 2 * (sizeof metric_rows / sizeof metric_rows[0]); i++) {
+        const struct metric_row *r = &metric_rows[i / 2];
         size_t len = strlen(r->in);
         char *buf = test_guarded_copy(r->in, len);
         dds__metric m;
         double vals[8];
         size_t nvals = 99;
-        int st = dds__parse_metric(buf, len, &m, vals, 8, &nvals);
+        int st;
+        if (i % 2 == 0) {
+            st = dds__parse_metric(buf, len, &m, vals, 8, &nvals);
+        } else {
+            bool open = false;
+            st = dds__parse_metric_open(buf, len, &m, vals, 8, &nvals, &open);
+            ROW_EQ_INT(r, open, st == DDS__PARSE_OK && strstr(r->in, "|#") != NULL);
+            if (open) {
+                ROW_EQ_INT(r, m.tags.ptr + m.tags.len == buf + len, 1);
+                st = dds__parse_metric_close(&m, &nvals);
+            }
+        }
         ROW_EQ_INT(r, st, r->status);
         if (st != DDS__PARSE_OK) {
             ROW_EQ_INT(r, nvals, 0);
