@@ -292,9 +292,13 @@ int dds__parse_metric_open(const char *line, size_t len, dds__metric *out, doubl
     if (out->raw_value.len == 0) return DDS__PARSE_ERR_VALUE;
     if (bar == end) return DDS__PARSE_ERR_TYPE;
 
-    const char *type_end = find(bar + 1, end, '|');
-    if (!parse_mtype(bar + 1, (size_t)(type_end - (bar + 1)), &out->type))
-        return DDS__PARSE_ERR_TYPE;
+    /* Every type is one or two bytes: look for its end there instead of scanning for a '|' (a
+     * longer or empty one is rejected either way). */
+    const char *type = bar + 1, *type_end;
+    if (type + 1 >= end || type[1] == '|') type_end = type + (type < end);
+    else if (type + 2 >= end || type[2] == '|') type_end = type + 2;
+    else return DDS__PARSE_ERR_TYPE;
+    if (!parse_mtype(type, (size_t)(type_end - type), &out->type)) return DDS__PARSE_ERR_TYPE;
     out->sample_rate = 1.0;
     out->tags = (dds__slice){NULL, 0};
     out->timestamp = 0;
