@@ -277,16 +277,75 @@ static inline __attribute__((always_inline)) int parse_fields(dds__metric *out, 
     return DDS__PARSE_OK;
 }
 
+/* First ':' or '|' in [p, end), or end: 16 bytes per step where the CPU has vectors (GCC vector
+ * extensions: SSE2 on x86-64, NEON on arm64), a byte at a time for the tail. */
+static inline const char *find_colon_or_bar(const char *p, const char *end) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    typedef unsigned char v16 __attribute__((vector_size(16)));
+    const v16 colons = {':', ':', ':', ':', ':', ':', ':', ':', ':', ':', ':', ':', ':', ':', ':', ':'};
+    const v16 bars = {'|', '|', '|', '|', '|', '|', '|', '|', '|', '|', '|', '|', '|', '|', '|', '|'};
+    while (end - p >= 16) {
+        v16 x;
+        memcpy(&x, p, 16);
+        v16 hit = (v16)((x == colons) | (x == bars));
+        uint64_t lo, hi;
+        memcpy(&lo, &hit, 8);
+        memcpy(&hi, (const char *)&hit + 8, 8);
+        if (lo) return p + __builtin_ctzll(lo) / 8;
+        if (hi) return p + 8 + __builtin_ctzll(hi) / 8;
+        p += 16;
+    }
+#endif
+    while (p < end && *p != ':' && *p != '|') p++;
+    return p;
+}
+
+/* The usual head, "name:value|", with one plain decimal value ([+-], at most 19 digits, at most
+ * one '.'): the name found in one pass for ':' or '|', the value parsed as it is scanned. It is
+ * parse_double's own fast path on the same digits, so the same double. false: anything else
+ * (packed values, exponents, a '|' in the name, errors...), left to the general path. */
+static inline bool head_fast(const char *line, const char *end, const char **colon, const char **bar,
+                             double *value) {
+    const char *q = find_colon_or_bar(line, end);
+    if (q == end || *q != ':' || q == line) return false;
+    const char *p = q + 1;
+    bool neg = false;
+    if (p < end && (*p == '-' || *p == '+')) neg = *p++ == '-';
+    const char *digits = p;
+    uint64_t mant = 0; /* wraps past 19 digits: such a value is refused below */
+    for (; p < end && is_digit(*p); p++) mant = mant * 10 + (uint64_t)(*p - '0');
+    size_t nint = (size_t)(p - digits), nfrac = 0;
+    if (p < end && *p == '.') {
+        const char *frac = ++p;
+        for (; p < end && is_digit(*p); p++) mant = mant * 10 + (uint64_t)(*p - '0');
+        nfrac = (size_t)(p - frac);
+    }
+    if (p == end || *p != '|' || nint + nfrac == 0 || nint + nfrac > 19) return false;
+    double v;
+    if (nfrac == 0) v = (double)mant;
+    else if (mant > (UINT64_C(1) << 53) || nfrac > POW10_EXACT_MAX) return false;
+    else v = (double)mant / pow10_exact[nfrac];
+    *value = neg ? -v : v;
+    *colon = q;
+    *bar = p;
+    return true;
+}
+
 int dds__parse_metric_open(const char *line, size_t len, dds__metric *out, double *vals, size_t cap,
                            size_t *nvals, bool *tags_open) {
     *nvals = 0;
     if (tags_open) *tags_open = false;
     if (len == 0) return DDS__PARSE_ERR_NAME;
     const char *end = line + len;
-    /* Name and value come before the first '|' (as in the Go agent), so "a|c:1" has no ':'. */
-    const char *bar = find(line, end, '|');
-    const char *colon = find(line, bar, ':');
-    if (colon == bar || colon == line) return DDS__PARSE_ERR_NAME;
+    const char *bar, *colon;
+    double value = 0;
+    bool one_value = head_fast(line, end, &colon, &bar, &value);
+    if (!one_value) {
+        /* Name and value come before the first '|' (as in the Go agent), so "a|c:1" has no ':'. */
+        bar = find(line, end, '|');
+        colon = find(line, bar, ':');
+        if (colon == bar || colon == line) return DDS__PARSE_ERR_NAME;
+    }
     out->name = span(line, colon);
     out->raw_value = span(colon + 1, bar);
     if (out->raw_value.len == 0) return DDS__PARSE_ERR_VALUE;
@@ -306,8 +365,12 @@ int dds__parse_metric_open(const char *line, size_t len, dds__metric *out, doubl
     int st = DDS__PARSE_OK;
     /* Sets keep the raw member, colons included ("u:a:b|s" is member "a:b"). */
     if (out->type != DDS__MT_SET) {
-        st = parse_values(out->raw_value.ptr, bar, vals, cap, nvals);
-        if (st != DDS__PARSE_OK) goto fail;
+        if (one_value && cap > 0) {
+            vals[0] = value;
+            *nvals = 1;
+        } else if ((st = parse_values(out->raw_value.ptr, bar, vals, cap, nvals)) != DDS__PARSE_OK) {
+            goto fail;
+        }
     }
     st = parse_fields(out, type_end, end, tags_open);
     if (st != DDS__PARSE_OK) goto fail;

@@ -238,6 +238,15 @@ static const struct metric_row metric_rows[] = {
     {"sample rate garbage", "a:1|c|@abc", DDS__PARSE_ERR_SAMPLE_RATE},
     {"sample rate bad duplicate", "a:1|c|@0.5|@x", DDS__PARSE_ERR_SAMPLE_RATE},
     {"sample rate bad on a set", "u:x|s|@x", DDS__PARSE_ERR_SAMPLE_RATE},
+    /* names past 16 bytes (the name is searched 16 bytes at a time) */
+    {"long name", "abcdefghijklmnopqrstuvwxyz.abcdefghij:12.5|g|#t",
+     DDS__PARSE_OK, 1.0, "abcdefghijklmnopqrstuvwxyz.abcdefghij", "12.5", DDS__MT_GAUGE, 1, {12.5}, .tags = "t"},
+    {"long name with a bar before the colon", "abcdefghijklmnopqrstu|vwxyz:1|c", DDS__PARSE_ERR_NAME},
+    {"long name, packed values", "abcdefghijklmnopqrstuvwxyz:1:-2.5|d",
+     DDS__PARSE_OK, 1.0, "abcdefghijklmnopqrstuvwxyz", "1:-2.5", DDS__MT_DISTRIBUTION, 2, {1, -2.5}},
+    {"long name, exponent", "abcdefghijklmnopqrstuvwxyz:25e-1|h",
+     DDS__PARSE_OK, 1.0, "abcdefghijklmnopqrstuvwxyz", "25e-1", DDS__MT_HISTOGRAM, 1, {2.5}},
+    {"long name, no colon", "abcdefghijklmnopqrstuvwxyz0123456789", DDS__PARSE_ERR_NAME},
     /* tags */
     {"tags", "a:1|c|#a:b,c", DDS__PARSE_OK, 1.0, "a", "1", DDS__MT_COUNT, 1, {1}, .tags = "a:b,c"},
     {"tags with empty one", "a:1|c|#x,,y",
