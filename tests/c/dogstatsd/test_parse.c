@@ -479,6 +479,48 @@ TEST(metric_fast_path_matches_strtod) {
     test_guarded_free(buf, 128);
 }
 
+/* Short values, followed by more of the line (the head's one-pass path scans them as it goes) or
+ * at its very end: random strings of digits, '.', '+', '-', 'e' and bytes next to the digits in
+ * ASCII must be taken exactly when strtod takes them whole, with its double, bit for bit, either
+ * way; as a value and as a sample rate. (No blank: strtod skips leading ones, the parser rejects
+ * them.) */
+TEST(short_values_match_strtod) {
+    static const char alpha[] = "0123456789012345678901234567890123456789..-+;?/e";
+    uint64_t s = 0xD1B54A32D192ED03u;
+    int mismatches = 0;
+    for (int iter = 0; iter < 60000; iter++) {
+        s = s * 6364136223846793005u + 1442695040888963407u;
+        size_t nl = 1 + (size_t)(s >> 60) % 9; /* 1-9 bytes: 9 is past the word */
+        char num[16];
+        for (size_t k = 0; k < nl; k++) num[k] = alpha[(s >> (4 + 5 * k)) % (sizeof alpha - 1)];
+        num[nl] = '\0';
+        char *stop;
+        double want = strtod(num, &stop);
+        bool want_ok = stop == num + nl;
+        for (int form = 0; form < 4; form++) {
+            char line[64];
+            int ll = snprintf(line, sizeof line,
+                              form == 0 ? "a:%s|g|#tag:padding" : form == 1 ? "a:%s|g"
+                              : form == 2 ? "a:1|g|@%s|#tag:padding" : "a:1|g|@%s", num);
+            char *buf = test_guarded_copy(line, (size_t)ll);
+            dds__metric m;
+            double v[8] = {0};
+            size_t n = 0;
+            int st = dds__parse_metric(buf, (size_t)ll, &m, v, 8, &n);
+            double got = form < 2 ? v[0] : m.sample_rate;
+            /* Values are packed on ':' only, so a value's verdict is the whole string's. */
+            bool ok = st == DDS__PARSE_OK;
+            if (ok != want_ok || (ok && !same_double(got, want))) {
+                if (mismatches++ < 5)
+                    TEST_FAIL_AT("\"%s\" (form %d): status %d, got %.17g; strtod: %s %.17g", line, form, st, got,
+                                 want_ok ? "ok" : "rejects", want);
+            }
+            test_guarded_free(buf, (size_t)ll);
+        }
+    }
+    CHECK_EQ_INT(mismatches, 0);
+}
+
 /* strtod follows LC_NUMERIC; the parser must not. Runs only where a ',' locale is installed
  * (e.g. LOCPATH pointing at a `localedef -i de_DE -f UTF-8` output). */
 TEST(metric_ignores_locale) {
@@ -993,6 +1035,7 @@ int main(void) {
     RUN(every_prefix_stays_in_bounds);
     RUN(random_lines_stay_in_bounds);
     RUN(status_text_and_type_names);
+    RUN(short_values_match_strtod);
     RUN(metric_ignores_locale); /* last: it switches LC_NUMERIC */
     return TEST_REPORT();
 }
