@@ -164,24 +164,6 @@ static bool parse_unix_ts(const char *p, size_t n, int64_t *out) {
 
 /* ---- packets and lines -------------------------------------------------------------------- */
 
-bool dds__packet_next_line(const char **cursor, const char *end, dds__slice *line) {
-    const char *p = *cursor;
-    while (p < end) {
-        const char *nl = find(p, end, '\n');
-        const char *stop = nl;
-        if (stop > p && stop[-1] == '\r') stop--; /* one '\r' only: "a\r\r\n" keeps "a\r" */
-        const char *start = p;
-        p = nl < end ? nl + 1 : end;
-        if (stop > start) {
-            *cursor = p;
-            *line = span(start, stop);
-            return true;
-        }
-    }
-    *cursor = end;
-    return false;
-}
-
 dds__line_kind dds__line_kind_of(dds__slice line) {
     if (has_prefix(line.ptr, line.len, "_e{", 3)) return DDS__LINE_EVENT;
     if (has_prefix(line.ptr, line.len, "_sc|", 4)) return DDS__LINE_SERVICE_CHECK;

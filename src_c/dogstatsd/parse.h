@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/slice.h"
 
@@ -35,8 +36,26 @@ const char *dds__parse_status_text(int status);
 typedef enum dds__line_kind { DDS__LINE_METRIC, DDS__LINE_EVENT, DDS__LINE_SERVICE_CHECK } dds__line_kind;
 
 /* Next line of a packet: split on '\n', drop one trailing '\r', skip empty lines; the last line
- * may be unterminated. Advances *cursor. Returns false when no line is left. */
-bool dds__packet_next_line(const char **cursor, const char *end, dds__slice *line);
+ * may be unterminated. Advances *cursor. Returns false when no line is left. Inline: it runs once
+ * per line, and the call cost as much as its body. */
+static inline bool dds__packet_next_line(const char **cursor, const char *end, dds__slice *line) {
+    const char *p = *cursor;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) nl = end;
+        const char *stop = nl;
+        if (stop > p && stop[-1] == '\r') stop--; /* one '\r' only: "a\r\r\n" keeps "a\r" */
+        const char *start = p;
+        p = nl < end ? nl + 1 : end;
+        if (stop > start) {
+            *cursor = p;
+            *line = (dds__slice){start, (size_t)(stop - start)};
+            return true;
+        }
+    }
+    *cursor = end;
+    return false;
+}
 
 /* `_e{` event, `_sc|` service check, anything else a metric. */
 dds__line_kind dds__line_kind_of(dds__slice line);
