@@ -144,7 +144,7 @@ typedef struct alias {
 } alias;
 
 /* Another spelling of a context: its own allocation, with its bytes (name then tags) at the same
- * offset as a context's (XALIAS_DATA; see alias_data). */
+ * offset as a context's (ALIAS_DATA_OFFSET; see alias_data). */
 typedef struct xalias {
     alias al;
     struct ctx *c;
@@ -894,7 +894,7 @@ static ctx *alias_find_full(const dds__agg *a, const dds__metric *m, uint64_t lo
 
 /* *full is computed on demand (have_full tells): only locator groups need it. */
 static HOT_INLINE ctx *alias_find(const dds__agg *a, const dds__metric *m, uint64_t loc, uint64_t *full,
-                              bool *have_full) {
+                                  bool *have_full) {
     for (uint32_t i = (uint32_t)loc & a->aloc.mask; a->aloc.s[i]; i = (i + 1) & a->aloc.mask) {
         uint64_t e = a->aloc.s[i];
         if ((e ^ loc) & ~APTR_MASK) continue;
