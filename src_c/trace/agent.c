@@ -40,6 +40,9 @@
  * span records); one job is always accepted into an empty queue, whatever its size. */
 #define QUEUE_JOBS 4
 #define QUEUE_BYTES (32u * 1024 * 1024)
+/* Bytes of cached SQL results (queries and their obfuscated forms); the Go Agent's cache holds
+ * up to 5 MB by default. */
+#define SQL_CACHE_BYTES (2u * 1024 * 1024)
 
 /* One request's spans on their way to the encoder: its arena holds the records, body (kept from
  * the receiver) the strings they point to. */
@@ -79,6 +82,7 @@ struct dds__trace_agent {
     bool dry_run;
     dds__trace_process_config obfuscation;  /* the obfuscation fields of every request's config */
     dds__replace_rules *replace_rules;      /* owned; obfuscation.replace_rules points here */
+    dds__sql_cache *sql_cache;     /* owned; SQL results across requests (NULL: none), the loop's */
     const char *cloud_origin;      /* static string from cloud.c, or NULL */
     char *function_name, *function_tags, *env;
     /* Every span's platform tags: _dd.serverless_compat_version, asa.hostname, asa.name, and the
@@ -388,6 +392,7 @@ static int on_traces(void *user, dds__trace_format fmt, const uint8_t *body, siz
     pc.nspan_tags = a->nspan_tags;
     pc.aas_tags = a->aas_tags;
     pc.naas_tags = a->naas_tags;
+    pc.sql_cache = a->sql_cache;
     /* Chunks that processing could not finish (out of arena memory) are already dropped and
      * counted by it; the ones kept are complete and go on. */
     uint32_t kept_spans = dds__trace_process(&tp, &pc, arena, &a->counters->process);
@@ -510,6 +515,8 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
         .remove_stack_traces = cfg->apm_remove_stack_traces,
         .replace_rules = a->replace_rules,
     };
+    /* The cache is an optimization: without memory for it, queries are obfuscated each time. */
+    a->sql_cache = dds__sql_cache_new(SQL_CACHE_BYTES);
     a->cloud_origin = cloud->origin;
     a->decode_rl.interval_ms = 10000;
     /* Decoded records take up to ~7x the body (v0.5: a 32-byte record per 2-3 byte string
@@ -656,6 +663,7 @@ void dds__trace_agent_free(dds__trace_agent *a) {
     free(a->telemetry_url);
     free(a->evp_url);
     dds__replace_rules_free(a->replace_rules);
+    dds__sql_cache_free(a->sql_cache);
     pthread_cond_destroy(&a->idle_cv);
     pthread_cond_destroy(&a->work_cv);
     pthread_mutex_destroy(&a->mu);
