@@ -27,7 +27,14 @@ def cli_path() -> str:
 
 
 class Cli:
-    """One running binary; stdout (dry-run lines) and stderr (logs) are collected by threads."""
+    """One running binary; stdout (dry-run lines) and stderr (logs) are collected by threads.
+
+    Every instance is registered in `Cli.running` until it has exited: the autouse fixture of
+    conftest.py kills whatever a test left running (a failed assertion skips the test's own
+    terminate()), so one failure never leaves a process holding ports for the rest of the suite.
+    It is also a context manager (`with Cli(env) as cli:` kills it on exit if still running)."""
+
+    running: "set[Cli]" = set()
 
     def __init__(self, env: dict[str, str], args: list[str] | None = None, program: str | None = None):
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("DD_")}
@@ -36,6 +43,7 @@ class Cli:
         self.proc = subprocess.Popen(
             [program or cli_path(), *(args or [])], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+        Cli.running.add(self)
         self.stdout_lines: list[str] = []
         self.stderr_lines: list[str] = []
         self._port_seen = threading.Event()
@@ -65,6 +73,7 @@ class Cli:
     def terminate(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         self.proc.send_signal(sig)
         rc = self.proc.wait(timeout)
+        Cli.running.discard(self)
         time.sleep(0.05)  # let the pump threads read the last lines
         return rc
 
@@ -72,3 +81,20 @@ class Cli:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+        Cli.running.discard(self)
+
+    def __enter__(self) -> "Cli":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+
+    @classmethod
+    def kill_all(cls) -> list[str]:
+        """Kill every instance still running; returns the command lines of those it had to kill."""
+        left = []
+        for cli in list(cls.running):
+            if cli.proc.poll() is None:
+                left.append(" ".join(map(str, cli.proc.args)))
+            cli.kill()
+        return left

@@ -13,6 +13,7 @@ if str(REPO_ROOT) not in sys.path:  # `pytest` run without `python -m` still fin
     sys.path.insert(0, str(REPO_ROOT))
 
 from tests.intake.client import FakeIntake  # noqa: E402
+from tests.py.cli import Cli  # noqa: E402
 
 
 @pytest.fixture
@@ -28,3 +29,11 @@ def fake_intake() -> Iterator[FakeIntake]:
         yield intake
     finally:
         intake.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_cli_left_running() -> Iterator[None]:
+    """Kill any datadog-serverless-compat a test started and did not stop (a failed assertion
+    before its terminate()), so it cannot hold ports or CPU for the tests after it."""
+    yield
+    Cli.kill_all()

@@ -353,3 +353,18 @@ def test_https_proxy_setting_routes_every_request(fake_intake):
     assert any(s["metric"] == "proxied.metric" for s in fake_intake.series())
     (rec,) = fake_intake.records(path="/api/v2/series")
     assert rec["headers"]["host"].startswith("metrics.invalid")
+
+
+def test_a_cli_left_running_is_killed_by_kill_all():
+    """What the autouse fixture of conftest.py relies on: a binary a failing test did not stop is
+    killed and reported; one that was stopped is no longer tracked."""
+    stopped = Cli({})
+    stopped.wait_ready()
+    assert stopped.terminate() == 0
+    left = Cli({})
+    left.wait_ready()
+    assert left in Cli.running and stopped not in Cli.running
+    killed = Cli.kill_all()
+    assert left.proc.poll() is not None and left.proc.returncode == -9
+    assert killed == [" ".join(map(str, left.proc.args))]
+    assert not Cli.running
