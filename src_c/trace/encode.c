@@ -349,6 +349,8 @@ static void pb_tracer_payload(dds__buf *b, dds__buf *sizes, const dds__tracer_pa
     p = w_str(p, TP_APP_VERSION, tp->app_version);
     assert((size_t)(p - start) == sz_len(body));
     b->len += (size_t)(p - start);
+    /* A payload of very many spans does not keep its scratch. */
+    if (sizes->cap > (1u << 20)) dds__buf_free(sizes);
 }
 
 /* The AgentPayload's own fields: known at creation, written first so take() has nothing to
