@@ -345,7 +345,11 @@ def run(ctx) -> str:
         f"(its own process, DogStatsD off, trace intake at a closed local port) and against {ta} (its own process, "
         "aiohttp, no checks enabled, log level WARNING, in its own venv `bench/.venv-testagent`) and against the "
         "Rust binary Datadog ships (`/work/shared/peers`, its own process, the one cloud variable it needs set, "
-        "trace intake at the same closed local port as ours, logging off). Each figure is "
+        "trace intake at the same closed local port as ours, logging off). The body's database spans all carry one "
+        "SQL query (`bench/tracegen.h`): ours caches obfuscation results across requests, exactly (the query's "
+        "bytes are compared), as the Go Agent does by default (`DD_APM_OBFUSCATION_CACHE_ENABLED`), so after the "
+        "first request each is a hit; a workload of ever-new query texts pays the obfuscator for every span. "
+        "Each figure is "
         f"the median of {ctx.runs} runs. Reproduce: `python bench/run.py --only traces` (the tools alone: "
         "`bench_trace_decode 5 150 --json --dump DIR`, `bench_trace_load --target 127.0.0.1:PORT --gen 100,19 "
         "--conns 4 --json`, or `--inproc` for an agent in the load tool's process).\n")

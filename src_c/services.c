@@ -1004,7 +1004,8 @@ void dds_stats_get(const dds_services *s, dds_stats *out) {
     out->trace_requests = dds__counter_get(&t->requests_ok);
     out->trace_spans = dds__counter_get(&t->spans);
     out->trace_dropped = dds__counter_get(&t->traces_rejected) + dds__counter_get(&t->process.traces_dropped);
-    out->trace_spans_dropped = dds__counter_get(&t->process.spans_dropped) + dds__counter_get(&t->spans_dropped_encoding);
+    out->trace_spans_dropped = dds__counter_get(&t->process.spans_dropped) + dds__counter_get(&t->spans_dropped_encoding) +
+                               dds__counter_get(&t->spans_dropped_encoding_loop);
     out->trace_spans_obfuscated = dds__counter_get(&t->process.spans_obfuscated);
     out->trace_sql_non_parsable = dds__counter_get(&t->process.sql_non_parsable);
     out->trace_stats_spans = dds__counter_get(&t->stats.spans);

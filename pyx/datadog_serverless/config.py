@@ -13,7 +13,7 @@ from ._record import TYPE_CHECKING, record
 from .errors import InvalidConfigError
 
 # Nothing here is imported at import time that a function's cold start would pay for without
-# using it: the extension (and the `inspect` its module init imports) on the first call that
+# using it: the extension on the first call that
 # needs the C library, `json` only for logs_additional_endpoints given as a list, and not `typing`
 # (it imports `re`): the field annotations use builtins and collections.abc only, so that
 # typing.get_type_hints(ServicesConfig) still resolves them.

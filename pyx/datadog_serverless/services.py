@@ -33,8 +33,9 @@ from .config import ServicesConfig
 from .errors import ALREADY_STARTED_MESSAGE, AlreadyStartedError
 
 # The extension is imported by the first call that needs it (ServicesConfig.from_env(),
-# ServerlessServices(...)), not with the package: its module init imports `inspect` (Cython's
-# limited API reads the CO_* flags there), about 12 ms of a cold start (bench/HISTORY.md).
+# ServerlessServices(...)), not with the package: loading it costs ~10 ms of CPU, which a function
+# that never starts the services should not pay (its Cython init no longer imports `inspect`:
+# cmake/cython_co_flags.cmake).
 if TYPE_CHECKING:
     from typing import Any, Callable
 

@@ -8,8 +8,9 @@
  * started with the first large body) when the body is large (OFFLOAD_MIN_BYTES) or the encoder is
  * busy: the request's body and its arena of span records go to the thread in a job, and the loop
  * goes on with the next request. The queue is bounded (QUEUE_JOBS jobs, QUEUE_BYTES): when full,
- * the loop waits for the thread to free a slot (it never waits for anything else, so the wait is
- * at most one job's encoding: back-pressure on the requests, nothing dropped). Whoever encodes
+ * the loop encodes the body itself, into an encoder of its own (encoder_loop: its own pending
+ * AgentPayload, taken with the other at every flush) instead of waiting for a slot, so both
+ * threads encode while encoding is the slower stage; nothing is dropped. Whoever encodes
  * holds the encoder (`busy`); small bodies are encoded on the loop when the encoder is idle, as
  * before. A flush (the 3 s timer, dds_flush, the stop) first waits until every queued job is
  * encoded, so it sends everything accepted. Payloads the thread completes at ~3.2 MB are handed
@@ -40,6 +41,9 @@
  * span records); one job is always accepted into an empty queue, whatever its size. */
 #define QUEUE_JOBS 4
 #define QUEUE_BYTES (32u * 1024 * 1024)
+/* Bytes of cached SQL results (queries and their obfuscated forms); the Go Agent's cache holds
+ * up to 5 MB by default. */
+#define SQL_CACHE_BYTES (2u * 1024 * 1024)
 
 /* One request's spans on their way to the encoder: its arena holds the records, body (kept from
  * the receiver) the strings they point to. */
@@ -54,6 +58,9 @@ typedef struct trace_job {
 struct dds__trace_agent {
     dds__receiver *receiver;
     dds__trace_encoder *encoder;
+    /* The loop's own encoder (its own pending AgentPayload, loop only): a large body that finds the
+     * queue full is encoded here, so that both threads encode when encoding is the slower stage. */
+    dds__trace_encoder *encoder_loop;
     dds__concentrator *concentrator;  /* NULL unless DD_AGENT_STATS_COMPUTATION_ENABLED */
     dds__intake *intake;
     dds__trace_agent_counters *counters;
@@ -79,6 +86,7 @@ struct dds__trace_agent {
     bool dry_run;
     dds__trace_process_config obfuscation;  /* the obfuscation fields of every request's config */
     dds__replace_rules *replace_rules;      /* owned; obfuscation.replace_rules points here */
+    dds__sql_cache *sql_cache;     /* owned; SQL results across requests (NULL: none), the loop's */
     const char *cloud_origin;      /* static string from cloud.c, or NULL */
     char *function_name, *function_tags, *env;
     /* Every span's platform tags: _dd.serverless_compat_version, asa.hostname, asa.name, and the
@@ -152,6 +160,8 @@ static void flush_traces(dds__trace_agent *a) {
     submit(a, dds__trace_encoder_take(a->encoder));
     sync_encoder_counter(a);
     encoder_release(a);
+    submit(a, dds__trace_encoder_take(a->encoder_loop));
+    dds__counter_set(&a->counters->spans_dropped_encoding_loop, dds__trace_encoder_spans_dropped(a->encoder_loop));
 }
 
 /* The concentrator's done buckets (all of them when force) as one StatsPayload. */
@@ -322,10 +332,27 @@ static void encode_here(dds__trace_agent *a, const dds__tracer_payload *tp) {
     sync_encoder_counter(a);
 }
 
+/* Whether a job of this many bytes would have to wait for room in the queue (job_enqueue). Only
+ * the loop adds jobs: room seen here is still there when it enqueues. */
+static bool queue_full(dds__trace_agent *a, size_t bytes) {
+    pthread_mutex_lock(&a->mu);
+    bool full = a->q_head && (a->q_jobs >= QUEUE_JOBS || a->q_bytes + bytes > QUEUE_BYTES);
+    pthread_mutex_unlock(&a->mu);
+    return full;
+}
+
 /* Hand tp (in the loop's job) to the encoder: to the thread when its body is kept and the thread
- * runs, else here (waiting for the thread to finish what is queued). */
+ * runs, else here (waiting for the thread to finish what is queued). Rather than wait for the
+ * thread to free a slot of a full queue, the loop encodes the body itself, into its own encoder:
+ * both threads then encode while encoding is the slower stage. */
 static void encode(dds__trace_agent *a, trace_job *j, dds__kept_body *kept, const dds__tracer_payload *tp,
                    size_t len) {
+    if (kept && thread_start(a) && queue_full(a, len + j->arena.total)) {
+        if (dds__trace_encoder_add(a->encoder_loop, tp)) submit(a, dds__trace_encoder_take(a->encoder_loop));
+        dds__counter_set(&a->counters->spans_dropped_encoding_loop, dds__trace_encoder_spans_dropped(a->encoder_loop));
+        dds__receiver_kept_body_free(kept);
+        return;
+    }
     if (kept && thread_start(a)) {
         j->body = kept;
         j->tp = *tp;
@@ -388,6 +415,7 @@ static int on_traces(void *user, dds__trace_format fmt, const uint8_t *body, siz
     pc.nspan_tags = a->nspan_tags;
     pc.aas_tags = a->aas_tags;
     pc.naas_tags = a->naas_tags;
+    pc.sql_cache = a->sql_cache;
     /* Chunks that processing could not finish (out of arena memory) are already dropped and
      * counted by it; the ones kept are complete and go on. */
     uint32_t kept_spans = dds__trace_process(&tp, &pc, arena, &a->counters->process);
@@ -510,6 +538,8 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
         .remove_stack_traces = cfg->apm_remove_stack_traces,
         .replace_rules = a->replace_rules,
     };
+    /* The cache is an optimization: without memory for it, queries are obfuscated each time. */
+    a->sql_cache = dds__sql_cache_new(SQL_CACHE_BYTES);
     a->cloud_origin = cloud->origin;
     a->decode_rl.interval_ms = 10000;
     /* Decoded records take up to ~7x the body (v0.5: a 32-byte record per 2-3 byte string
@@ -556,13 +586,15 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
         .dry_run = dry_run,
     };
     a->encoder = dds__trace_encoder_new(&ec);
+    a->encoder_loop = dds__trace_encoder_new(&ec);
     a->flush_ev = event_new(base, -1, EV_PERSIST, on_flush_timer, a);
     a->out_ev = event_new(base, -1, 0, on_out, a);
     if (cfg->agent_stats_computation_enabled) {
         dds__concentrator_config cc = {.default_env = cfg->env, .now_ns = dds__wall_ns()};
         a->concentrator = dds__concentrator_new(&cc, &counters->stats);
     }
-    if (!a->encoder || !a->flush_ev || !a->out_ev || (cfg->agent_stats_computation_enabled && !a->concentrator)) {
+    if (!a->encoder || !a->encoder_loop || !a->flush_ev || !a->out_ev ||
+        (cfg->agent_stats_computation_enabled && !a->concentrator)) {
         dds__error_set(err, DDS_ERR_RUNTIME, "out of memory");
         goto fail;
     }
@@ -640,6 +672,7 @@ void dds__trace_agent_free(dds__trace_agent *a) {
     thread_stop(a);
     dds__receiver_free(a->receiver);
     dds__trace_encoder_free(a->encoder);
+    dds__trace_encoder_free(a->encoder_loop);
     dds__concentrator_free(a->concentrator);
     if (a->flush_ev) event_free(a->flush_ev);
     if (a->out_ev) event_free(a->out_ev);
@@ -656,6 +689,7 @@ void dds__trace_agent_free(dds__trace_agent *a) {
     free(a->telemetry_url);
     free(a->evp_url);
     dds__replace_rules_free(a->replace_rules);
+    dds__sql_cache_free(a->sql_cache);
     pthread_cond_destroy(&a->idle_cv);
     pthread_cond_destroy(&a->work_cv);
     pthread_mutex_destroy(&a->mu);

@@ -26,6 +26,7 @@ typedef struct dds__trace_agent_counters {
     dds__counter spans;              /* spans accepted after processing */
     dds__counter stats_payloads;     /* /v0.6/stats bodies forwarded */
     dds__counter spans_dropped_encoding; /* mirror of the encoder's count (spans lost out of memory) */
+    dds__counter spans_dropped_encoding_loop; /* the same, the loop's own encoder */
     dds__concentrator_counters stats;    /* agent-computed stats (DD_AGENT_STATS_COMPUTATION_ENABLED) */
 } dds__trace_agent_counters;
 

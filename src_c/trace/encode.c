@@ -4,12 +4,14 @@
  * never blocks, and never aborts: what an allocation failure costs is dropped and counted. */
 #include "trace/encode.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
 #include "common/buf.h"
+#include "common/crc32.h"
 #include "common/jsonw.h"
 #include "common/msgpack.h"
 #include "common/pbw.h"
@@ -62,7 +64,9 @@ struct dds__trace_encoder {
     bool zs_live;             /* zs initialized for the pending payload */
     bool z_failed;            /* out of memory while compressing: the pending payload is lost */
     dds__buf zout;            /* gzip bytes so far */
+    dds__buf sizes;           /* scratch: the message sizes of the tracer payload being written */
     size_t raw_len;           /* uncompressed bytes already fed to zs */
+    uint32_t crc;             /* their CRC-32, for the gzip trailer */
     uint32_t ntp;             /* tracer payloads in body */
     uint32_t nspans;          /* spans in body: the payload's item count */
     char langs[MAX_LANGS][MAX_LANG_LEN + 1];
@@ -87,6 +91,7 @@ dds__trace_encoder *dds__trace_encoder_new(const dds__trace_encoder_config *cfg)
     e->flush_bytes = cfg->flush_bytes ? cfg->flush_bytes : DDS__TRACE_FLUSH_BYTES;
     dds__buf_init(&e->body);
     dds__buf_init(&e->zout);
+    dds__buf_init(&e->sizes);
     return e;
 }
 
@@ -99,20 +104,37 @@ void dds__trace_encoder_free(dds__trace_encoder *e) {
     dds__buf_free(&e->body);
     if (e->zs_live) deflateEnd(&e->zs);
     dds__buf_free(&e->zout);
+    dds__buf_free(&e->sizes);
     free(e);
 }
 
 size_t dds__trace_encoder_pending_bytes(const dds__trace_encoder *e) { return e->ntp ? e->raw_len + e->body.len : 0; }
+
+/* The gzip member around the raw deflate stream, as zlib's own wrapper writes it (RFC 1952: no
+ * name, no time, XFL 4 for the fastest level, OS 3 = Unix), so the bytes are the same; the
+ * CRC-32 is ours (common/crc32.h: folded, several times faster than zlib 1.2.13's). */
+static const uint8_t GZIP_HEADER[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, GZIP_LEVEL == 1 ? 4 : 0, 3};
+
+static void put_le32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
 
 /* Feed what body holds to the gzip stream (Z_FINISH ends it) and empty body. On failure the
  * pending payload is marked lost; body is emptied all the same. */
 static void z_feed(dds__trace_encoder *e, int mode) {
     if (!e->z_failed && !e->zs_live) {
         memset(&e->zs, 0, sizeof(e->zs));
-        if (deflateInit2(&e->zs, GZIP_LEVEL, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK) e->zs_live = true;
-        else e->z_failed = true;
+        if (deflateInit2(&e->zs, GZIP_LEVEL, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK) {
+            e->zs_live = true;
+            e->crc = 0;
+            dds__buf_append(&e->zout, GZIP_HEADER, sizeof(GZIP_HEADER));
+            if (e->zout.oom) e->z_failed = true;
+        } else {
+            e->z_failed = true;
+        }
     }
     if (!e->z_failed) {
+        e->crc = dds__crc32(e->crc, e->body.data, e->body.len);
         e->zs.next_in = e->body.data;
         e->zs.avail_in = (uInt)e->body.len;
         for (;;) {
@@ -135,6 +157,14 @@ static void z_feed(dds__trace_encoder *e, int mode) {
             if (e->zs.avail_in == 0 && e->zs.avail_out != 0 && mode != Z_FINISH) break;
         }
         e->raw_len += e->body.len;
+        if (mode == Z_FINISH && !e->z_failed) {
+            /* The trailer: CRC-32 and the input size modulo 2^32, little endian. */
+            uint8_t t[8];
+            put_le32(t, e->crc);
+            put_le32(t + 4, (uint32_t)e->raw_len);
+            dds__buf_append(&e->zout, t, sizeof(t));
+            if (e->zout.oom) e->z_failed = true;
+        }
     }
     e->body.len = 0;
 }
@@ -143,94 +173,196 @@ uint64_t dds__trace_encoder_spans_dropped(const dds__trace_encoder *e) { return 
 
 /* ---- protobuf ------------------------------------------------------------------------------ */
 
+/* A tracer payload is written in two passes: the exact size of every nested message first
+ * (spans and chunks, kept in sizes), then the bytes, straight into room reserved once, each
+ * length prefix written before its body. No message body ever moves and nothing is checked per
+ * field; the output is the canonical encoding (minimal varints) that dds__pbw_begin/end write.
+ * Every field number here is under 16: a tag is one byte. */
+
+static inline size_t vsize(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static inline uint8_t *put_varint(uint8_t *p, uint64_t v) {
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static inline uint8_t tag(uint32_t field, unsigned wt) { return (uint8_t)(field << 3 | wt); }
+
+/* A length-delimited field of a body of n bytes, tag and length included. */
+static inline size_t sz_len(size_t n) { return 1 + vsize(n) + n; }
 /* proto3 leaves empty strings and zero numbers out; so do we (the intake reads them as unset). */
-static void pb_str(dds__buf *b, uint32_t field, dds__slice s) {
-    if (s.len) dds__pbw_bytes(b, field, s.ptr, s.len);
-}
-static void pb_u64(dds__buf *b, uint32_t field, uint64_t v) {
-    if (v) dds__pbw_uint64(b, field, v);
-}
-static void pb_i64(dds__buf *b, uint32_t field, int64_t v) {
-    if (v) dds__pbw_int64(b, field, v);
+static inline size_t sz_str(dds__slice s) { return s.len ? sz_len(s.len) : 0; }
+static inline size_t sz_u64(uint64_t v) { return v ? 1 + vsize(v) : 0; }
+
+/* A proto3 map is a repeated {key = 1, value = 2} message; both fields are always written. */
+static inline size_t sz_entry(const dds__kv *kv) { return sz_len(kv->key.len) + sz_len(kv->value.len); }
+static size_t sz_map(const dds__kv *kv, uint32_t n) {
+    size_t t = 0;
+    for (uint32_t i = 0; i < n; i++) t += sz_len(sz_entry(&kv[i]));
+    return t;
 }
 
-/* A proto3 map is a repeated {key = 1, value = 2} message. Entries keep the array order; both
- * fields are always written. */
-static void pb_map(dds__buf *b, uint32_t field, const dds__kv *kv, uint32_t n) {
-    for (uint32_t i = 0; i < n; i++) {
-        size_t m = dds__pbw_begin(b, field);
-        dds__pbw_bytes(b, MAP_KEY, kv[i].key.ptr, kv[i].key.len);
-        dds__pbw_bytes(b, MAP_VALUE, kv[i].value.ptr, kv[i].value.len);
-        dds__pbw_end(b, m);
-    }
-}
-
-static void pb_span(dds__buf *b, const dds__span *s) {
-    size_t m = dds__pbw_begin(b, TC_SPANS);
-    pb_str(b, SP_SERVICE, s->service);
-    pb_str(b, SP_NAME, s->name);
-    pb_str(b, SP_RESOURCE, s->resource);
-    pb_u64(b, SP_TRACE_ID, s->trace_id);
-    pb_u64(b, SP_SPAN_ID, s->span_id);
-    pb_u64(b, SP_PARENT_ID, s->parent_id);
-    pb_i64(b, SP_START, s->start);
-    pb_i64(b, SP_DURATION, s->duration);
-    pb_i64(b, SP_ERROR, s->error);
-    pb_map(b, SP_META, s->meta, s->nmeta);
-    for (uint32_t i = 0; i < s->nmetrics; i++) {
-        size_t me = dds__pbw_begin(b, SP_METRICS);
-        dds__pbw_bytes(b, MAP_KEY, s->metrics[i].key.ptr, s->metrics[i].key.len);
-        dds__pbw_double(b, MAP_VALUE, s->metrics[i].value);
-        dds__pbw_end(b, me);
-    }
-    pb_str(b, SP_TYPE, s->type);
-    pb_map(b, SP_META_STRUCT, s->meta_struct, s->nmeta_struct);
+static size_t sz_span(const dds__span *s) {
+    size_t t = sz_str(s->service) + sz_str(s->name) + sz_str(s->resource) + sz_u64(s->trace_id) +
+               sz_u64(s->span_id) + sz_u64(s->parent_id) + sz_u64((uint64_t)s->start) +
+               sz_u64((uint64_t)s->duration) + sz_u64((uint64_t)(int64_t)s->error);
+    t += sz_map(s->meta, s->nmeta);
+    for (uint32_t i = 0; i < s->nmetrics; i++) t += sz_len(sz_len(s->metrics[i].key.len) + 9);
+    t += sz_str(s->type) + sz_map(s->meta_struct, s->nmeta_struct);
     for (uint32_t i = 0; i < s->nlinks; i++) {
         const dds__span_link *l = &s->links[i];
-        size_t ml = dds__pbw_begin(b, SP_SPAN_LINKS);
-        pb_u64(b, SL_TRACE_ID, l->trace_id);
-        pb_u64(b, SL_TRACE_ID_HIGH, l->trace_id_high);
-        pb_u64(b, SL_SPAN_ID, l->span_id);
-        pb_map(b, SL_ATTRIBUTES, l->attributes, l->nattributes);
-        pb_str(b, SL_TRACESTATE, l->tracestate);
-        pb_u64(b, SL_FLAGS, l->flags);
-        dds__pbw_end(b, ml);
+        t += sz_len(sz_u64(l->trace_id) + sz_u64(l->trace_id_high) + sz_u64(l->span_id) +
+                    sz_map(l->attributes, l->nattributes) + sz_str(l->tracestate) + sz_u64(l->flags));
     }
-    dds__pbw_end(b, m);
+    return t;
 }
 
 static int32_t wire_priority(int32_t p) { return p == DDS__PRIORITY_NONE ? GO_PRIORITY_NONE : p; }
 
-static void pb_tracer_payload(dds__buf *b, const dds__tracer_payload *tp) {
-    size_t m = dds__pbw_begin(b, AP_TRACER_PAYLOADS);
-    pb_str(b, TP_CONTAINER_ID, tp->container_id);
-    pb_str(b, TP_LANGUAGE_NAME, tp->language_name);
-    pb_str(b, TP_LANGUAGE_VERSION, tp->language_version);
-    pb_str(b, TP_TRACER_VERSION, tp->tracer_version);
-    pb_str(b, TP_RUNTIME_ID, tp->runtime_id);
+/* The span bodies' sizes (in order), then each chunk's; the tracer payload's body size. */
+static size_t sz_tracer_payload(const dds__tracer_payload *tp, size_t *sizes) {
+    size_t k = 0, t = 0;
     for (uint32_t i = 0; i < tp->nchunks; i++) {
         const dds__trace_chunk *c = &tp->chunks[i];
-        size_t mc = dds__pbw_begin(b, TP_CHUNKS);
-        pb_i64(b, TC_PRIORITY, wire_priority(c->priority));
-        pb_str(b, TC_ORIGIN, c->origin);
-        for (uint32_t j = 0; j < c->nspans; j++) pb_span(b, &c->spans[j]);
-        pb_map(b, TC_TAGS, c->tags, c->ntags);
-        pb_u64(b, TC_DROPPED_TRACE, c->dropped_trace);
-        dds__pbw_end(b, mc);
+        size_t ct = sz_u64((uint64_t)(int64_t)wire_priority(c->priority)) + sz_str(c->origin);
+        for (uint32_t j = 0; j < c->nspans; j++) ct += sz_len(sizes[k++] = sz_span(&c->spans[j]));
+        ct += sz_map(c->tags, c->ntags) + sz_u64(c->dropped_trace);
+        t += sz_len(sizes[k++] = ct);
     }
-    pb_map(b, TP_TAGS, tp->tags, tp->ntags);
-    pb_str(b, TP_ENV, tp->env);
-    pb_str(b, TP_HOSTNAME, tp->hostname);
-    pb_str(b, TP_APP_VERSION, tp->app_version);
-    dds__pbw_end(b, m);
+    return t + sz_str(tp->container_id) + sz_str(tp->language_name) + sz_str(tp->language_version) +
+           sz_str(tp->tracer_version) + sz_str(tp->runtime_id) + sz_map(tp->tags, tp->ntags) + sz_str(tp->env) +
+           sz_str(tp->hostname) + sz_str(tp->app_version);
+}
+
+static inline uint8_t *w_len(uint8_t *p, uint32_t field, size_t n) {
+    *p++ = tag(field, DDS__PB_LEN);
+    return put_varint(p, n);
+}
+static inline uint8_t *w_bytes(uint8_t *p, uint32_t field, const char *s, size_t n) {
+    p = w_len(p, field, n);
+    if (n) memcpy(p, s, n);
+    return p + n;
+}
+static inline uint8_t *w_str(uint8_t *p, uint32_t field, dds__slice s) {
+    return s.len ? w_bytes(p, field, s.ptr, s.len) : p;
+}
+static inline uint8_t *w_u64(uint8_t *p, uint32_t field, uint64_t v) {
+    if (!v) return p;
+    *p++ = tag(field, DDS__PB_VARINT);
+    return put_varint(p, v);
+}
+static uint8_t *w_map(uint8_t *p, uint32_t field, const dds__kv *kv, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        p = w_len(p, field, sz_entry(&kv[i]));
+        p = w_bytes(p, MAP_KEY, kv[i].key.ptr, kv[i].key.len);
+        p = w_bytes(p, MAP_VALUE, kv[i].value.ptr, kv[i].value.len);
+    }
+    return p;
+}
+
+static uint8_t *w_span(uint8_t *p, const dds__span *s, size_t size) {
+    p = w_len(p, TC_SPANS, size);
+    p = w_str(p, SP_SERVICE, s->service);
+    p = w_str(p, SP_NAME, s->name);
+    p = w_str(p, SP_RESOURCE, s->resource);
+    p = w_u64(p, SP_TRACE_ID, s->trace_id);
+    p = w_u64(p, SP_SPAN_ID, s->span_id);
+    p = w_u64(p, SP_PARENT_ID, s->parent_id);
+    p = w_u64(p, SP_START, (uint64_t)s->start);
+    p = w_u64(p, SP_DURATION, (uint64_t)s->duration);
+    p = w_u64(p, SP_ERROR, (uint64_t)(int64_t)s->error);
+    p = w_map(p, SP_META, s->meta, s->nmeta);
+    for (uint32_t i = 0; i < s->nmetrics; i++) {
+        p = w_len(p, SP_METRICS, sz_len(s->metrics[i].key.len) + 9);
+        p = w_bytes(p, MAP_KEY, s->metrics[i].key.ptr, s->metrics[i].key.len);
+        *p++ = tag(MAP_VALUE, DDS__PB_I64);
+        uint64_t bits;
+        memcpy(&bits, &s->metrics[i].value, sizeof(bits));
+        for (int b = 0; b < 8; b++) *p++ = (uint8_t)(bits >> (8 * b));
+    }
+    p = w_str(p, SP_TYPE, s->type);
+    p = w_map(p, SP_META_STRUCT, s->meta_struct, s->nmeta_struct);
+    for (uint32_t i = 0; i < s->nlinks; i++) {
+        const dds__span_link *l = &s->links[i];
+        p = w_len(p, SP_SPAN_LINKS,
+                  sz_u64(l->trace_id) + sz_u64(l->trace_id_high) + sz_u64(l->span_id) +
+                      sz_map(l->attributes, l->nattributes) + sz_str(l->tracestate) + sz_u64(l->flags));
+        p = w_u64(p, SL_TRACE_ID, l->trace_id);
+        p = w_u64(p, SL_TRACE_ID_HIGH, l->trace_id_high);
+        p = w_u64(p, SL_SPAN_ID, l->span_id);
+        p = w_map(p, SL_ATTRIBUTES, l->attributes, l->nattributes);
+        p = w_str(p, SL_TRACESTATE, l->tracestate);
+        p = w_u64(p, SL_FLAGS, l->flags);
+    }
+    return p;
+}
+
+/* AgentPayload field 5: one TracerPayload, appended to b (sticky oom). sizes: scratch. */
+static void pb_tracer_payload(dds__buf *b, dds__buf *sizes, const dds__tracer_payload *tp) {
+    size_t n = tp->nchunks;
+    for (uint32_t i = 0; i < tp->nchunks; i++) n += tp->chunks[i].nspans;
+    if (n > SIZE_MAX / sizeof(size_t)) {
+        b->oom = true;
+        return;
+    }
+    sizes->len = 0;
+    if (!dds__buf_reserve(sizes, n * sizeof(size_t))) {
+        sizes->oom = false;
+        b->oom = true;
+        return;
+    }
+    size_t *sz = (size_t *)(void *)sizes->data;
+    size_t body = sz_tracer_payload(tp, sz);
+    if (!dds__buf_reserve(b, sz_len(body))) return;
+    uint8_t *start = b->data + b->len, *p = w_len(start, AP_TRACER_PAYLOADS, body);
+    p = w_str(p, TP_CONTAINER_ID, tp->container_id);
+    p = w_str(p, TP_LANGUAGE_NAME, tp->language_name);
+    p = w_str(p, TP_LANGUAGE_VERSION, tp->language_version);
+    p = w_str(p, TP_TRACER_VERSION, tp->tracer_version);
+    p = w_str(p, TP_RUNTIME_ID, tp->runtime_id);
+    size_t k = 0;
+    for (uint32_t i = 0; i < tp->nchunks; i++) {
+        const dds__trace_chunk *c = &tp->chunks[i];
+        /* The chunk's size follows its spans' in sizes. */
+        p = w_len(p, TP_CHUNKS, sz[k + c->nspans]);
+        p = w_u64(p, TC_PRIORITY, (uint64_t)(int64_t)wire_priority(c->priority));
+        p = w_str(p, TC_ORIGIN, c->origin);
+        for (uint32_t j = 0; j < c->nspans; j++) p = w_span(p, &c->spans[j], sz[k++]);
+        k++;
+        p = w_map(p, TC_TAGS, c->tags, c->ntags);
+        p = w_u64(p, TC_DROPPED_TRACE, c->dropped_trace);
+    }
+    p = w_map(p, TP_TAGS, tp->tags, tp->ntags);
+    p = w_str(p, TP_ENV, tp->env);
+    p = w_str(p, TP_HOSTNAME, tp->hostname);
+    p = w_str(p, TP_APP_VERSION, tp->app_version);
+    assert((size_t)(p - start) == sz_len(body));
+    b->len += (size_t)(p - start);
+    /* A payload of very many spans does not keep its scratch. */
+    if (sizes->cap > (1u << 20)) dds__buf_free(sizes);
 }
 
 /* The AgentPayload's own fields: known at creation, written first so take() has nothing to
  * prepend (no copy of a 3 MB body). */
+static void pb_str(dds__buf *b, uint32_t field, const char *s) {
+    if (s[0]) dds__pbw_bytes(b, field, s, strlen(s));
+}
+
 static void pb_agent_header(const dds__trace_encoder *e, dds__buf *b) {
-    pb_str(b, AP_HOSTNAME, dds__slice_cstr(e->hostname));
-    pb_str(b, AP_ENV, dds__slice_cstr(e->env));
-    pb_str(b, AP_AGENT_VERSION, dds__slice_cstr(e->agent_version));
+    pb_str(b, AP_HOSTNAME, e->hostname);
+    pb_str(b, AP_ENV, e->env);
+    pb_str(b, AP_AGENT_VERSION, e->agent_version);
     dds__pbw_double(b, AP_TARGET_TPS, TARGET_TPS);
     dds__pbw_double(b, AP_ERROR_TPS, ERROR_TPS);
 }
@@ -377,7 +509,7 @@ bool dds__trace_encoder_add(dds__trace_encoder *e, const dds__tracer_payload *tp
             e->body.len = 0;
             pb_agent_header(e, &e->body);
         }
-        pb_tracer_payload(&e->body, tp);
+        pb_tracer_payload(&e->body, &e->sizes, tp);
         ok = !e->body.oom;
     }
     if (!ok || spans > UINT32_MAX - e->nspans) {

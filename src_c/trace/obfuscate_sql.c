@@ -7,6 +7,7 @@
 #include "trace/obfuscate_sql.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -765,4 +766,89 @@ dds__sql_result dds__obfuscate_sql(dds__slice in, dds__sql_dbms dbms, dds__arena
     }
     *out = dds__slice_make((const char *)o.p, o.len);
     return DDS__SQL_OK;
+}
+
+/* ---- the cache ------------------------------------------------------------------------------ */
+
+typedef struct sql_entry {
+    uint64_t hash;
+    uint32_t qlen, olen;     /* the query, then the OK result, in data */
+    uint8_t dbms;
+    uint8_t result;          /* DDS__SQL_OK or DDS__SQL_NON_PARSABLE (olen 0) */
+    char data[];
+} sql_entry;
+
+struct dds__sql_cache {
+    size_t budget, bytes;
+    sql_entry *slot[DDS__SQL_CACHE_SLOTS];
+};
+
+dds__sql_cache *dds__sql_cache_new(size_t budget) {
+    dds__sql_cache *c = calloc(1, sizeof(*c));
+    if (c) c->budget = budget;
+    return c;
+}
+
+void dds__sql_cache_free(dds__sql_cache *c) {
+    if (!c) return;
+    for (size_t i = 0; i < DDS__SQL_CACHE_SLOTS; i++) free(c->slot[i]);
+    free(c);
+}
+
+size_t dds__sql_cache_bytes(const dds__sql_cache *c) { return c ? c->bytes : 0; }
+
+static size_t entry_bytes(const sql_entry *e) { return sizeof(*e) + e->qlen + e->olen; }
+
+/* A word at a time: queries are short, and the slot's bytes are compared on a match anyway. */
+static uint64_t query_hash(const uint8_t *p, size_t n, dds__sql_dbms dbms) {
+    const uint64_t m = UINT64_C(0x9E3779B97F4A7C15);
+    uint64_t h = (uint64_t)n * m ^ (uint64_t)dbms;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * m;
+        h ^= h >> 29;
+    }
+    uint64_t w = 0;
+    for (size_t k = 0; i < n; i++, k++) w |= (uint64_t)p[i] << (8 * k);
+    h = (h ^ w) * m;
+    return h ^ (h >> 32);
+}
+
+dds__sql_result dds__obfuscate_sql_cached(dds__sql_cache *c, dds__slice in, dds__sql_dbms dbms, dds__arena *arena,
+                                          dds__slice *out) {
+    if (!c || in.len > DDS__SQL_CACHE_MAX_QUERY) return dds__obfuscate_sql(in, dbms, arena, out);
+    uint64_t h = query_hash((const uint8_t *)in.ptr, in.len, dbms);
+    sql_entry **slot = &c->slot[h & (DDS__SQL_CACHE_SLOTS - 1)];
+    sql_entry *e = *slot;
+    if (e && e->hash == h && e->dbms == (uint8_t)dbms && e->qlen == in.len && memcmp(e->data, in.ptr, in.len) == 0) {
+        if (e->result == DDS__SQL_NON_PARSABLE) {
+            *out = DDS__SLICE_LIT(DDS__SQL_NON_PARSABLE_TEXT);
+            return DDS__SQL_NON_PARSABLE;
+        }
+        char *d = dds__arena_memdup(arena, e->data + e->qlen, e->olen);
+        if (!d) return DDS__SQL_OOM;
+        *out = dds__slice_make(d, e->olen);
+        return DDS__SQL_OK;
+    }
+    dds__sql_result r = dds__obfuscate_sql(in, dbms, arena, out);
+    if (r == DDS__SQL_OOM) return r;
+    size_t olen = r == DDS__SQL_OK ? out->len : 0;
+    size_t need = sizeof(sql_entry) + in.len + olen;
+    size_t held = c->bytes - (e ? entry_bytes(e) : 0);
+    if (olen > UINT32_MAX || held > c->budget || need > c->budget - held) return r;
+    sql_entry *n = malloc(need);
+    if (!n) return r;  /* the result stands; only the cache goes without */
+    n->hash = h;
+    n->qlen = (uint32_t)in.len;
+    n->olen = (uint32_t)olen;
+    n->dbms = (uint8_t)dbms;
+    n->result = (uint8_t)r;
+    if (in.len) memcpy(n->data, in.ptr, in.len);
+    if (olen) memcpy(n->data + in.len, out->ptr, olen);
+    free(e);
+    *slot = n;
+    c->bytes = held + need;
+    return r;
 }

@@ -39,4 +39,23 @@ typedef enum dds__sql_result {
  * NON_PARSABLE result, never a crash. Not thread-affine: any thread with its own arena.
  */
 dds__sql_result dds__obfuscate_sql(dds__slice in, dds__sql_dbms dbms, dds__arena *arena, dds__slice *out);
+
+/*
+ * A cache of results, as the Go Agent keeps one (apm_config.obfuscation.cache, on by default):
+ * tracers send the same parameterized queries over and over. The result is a function of the
+ * query and the dialect alone, so a hit gives exactly what dds__obfuscate_sql would (an OK
+ * result copied into the caller's arena). Direct-mapped (DDS__SQL_CACHE_SLOTS slots, a new
+ * query replaces the one in its slot), queries up to DDS__SQL_CACHE_MAX_QUERY bytes, entries
+ * within budget bytes (NULL from new when out of memory: callers then go without). One thread
+ * at a time.
+ */
+#define DDS__SQL_CACHE_SLOTS 4096
+#define DDS__SQL_CACHE_MAX_QUERY 4096
+typedef struct dds__sql_cache dds__sql_cache;
+dds__sql_cache *dds__sql_cache_new(size_t budget);
+void dds__sql_cache_free(dds__sql_cache *c);
+size_t dds__sql_cache_bytes(const dds__sql_cache *c);  /* entry bytes held */
+/* dds__obfuscate_sql through the cache (c may be NULL: no cache). */
+dds__sql_result dds__obfuscate_sql_cached(dds__sql_cache *c, dds__slice in, dds__sql_dbms dbms, dds__arena *arena,
+                                          dds__slice *out);
 #endif

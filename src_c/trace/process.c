@@ -916,8 +916,8 @@ static bool obfuscate_sql_span(proc *p, dds__span *s) {
     if (s->resource.len == 0) return true;
     const dds__kv *db = KV_FIND(s->meta, s->nmeta, "db.type");
     dds__slice q;
-    dds__sql_result r =
-        dds__obfuscate_sql(s->resource, db ? dds__sql_dbms_from(db->value) : DDS__SQL_GENERIC, p->arena, &q);
+    dds__sql_result r = dds__obfuscate_sql_cached(p->cfg->sql_cache, s->resource,
+                                                  db ? dds__sql_dbms_from(db->value) : DDS__SQL_GENERIC, p->arena, &q);
     if (r == DDS__SQL_OOM) return false;
     if (r == DDS__SQL_NON_PARSABLE) p->sql_non_parsable++;
     p->obfuscated++;

@@ -14,6 +14,7 @@
 #include "common/buf.h"
 #include "common/counter.h"
 #include "common/replace_rules.h"
+#include "trace/obfuscate_sql.h"
 #include "trace/span.h"
 
 typedef struct dds__trace_process_config {
@@ -41,6 +42,8 @@ typedef struct dds__trace_process_config {
     bool memcached_keep_command;      /* ... to its first line (true) or to "" (false, the Go Agent's default) */
     bool remove_stack_traces;         /* error.stack becomes "?" */
     const dds__replace_rules *replace_rules; /* DD_APM_REPLACE_TAGS, NULL for none */
+    dds__sql_cache *sql_cache;        /* SQL results across requests (obfuscate_sql.h), NULL for none:
+                                         used by one thread at a time, whoever processes */
     int64_t now_ns;
 } dds__trace_process_config;
 

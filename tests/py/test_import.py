@@ -129,3 +129,31 @@ def test_annotations_still_resolve_at_run_time():
     assert list(hints[ServicesConfig]) == [f.name for f in dataclasses.fields(ServicesConfig)]
     assert hints[ServicesConfig]["dogstatsd_port"] == int | None
     assert hints[ServiceStatus]["service"] == str | None and hints[ServicesStats]["dsd_packets"] is int
+
+
+def test_the_extension_does_not_import_inspect_and_its_code_objects_keep_their_flags():
+    # Cython's limited-API module init imports `inspect` (12-23 ms) only to read the CO_* flags;
+    # the build gives them at compile time instead (cmake/cython_co_flags.cmake). The flags must
+    # still be right: they are what the code objects of the extension's functions carry.
+    child = run_child("""
+        import sys
+        from datadog_serverless import _core, ServerlessServices, ServicesConfig
+        h = ServerlessServices(ServicesConfig(dogstatsd_port=0, apm_receiver_port=0)).start()
+        h.stop()
+        print("inspect" in sys.modules)
+        import inspect
+        flags = {n: getattr(inspect, n) for n in ("CO_OPTIMIZED", "CO_NEWLOCALS", "CO_VARARGS", "CO_VARKEYWORDS")}
+        codes = [f.__code__ for f in vars(_core).values() if hasattr(f, "__code__")]
+        codes += [m.__code__ for c in vars(_core).values() if isinstance(c, type)
+                  for m in vars(c).values() if hasattr(m, "__code__")]
+        assert codes, "no function of the extension has a code object"
+        for co in codes:
+            assert co.co_flags & flags["CO_OPTIMIZED"] and co.co_flags & flags["CO_NEWLOCALS"], (co, co.co_flags)
+            assert not co.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR), co
+        print(len(codes), sum(bool(co.co_flags & flags["CO_VARARGS"]) for co in codes),
+              sum(bool(co.co_flags & flags["CO_VARKEYWORDS"]) for co in codes))
+    """)
+    assert child.returncode == 0, child.stderr
+    lines = child.stdout.splitlines()
+    assert lines[0] == "False", child.stdout
+    print(lines[1])

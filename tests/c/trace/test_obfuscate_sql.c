@@ -490,6 +490,77 @@ TEST(arena_exhaustion) {
     }
 }
 
+/* The cache gives what the obfuscator gives: every vector in each dialect, a miss then hits, in a
+ * cache with room and in one whose budget holds a single entry at most; more queries than slots
+ * (every slot replaced); a hit copies its result into the caller's arena. */
+static void check_cached(dds__sql_cache *c, dds__slice q, dds__sql_dbms dbms, dds__arena *a) {
+    dds__slice want, got;
+    dds__sql_result rw = dds__obfuscate_sql(q, dbms, a, &want);
+    for (int rep = 0; rep < 2; rep++) {
+        dds__sql_result rg = dds__obfuscate_sql_cached(c, q, dbms, a, &got);
+        CHECK_MSG(rg == rw && got.len == want.len && memcmp(got.ptr, want.ptr, got.len) == 0,
+                  "cached %.*s (dbms %d, rep %d): %d %.*s, want %d %.*s", (int)q.len, q.ptr, (int)dbms, rep, (int)rg,
+                  (int)got.len, got.ptr, (int)rw, (int)want.len, want.ptr);
+    }
+}
+
+TEST(cache_gives_the_same) {
+    const sql_case *tables[] = {GENERIC, POSTGRES, MSSQL};
+    size_t sizes[] = {sizeof(GENERIC) / sizeof(GENERIC[0]), sizeof(POSTGRES) / sizeof(POSTGRES[0]),
+                      sizeof(MSSQL) / sizeof(MSSQL[0])};
+    size_t budgets[] = {1u << 20, 300, 0};
+    for (size_t b = 0; b < 3; b++) {
+        dds__sql_cache *c = dds__sql_cache_new(budgets[b]);
+        CHECK(c != NULL);
+        dds__arena a;
+        dds__arena_init(&a, 0, 0);
+        for (int dbms = DDS__SQL_GENERIC; dbms <= DDS__SQL_ORACLE; dbms++)
+            for (size_t t = 0; t < 3; t++)
+                for (size_t i = 0; i < sizes[t]; i++) check_cached(c, dds__slice_cstr(tables[t][i].in), dbms, &a);
+        CHECK(dds__sql_cache_bytes(c) <= budgets[b]);
+        char q[96];
+        for (int i = 0; i < 3 * DDS__SQL_CACHE_SLOTS; i++) {
+            snprintf(q, sizeof(q), "SELECT c%d FROM t WHERE id = %d", i % (2 * DDS__SQL_CACHE_SLOTS), i);
+            check_cached(c, dds__slice_cstr(q), DDS__SQL_POSTGRESQL, &a);
+            dds__arena_reset(&a);
+        }
+        CHECK(dds__sql_cache_bytes(c) <= budgets[b]);
+        dds__arena_free(&a);
+        dds__sql_cache_free(c);
+    }
+    /* A hit's result is the arena's copy; too long a query bypasses the cache. */
+    dds__sql_cache *c = dds__sql_cache_new(1u << 20);
+    dds__arena a;
+    dds__arena_init(&a, 0, 0);
+    dds__slice out;
+    CHECK_EQ_INT(dds__obfuscate_sql_cached(c, DDS__SLICE_LIT("SELECT 1"), DDS__SQL_GENERIC, &a, &out), DDS__SQL_OK);
+    CHECK_EQ_INT(dds__obfuscate_sql_cached(c, DDS__SLICE_LIT("SELECT 1"), DDS__SQL_GENERIC, &a, &out), DDS__SQL_OK);
+    CHECK_EQ_SLICE(out, "SELECT ?");
+    size_t held = dds__sql_cache_bytes(c);
+    size_t n = DDS__SQL_CACHE_MAX_QUERY + 1;
+    char *big = malloc(n);
+    memset(big, 'x', n);
+    memcpy(big, "SELECT ", 7);
+    check_cached(c, dds__slice_make(big, n), DDS__SQL_GENERIC, &a);
+    CHECK_EQ_INT(dds__sql_cache_bytes(c), held);
+    free(big);
+    dds__arena_free(&a);
+    dds__arena_init(&a, 64, 64);  /* too small for any copy: the hit fails as the obfuscator would */
+    dds__slice untouched = DDS__SLICE_LIT("untouched");
+    out = untouched;
+    const char *longq = "SELECT aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa FROM t";
+    dds__arena b;
+    dds__arena_init(&b, 0, 0);
+    CHECK_EQ_INT(dds__obfuscate_sql_cached(c, dds__slice_cstr(longq), DDS__SQL_GENERIC, &b, &out), DDS__SQL_OK);
+    out = untouched;
+    CHECK_EQ_INT(dds__obfuscate_sql_cached(c, dds__slice_cstr(longq), DDS__SQL_GENERIC, &a, &out), DDS__SQL_OOM);
+    CHECK_EQ_SLICE(out, "untouched");
+    dds__arena_free(&a);
+    dds__arena_free(&b);
+    dds__sql_cache_free(c);
+    CHECK_EQ_INT(dds__sql_cache_bytes(NULL), 0);
+}
+
 int main(void) {
     RUN(generic_vectors);
     RUN(postgres_vectors);
@@ -498,5 +569,6 @@ int main(void) {
     RUN(every_prefix_is_safe);
     RUN(linear_time);
     RUN(arena_exhaustion);
+    RUN(cache_gives_the_same);
     return TEST_REPORT();
 }
