@@ -80,6 +80,8 @@ const Field kFields[] = {
     FIELD("apmObfuscateMemcached", kBool, apm_obfuscate_memcached),
     FIELD("apmMemcachedKeepCommand", kBool, apm_memcached_keep_command),
     FIELD("apmRemoveStackTraces", kBool, apm_remove_stack_traces),
+    FIELD("apmObfuscationCacheEnabled", kBool, apm_obfuscation_cache_enabled),
+    FIELD("apmObfuscationCacheMaxSize", kUint32, apm_obfuscation_cache_max_size),
     FIELD("apmReplaceTags", kString, apm_replace_tags),
     FIELD("agentStatsComputationEnabled", kBool, agent_stats_computation_enabled),
     FIELD("logsEnabled", kBool, logs_enabled),
@@ -99,8 +101,8 @@ const Field kFields[] = {
 };
 #undef FIELD
 
-// 59 fields: 22 pointers, 4 ints/enums and 16 uint32/int32, 22 bools, with padding, on LP64.
-static_assert(sizeof(void *) != 8 || sizeof(dds_config) == 312,
+// 64 fields, every one in kFields above: 320 bytes with padding on LP64.
+static_assert(sizeof(void *) != 8 || sizeof(dds_config) == 320,
               "dds_config changed: give the new field its camelCase option in kFields");
 
 template <typename T>

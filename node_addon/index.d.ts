@@ -125,6 +125,10 @@ export interface ServicesConfig {
   apmMemcachedKeepCommand?: boolean;
   /** [DD_APM_OBFUSCATION_REMOVE_STACK_TRACES] `error.stack` becomes `?`; default False. */
   apmRemoveStackTraces?: boolean;
+  /** [DD_APM_OBFUSCATION_CACHE_ENABLED] Keep SQL obfuscation results across requests (same output, less CPU); default True. */
+  apmObfuscationCacheEnabled?: boolean;
+  /** [DD_APM_OBFUSCATION_CACHE_MAX_SIZE] Bytes the cache's entries may hold; default 2097152. */
+  apmObfuscationCacheMaxSize?: number;
   /** [DD_APM_REPLACE_TAGS] JSON list of `{"name", "pattern", "repl"}` rules (POSIX extended regex). */
   apmReplaceTags?: string | null;
   /** [DD_AGENT_STATS_COMPUTATION_ENABLED] false: the trace agent computes trace stats (hits,

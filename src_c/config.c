@@ -46,6 +46,8 @@ void dds_config_init(dds_config *cfg) {
     cfg->apm_obfuscate_redis = true;
     cfg->apm_obfuscate_valkey = true;
     cfg->apm_obfuscate_memcached = true;
+    cfg->apm_obfuscation_cache_enabled = true;
+    cfg->apm_obfuscation_cache_max_size = 2u * 1024 * 1024;
     cfg->logs_port = 10517;
     cfg->logs_use_compression = true;
     cfg->logs_compression_level = 3;
@@ -184,6 +186,8 @@ int dds_config_from_env(dds_config *cfg, dds_error *err) {
     if ((rc = env_bool("DD_APM_OBFUSCATION_MEMCACHED_ENABLED", &cfg->apm_obfuscate_memcached, err))) return rc;
     if ((rc = env_bool("DD_APM_OBFUSCATION_MEMCACHED_KEEP_COMMAND", &cfg->apm_memcached_keep_command, err))) return rc;
     if ((rc = env_bool("DD_APM_OBFUSCATION_REMOVE_STACK_TRACES", &cfg->apm_remove_stack_traces, err))) return rc;
+    if ((rc = env_bool("DD_APM_OBFUSCATION_CACHE_ENABLED", &cfg->apm_obfuscation_cache_enabled, err))) return rc;
+    if ((rc = env_u32("DD_APM_OBFUSCATION_CACHE_MAX_SIZE", &cfg->apm_obfuscation_cache_max_size, 1, err))) return rc;
     env_str("DD_APM_REPLACE_TAGS", &cfg->apm_replace_tags);
     /* The Agent's JSON obfuscators (mongodb.query, elasticsearch.body, opensearch.body) are not
      * built in: asking for one is refused rather than silently sending the bodies unchanged. */

@@ -61,6 +61,8 @@ X(trace, "DD_APM_OBFUSCATION_VALKEY_REMOVE_ALL_ARGS", "`false`", "every valkey a
 X(trace, "DD_APM_OBFUSCATION_MEMCACHED_ENABLED", "`true`", "rewrite `memcached.command` (the Rust binary: `false`)") \
 X(trace, "DD_APM_OBFUSCATION_MEMCACHED_KEEP_COMMAND", "`false`", "keep its first line (`set k 0 60 5`) instead of blanking it") \
 X(trace, "DD_APM_OBFUSCATION_REMOVE_STACK_TRACES", "`false`", "`error.stack` becomes `?`") \
+X(trace, "DD_APM_OBFUSCATION_CACHE_ENABLED", "`true`", "keep SQL obfuscation results across requests (same output, less CPU), as the Go Agent does") \
+X(trace, "DD_APM_OBFUSCATION_CACHE_MAX_SIZE", "`2097152`", "bytes the cache's entries may hold (the Go Agent: `5000000`)") \
 X(trace, "DD_APM_REPLACE_TAGS", "", "JSON list of `{\"name\", \"pattern\", \"repl\"}` rules, see \"Obfuscation\"") \
 X(trace, "DD_APM_OBFUSCATION_MONGODB_ENABLED", "`false`", "not supported: `true` is a configuration error (no JSON obfuscators here)") \
 X(trace, "DD_APM_OBFUSCATION_ELASTICSEARCH_ENABLED", "`false`", "not supported: `true` is a configuration error") \

@@ -206,6 +206,8 @@ FIELDS = (
     ("apm_obfuscate_memcached", K_BOOL, _at(&_probe.apm_obfuscate_memcached)),
     ("apm_memcached_keep_command", K_BOOL, _at(&_probe.apm_memcached_keep_command)),
     ("apm_remove_stack_traces", K_BOOL, _at(&_probe.apm_remove_stack_traces)),
+    ("apm_obfuscation_cache_enabled", K_BOOL, _at(&_probe.apm_obfuscation_cache_enabled)),
+    ("apm_obfuscation_cache_max_size", K_U32, _at(&_probe.apm_obfuscation_cache_max_size)),
     ("apm_replace_tags", K_STR, _at(&_probe.apm_replace_tags)),
     ("agent_stats_computation_enabled", K_BOOL, _at(&_probe.agent_stats_computation_enabled)),
     ("logs_enabled", K_BOOL, _at(&_probe.logs_enabled)),

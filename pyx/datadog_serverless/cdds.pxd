@@ -96,6 +96,8 @@ cdef extern from "datadog_serverless.h" nogil:
         bint apm_obfuscate_memcached
         bint apm_memcached_keep_command
         bint apm_remove_stack_traces
+        bint apm_obfuscation_cache_enabled
+        uint32_t apm_obfuscation_cache_max_size
         const char * apm_replace_tags
         bint agent_stats_computation_enabled
         # Logs agent

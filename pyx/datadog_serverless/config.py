@@ -144,6 +144,11 @@ class ServicesConfig:
     """[DD_APM_OBFUSCATION_MEMCACHED_KEEP_COMMAND] Keep its first line instead of blanking it; default False."""
     apm_remove_stack_traces: bool | None = None
     """[DD_APM_OBFUSCATION_REMOVE_STACK_TRACES] ``error.stack`` becomes ``?``; default False."""
+    apm_obfuscation_cache_enabled: bool | None = None
+    """[DD_APM_OBFUSCATION_CACHE_ENABLED] Keep SQL obfuscation results across requests (same output,
+    less CPU); default True."""
+    apm_obfuscation_cache_max_size: int | None = None
+    """[DD_APM_OBFUSCATION_CACHE_MAX_SIZE] Bytes the cache's entries may hold; default 2097152."""
     apm_replace_tags: str | None = None
     """[DD_APM_REPLACE_TAGS] JSON list of ``{"name", "pattern", "repl"}`` rules (POSIX extended regex)."""
     agent_stats_computation_enabled: bool | None = None

@@ -199,6 +199,11 @@ typedef struct dds_config {
                                          becomes ""; true keeps its first line ("set k 0 60 5") */
     bool apm_remove_stack_traces;     /* [DD_APM_OBFUSCATION_REMOVE_STACK_TRACES] false: error.stack
                                          becomes "?" */
+    bool apm_obfuscation_cache_enabled; /* [DD_APM_OBFUSCATION_CACHE_ENABLED] true: SQL obfuscation
+                                         results are kept across requests (a hit needs the query's
+                                         bytes equal: same output, less CPU), as the Go Agent does */
+    uint32_t apm_obfuscation_cache_max_size; /* [DD_APM_OBFUSCATION_CACHE_MAX_SIZE] 2097152: bytes the
+                                         cache's entries may hold (the Go Agent's default: 5000000) */
     const char *apm_replace_tags;     /* [DD_APM_REPLACE_TAGS] NULL: a JSON list of
                                          {"name","pattern","repl"} rules; name "*" is every tag and
                                          the resource, "resource.name" the resource, else one tag;

@@ -43,7 +43,6 @@
 #define QUEUE_BYTES (32u * 1024 * 1024)
 /* Bytes of cached SQL results (queries and their obfuscated forms); the Go Agent's cache holds
  * up to 5 MB by default. */
-#define SQL_CACHE_BYTES (2u * 1024 * 1024)
 
 /* One request's spans on their way to the encoder: its arena holds the records, body (kept from
  * the receiver) the strings they point to. */
@@ -539,7 +538,7 @@ dds__trace_agent *dds__trace_agent_new(struct event_base *base, const dds_config
         .replace_rules = a->replace_rules,
     };
     /* The cache is an optimization: without memory for it, queries are obfuscated each time. */
-    a->sql_cache = dds__sql_cache_new(SQL_CACHE_BYTES);
+    if (cfg->apm_obfuscation_cache_enabled) a->sql_cache = dds__sql_cache_new(cfg->apm_obfuscation_cache_max_size);
     a->cloud_origin = cloud->origin;
     a->decode_rl.interval_ms = 10000;
     /* Decoded records take up to ~7x the body (v0.5: a 32-byte record per 2-3 byte string

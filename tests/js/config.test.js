@@ -25,7 +25,7 @@ const DEFAULTS = {
   useTraceAgent: true, apmReceiverPort: 8126, apmReceiverSocket: null, apmNonLocalTraffic: false, apmDdUrl: null,
   apmProfilingDdUrl: null, apmTelemetryDdUrl: null, evpProxyDdUrl: null, apmMaxRequestBytes: 26214400,
   apmRemoveQueryString: false, apmObfuscateCreditCards: true,
-  apmRemovePathsWithDigits: false, apmObfuscateRedis: true, apmRedisRemoveAllArgs: false, apmObfuscateValkey: true, apmValkeyRemoveAllArgs: false, apmObfuscateMemcached: true, apmMemcachedKeepCommand: false, apmRemoveStackTraces: false, apmReplaceTags: null,
+  apmRemovePathsWithDigits: false, apmObfuscateRedis: true, apmRedisRemoveAllArgs: false, apmObfuscateValkey: true, apmValkeyRemoveAllArgs: false, apmObfuscateMemcached: true, apmMemcachedKeepCommand: false, apmRemoveStackTraces: false, apmObfuscationCacheEnabled: true, apmObfuscationCacheMaxSize: 2097152, apmReplaceTags: null,
   agentStatsComputationEnabled: false,
   logsEnabled: false, logsPort: 10517, logsNonLocalTraffic: false, logsDdUrl: null, logsUseCompression: true,
   logsCompressionLevel: 3, logsMaxQueuedBytes: 8388608, logsOpwEnabled: false, logsOpwUrl: null,

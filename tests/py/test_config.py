@@ -51,6 +51,7 @@ def test_every_field_round_trips_through_the_c_struct():
         apm_remove_paths_with_digits=True, apm_obfuscate_redis=False, apm_redis_remove_all_args=True,
         apm_obfuscate_valkey=False, apm_valkey_remove_all_args=True, apm_obfuscate_memcached=False,
         apm_memcached_keep_command=True, apm_remove_stack_traces=True,
+        apm_obfuscation_cache_enabled=False, apm_obfuscation_cache_max_size=65536,
         apm_replace_tags='[{"name": "*", "pattern": "secret", "repl": "?"}]',
         agent_stats_computation_enabled=True,
         logs_enabled=True, logs_port=0, logs_non_local_traffic=True, logs_dd_url="http://127.0.0.1:7",

@@ -140,3 +140,36 @@ def test_client_stats_groups_get_the_span_resources(fake_intake):
     (stats,) = fake_intake.stats()
     got = [g["Resource"] for g in stats["Stats"][0]["Stats"][0]["Stats"]]
     assert got == ["SELECT * FROM users WHERE email = ?", "SET", "GET /users/42"]
+
+
+SQL_SPANS = [
+    span(11, "sql", "SELECT * FROM users WHERE email = 'bob@example.com' AND id = 42", {}),
+    span(12, "sql", "UPDATE t SET a = 1, b = 'x' WHERE id IN (1, 2, 3)", {}),
+    span(13, "sql", "SELECT * FROM t WHERE id = 'unterminated", {}),
+]
+SQL_WANT = {11: "SELECT * FROM users WHERE email = ? AND id = ?", 12: "UPDATE t SET a = ? b = ? WHERE id IN ( ? )",  # the Agent drops a "," after a literal
+            13: "Non-parsable SQL query"}
+
+
+@pytest.mark.parametrize("cache_env", [{}, {"DD_APM_OBFUSCATION_CACHE_ENABLED": "false"},
+                                       {"DD_APM_OBFUSCATION_CACHE_MAX_SIZE": "1"}],
+                         ids=["cache-default", "cache-off", "cache-1-byte"])
+def test_sql_resources_are_the_same_from_the_obfuscation_cache_or_without_it(fake_intake, cache_env):
+    # The same spans in three requests: with the cache on, the second and third are answered from it.
+    cli, port = start(fake_intake, **cache_env)
+    for trace_id in (1, 2, 3):
+        spans = [{**s, "trace_id": trace_id} for s in SQL_SPANS]
+        status, _, body = http(port, "PUT", "/v0.4/traces", msgpack.packb([spans]),
+                               {"Content-Type": "application/msgpack", "X-Datadog-Trace-Count": "1"})
+        assert status == 200, body
+    assert cli.terminate() == 0
+    got = [(s["trace_id"], s["span_id"], s["resource"], s["meta"].get("sql.query")) for s in fake_intake.spans()]
+    assert sorted(got) == sorted((t, i, r, r) for t in (1, 2, 3) for i, r in SQL_WANT.items())
+
+
+def test_a_bad_obfuscation_cache_size_is_a_config_error():
+    from tests.py.cli import Cli
+    cli = Cli({"DD_APM_ENABLED": "true", "DD_APM_OBFUSCATION_CACHE_MAX_SIZE": "lots"})
+    assert cli.proc.wait(10) == 2
+    cli.terminate()
+    assert any("DD_APM_OBFUSCATION_CACHE_MAX_SIZE" in line for line in cli.stderr_lines), cli.stderr_lines

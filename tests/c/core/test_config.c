@@ -23,7 +23,8 @@ static const char *const all_vars[] = {
     "DD_OBSERVABILITY_PIPELINES_WORKER_LOGS_URL", "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS",
     "DD_FORWARDER_SEND_QUEUE_PAYLOADS_MAX_SIZE", "DD_FORWARDER_RETRY_QUEUE_PAYLOADS_MAX_SIZE",
     "DD_AGENT_STATS_COMPUTATION_ENABLED",
-    "DD_ENHANCED_METRICS_ENABLED", "DD_DOGSTATSD_QUEUE_BYTES",
+    "DD_ENHANCED_METRICS_ENABLED", "DD_DOGSTATSD_QUEUE_BYTES", "DD_APM_OBFUSCATION_CACHE_ENABLED",
+    "DD_APM_OBFUSCATION_CACHE_MAX_SIZE",
 };
 
 static void clear_env(void) {
@@ -479,6 +480,9 @@ TEST(obfuscation_fields) {
     CHECK(c.apm_obfuscate_redis && c.apm_obfuscate_valkey && c.apm_obfuscate_memcached);
     CHECK(!c.apm_redis_remove_all_args && !c.apm_valkey_remove_all_args && !c.apm_memcached_keep_command);
     CHECK(!c.apm_remove_paths_with_digits && !c.apm_remove_stack_traces && c.apm_replace_tags == NULL);
+    CHECK(c.apm_obfuscation_cache_enabled && c.apm_obfuscation_cache_max_size == 2u * 1024 * 1024);
+    setenv("DD_APM_OBFUSCATION_CACHE_ENABLED", "false", 1);
+    setenv("DD_APM_OBFUSCATION_CACHE_MAX_SIZE", "5000000", 1);
     setenv("DD_APM_OBFUSCATION_HTTP_REMOVE_PATHS_WITH_DIGITS", "true", 1);
     setenv("DD_APM_OBFUSCATION_REDIS_ENABLED", "false", 1);
     setenv("DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS", "true", 1);
@@ -494,6 +498,7 @@ TEST(obfuscation_fields) {
     CHECK(c.apm_remove_paths_with_digits && !c.apm_obfuscate_redis && c.apm_redis_remove_all_args);
     CHECK(!c.apm_obfuscate_valkey && c.apm_valkey_remove_all_args && !c.apm_obfuscate_memcached);
     CHECK(c.apm_memcached_keep_command && c.apm_remove_stack_traces);
+    CHECK(!c.apm_obfuscation_cache_enabled && c.apm_obfuscation_cache_max_size == 5000000);
     CHECK_EQ_STR(c.apm_replace_tags, "[{\"name\":\"*\",\"pattern\":\"secret\",\"repl\":\"?\"}]");
     CHECK_EQ_INT(dds_config_validate(&c, &err), 0);
     /* A bad rule is a validation error that says what is wrong. */
