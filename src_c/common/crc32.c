@@ -17,6 +17,17 @@
 #include <string.h>
 #include <zlib.h>
 
+/* zlib takes an unsigned int length: pieces, for inputs past 4 GiB. */
+static uint32_t crc_zlib(uint32_t crc, const uint8_t *p, size_t n) {
+    while (n > 0) {
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = (uint32_t)crc32(crc, p, k);
+        p += k;
+        n -= k;
+    }
+    return crc;
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 #include <immintrin.h>
@@ -76,23 +87,8 @@ static bool pclmul(void) {
 
 uint32_t dds__crc32(uint32_t crc, const uint8_t *p, size_t n) {
     if (n >= 64 && pclmul()) return crc_fold(crc, p, n);
-    /* zlib takes an unsigned int length: pieces, for inputs past 4 GiB. */
-    while (n > 0) {
-        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
-        crc = (uint32_t)crc32(crc, p, k);
-        p += k;
-        n -= k;
-    }
-    return crc;
+    return crc_zlib(crc, p, n);
 }
 #else
-uint32_t dds__crc32(uint32_t crc, const uint8_t *p, size_t n) {
-    while (n > 0) {
-        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
-        crc = (uint32_t)crc32(crc, p, k);
-        p += k;
-        n -= k;
-    }
-    return crc;
-}
+uint32_t dds__crc32(uint32_t crc, const uint8_t *p, size_t n) { return crc_zlib(crc, p, n); }
 #endif
