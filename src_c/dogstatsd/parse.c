@@ -100,48 +100,74 @@ static const double pow10_exact[] = {
 };
 enum { POW10_EXACT_MAX = 22 };
 
-/* Hot path: nearly every value is "42", "3.25" or "1.5e-3". The value is m * 10^k with m the
- * digits. m of <= 19 digits fits a uint64 and its conversion is correctly rounded; with
- * m <= 2^53 and |k| <= 22 both m and 10^k are exact doubles, so one IEEE multiply or divide is
- * correctly rounded too. Either way the result is exactly strtod's; anything else goes there. */
-static bool parse_double(const char *p, size_t n, double *out) {
-    if (n == 0) return false;
-    size_t i = 0;
-    bool neg = false;
-    if (p[0] == '-' || p[0] == '+') {
-        neg = p[0] == '-';
-        i = 1;
-    }
-    uint64_t mant = 0; /* digits past the 19th are counted, not added: that goes to strtod */
-    size_t ndigits = 0, nfrac = 0;
-    for (; i < n && is_digit(p[i]); i++, ndigits++)
-        if (ndigits < 19) mant = mant * 10 + (uint64_t)(p[i] - '0');
-    if (i < n && p[i] == '.') {
-        for (i++; i < n && is_digit(p[i]); i++, ndigits++, nfrac++)
-            if (ndigits < 19) mant = mant * 10 + (uint64_t)(p[i] - '0');
-    }
-    int exp10 = 0;
-    if (i < n && (p[i] | 0x20) == 'e') {
-        size_t k = i + 1, first;
-        bool exp_neg = false;
-        if (k < n && (p[k] == '-' || p[k] == '+')) exp_neg = p[k++] == '-';
-        /* Three exponent digits cover every exact case; longer ones are strtod's. */
-        for (first = k; k < n && is_digit(p[k]) && k - first < 3; k++)
-            exp10 = exp10 * 10 + (p[k] - '0');
-        if (k == first) return parse_double_slow(p, n, out);
-        if (exp_neg) exp10 = -exp10;
-        i = k;
-    }
-    if (i != n || ndigits == 0 || ndigits > 19) return parse_double_slow(p, n, out);
+/* c - '0', unsigned: below 10 exactly when is_digit(c), and then the digit's value. */
+static inline unsigned digit_value(char c) { return (unsigned)((unsigned char)c - '0'); }
 
-    int scale = exp10 - (int)nfrac;
+/* The digits of a plain decimal, "[digits][.digits]", from p: *mant is their value (it wraps past
+ * 19 digits, and decimal_exact refuses those), *nint and *nfrac count the digits before and after
+ * the '.'. Returns the first byte after them. */
+static inline const char *decimal_digits(const char *p, const char *end, uint64_t *mant,
+                                         size_t *nint, size_t *nfrac) {
+    const char *start = p;
+    uint64_t m = 0;
+    for (unsigned d; p < end && (d = digit_value(*p)) < 10; p++) m = m * 10 + d;
+    *nint = (size_t)(p - start);
+    *nfrac = 0;
+    if (p < end && *p == '.') {
+        const char *frac = ++p;
+        for (unsigned d; p < end && (d = digit_value(*p)) < 10; p++) m = m * 10 + d;
+        *nfrac = (size_t)(p - frac);
+    }
+    *mant = m;
+    return p;
+}
+
+/* The one exact-decimal rule, for the value m * 10^(exp10 - nfrac) with m the nint + nfrac digits
+ * (mant). m of 1..19 digits fits a uint64 and its conversion is correctly rounded; with m <= 2^53
+ * and a scale within +-22 both m and 10^scale are exact doubles, so one IEEE multiply or divide
+ * is correctly rounded too. Either way the result is exactly strtod's. false: not this case, and
+ * *out untouched. */
+static inline bool decimal_exact(uint64_t mant, size_t nint, size_t nfrac, int exp10, bool neg,
+                                 double *out) {
+    if (nint + nfrac == 0 || nint + nfrac > 19) return false;
+    /* nfrac <= 19 now; as a uint32_t the compiler knows it too, so scale <= exp10 (with exp10 a
+     * constant 0, the multiply and the positive bound are dropped). */
+    int64_t scale = (int64_t)exp10 - (uint32_t)nfrac;
     double v;
     if (scale == 0) v = (double)mant;
     else if (mant > (UINT64_C(1) << 53) || scale < -POW10_EXACT_MAX || scale > POW10_EXACT_MAX)
-        return parse_double_slow(p, n, out);
+        return false;
     else if (scale > 0) v = (double)mant * pow10_exact[scale];
     else v = (double)mant / pow10_exact[-scale];
     *out = neg ? -v : v;
+    return true;
+}
+
+/* Hot path: nearly every value is "42", "3.25" or "1.5e-3": its digits, an optional exponent of
+ * at most three digits, then decimal_exact. Anything else goes to strtod. */
+static bool parse_double(const char *p, size_t n, double *out) {
+    if (n == 0) return false;
+    const char *end = p + n;
+    bool neg = false;
+    const char *q = p;
+    if (*q == '-' || *q == '+') neg = *q++ == '-';
+    uint64_t mant;
+    size_t nint, nfrac;
+    q = decimal_digits(q, end, &mant, &nint, &nfrac);
+    int exp10 = 0;
+    if (q < end && (*q | 0x20) == 'e') {
+        const char *k = q + 1, *first;
+        bool exp_neg = false;
+        if (k < end && (*k == '-' || *k == '+')) exp_neg = *k++ == '-';
+        /* Three exponent digits cover every exact case; longer ones are strtod's. */
+        for (first = k; k < end && is_digit(*k) && k - first < 3; k++)
+            exp10 = exp10 * 10 + (*k - '0');
+        if (k == first) return parse_double_slow(p, n, out);
+        if (exp_neg) exp10 = -exp10;
+        q = k;
+    }
+    if (q != end || !decimal_exact(mant, nint, nfrac, exp10, neg, out))
+        return parse_double_slow(p, n, out);
     return true;
 }
 
@@ -283,8 +309,8 @@ static inline const char *find_colon_or_bar(const char *p, const char *end) {
 }
 
 /* The usual head, "name:value|", with one plain decimal value ([+-], at most 19 digits, at most
- * one '.'): the name found in one pass for ':' or '|', the value parsed as it is scanned. It is
- * parse_double's own fast path on the same digits, so the same double. false: anything else
+ * one '.'): the name found in one pass for ':' or '|', the value parsed as it is scanned, with
+ * parse_double's own decimal_digits and decimal_exact, so the same double. false: anything else
  * (packed values, exponents, a '|' in the name, errors...), left to the general path. */
 static inline bool head_fast(const char *line, const char *end, const char **colon, const char **bar,
                              double *value) {
@@ -293,21 +319,10 @@ static inline bool head_fast(const char *line, const char *end, const char **col
     const char *p = q + 1;
     bool neg = false;
     if (p < end && (*p == '-' || *p == '+')) neg = *p++ == '-';
-    const char *digits = p;
-    uint64_t mant = 0; /* wraps past 19 digits: such a value is refused below */
-    for (; p < end && is_digit(*p); p++) mant = mant * 10 + (uint64_t)(*p - '0');
-    size_t nint = (size_t)(p - digits), nfrac = 0;
-    if (p < end && *p == '.') {
-        const char *frac = ++p;
-        for (; p < end && is_digit(*p); p++) mant = mant * 10 + (uint64_t)(*p - '0');
-        nfrac = (size_t)(p - frac);
-    }
-    if (p == end || *p != '|' || nint + nfrac == 0 || nint + nfrac > 19) return false;
-    double v;
-    if (nfrac == 0) v = (double)mant;
-    else if (mant > (UINT64_C(1) << 53) || nfrac > POW10_EXACT_MAX) return false;
-    else v = (double)mant / pow10_exact[nfrac];
-    *value = neg ? -v : v;
+    uint64_t mant;
+    size_t nint, nfrac;
+    p = decimal_digits(p, end, &mant, &nint, &nfrac);
+    if (p == end || *p != '|' || !decimal_exact(mant, nint, nfrac, 0, neg, value)) return false;
     *colon = q;
     *bar = p;
     return true;
