@@ -216,6 +216,12 @@ typedef struct cslot {
     uint32_t pos1;
 } cslot;
 
+/* The aliases last seen under a name (and type), most recent first, each (name hash bits 48..63,
+ * bit 48 set) | pointer, 0 when empty: see dds__agg_add_packet. Four per bucket. */
+typedef struct lhint {
+    uint64_t e[4];
+} lhint;
+
 typedef struct timed {
     keyblob *key;
     uint8_t type;
@@ -248,6 +254,8 @@ struct dds__agg {
     uint32_t cmask, ccount;
     htab aloc;  /* aliases by locator, and group markers */
     htab afull; /* aliases of locator groups, by full hash */
+    lhint *lh;  /* aliases by name (see add_next), a bucket per four of aloc's slots */
+    uint32_t lhmask;
 
     /* Bucket starts that hold a non-distribution sample, the Go agent's metricsByTimestamp keys:
      * counter zero-fill happens in these buckets. Sorted. */
@@ -714,9 +722,12 @@ static HOT_INLINE uint64_t windows(const char *s, size_t n, uint64_t seed) {
     return dds__hash_finish(x ^ dds__hash_fold(y ^ DDS__HASH_K0, z ^ DDS__HASH_K1), n);
 }
 
-static HOT_INLINE uint64_t alias_locator(const dds__metric *m) {
-    return windows(m->tags.ptr, m->tags.len, windows(m->name.ptr, m->name.len, SEED_ALIAS ^ m->type));
+/* The locator's first half, of the name and type alone: also the key of the line-end hints. */
+static HOT_INLINE uint64_t name_seed(const dds__metric *m) {
+    return windows(m->name.ptr, m->name.len, SEED_ALIAS ^ m->type);
 }
+
+static HOT_INLINE uint64_t alias_locator(const dds__metric *m) { return windows(m->tags.ptr, m->tags.len, name_seed(m)); }
 
 static inline uint64_t alias_full(const dds__metric *m) {
     return dds__hash64(m->tags.ptr, m->tags.len, dds__hash64(m->name.ptr, m->name.len, SEED_FULL ^ m->type));
@@ -796,14 +807,67 @@ static uint64_t *loc_entry(const dds__agg *a, uint64_t loc) {
     return NULL;
 }
 
+/* ---- aliases by name ------------------------------------------------------------------------ */
+
+/* A second, smaller index of the indexed aliases, by name and type alone (name_seed): what a line
+ * needs to find its context before its end is known (add_next). Not every alias is in it: each
+ * bucket keeps the four last seen, and a line that misses takes the locator path, then goes in.
+ * Every entry is an indexed alias: alias_unindex takes it out, and a table made anew (when the
+ * alias table grows) starts empty. Without one (allocation failure) lines take the locator path. */
+static void lh_resize(dds__agg *a) {
+    uint32_t want = (a->aloc.mask + 1) / 4;
+    if (!a->aloc.s || (a->lh && a->lhmask + 1 == want)) return;
+    free(a->lh);
+    a->lh = calloc(want, sizeof(lhint));
+    a->lhmask = a->lh ? want - 1 : 0;
+}
+
+static inline lhint *lh_bucket(const dds__agg *a, uint64_t nh) { return &a->lh[(uint32_t)nh & a->lhmask]; }
+/* The entry of al under name hash nh: never 0, and 0 never matches a name (bit 48 is set). */
+static inline uint64_t lh_entry(uint64_t nh, const alias *al) {
+    return ((nh | (UINT64_C(1) << APTR_BITS)) & ~APTR_MASK) | (uint64_t)(uintptr_t)al;
+}
+static inline bool lh_same_name(uint64_t e, uint64_t nh) { return !((e ^ (nh | (UINT64_C(1) << APTR_BITS))) & ~APTR_MASK); }
+
+/* al (indexed) just matched a line of name hash nh: it goes first in its bucket. */
+static void lh_learn(dds__agg *a, uint64_t nh, const alias *al) {
+    if (!a->lh) return;
+    lhint *b = lh_bucket(a, nh);
+    const uint64_t e = lh_entry(nh, al);
+    int i = 0;
+    while (i < 3 && b->e[i] != e) i++;
+    for (; i > 0; i--) b->e[i] = b->e[i - 1];
+    b->e[0] = e;
+}
+
+static uint64_t alias_name_seed(const alias *al) { return windows(alias_data(al), al->name_len, SEED_ALIAS ^ al->type); }
+
+/* al is leaving the alias table: out of its bucket too. */
+static void lh_forget(dds__agg *a, const alias *al) {
+    if (!a->lh) return;
+    uint64_t nh = alias_name_seed(al);
+    lhint *b = lh_bucket(a, nh);
+    const uint64_t e = lh_entry(nh, al);
+    for (int i = 0; i < 4; i++) {
+        if (b->e[i] != e) continue;
+        for (int j = i; j < 3; j++) b->e[j] = b->e[j + 1];
+        b->e[3] = 0;
+        return;
+    }
+}
+
 /* Index al (already filled in). False when it cannot be: the line then keeps taking the
  * slow path, which is correct, only slower. */
 static bool alias_index(dds__agg *a, alias *al, uint64_t full) {
     if ((uint64_t)(uintptr_t)al & ~APTR_MASK) return false;
-    /* A parsed tag list never holds a '|'; dds__agg_add_line's hits rely on no alias holding one
-     * (a metric made by hand might). */
-    if (al->tags_len && memchr(alias_data(al) + al->name_len, '|', al->tags_len)) return false;
+    /* A parsed tag list never holds a '|', nor a line a '\n'; dds__agg_add_line's hits rely on no
+     * alias holding a '|' in its tags, dds__agg_add_next's on none holding a '\n' (a metric made
+     * by hand might hold either). */
+    const char *d = alias_data(al);
+    if (al->tags_len && memchr(d + al->name_len, '|', al->tags_len)) return false;
+    if (memchr(d, '\n', (size_t)al->name_len + al->tags_len)) return false;
     if (ht_reserve(&a->aloc, false, 1) < 0 || ht_reserve(&a->afull, true, 2) < 0) return false;
+    lh_resize(a);
     uint64_t *e = loc_entry(a, al->loc);
     if (!e) {
         ht_put(&a->aloc, al->loc, slot_of(al->loc, al));
@@ -833,6 +897,7 @@ static bool alias_index(dds__agg *a, alias *al, uint64_t full) {
 }
 
 static void alias_unindex(dds__agg *a, alias *al) {
+    if (al->where != ALIAS_UNINDEXED) lh_forget(a, al);
     if (al->where == ALIAS_BY_LOC) {
         ht_del(&a->aloc, al->loc, slot_of(al->loc, al), false);
     } else if (al->where == ALIAS_BY_FULL) {
@@ -883,18 +948,18 @@ static void alias_add(dds__agg *a, ctx *c, const dds__metric *m, uint64_t loc, u
     c->naliases++;
 }
 
-static ctx *alias_find_full(const dds__agg *a, const dds__metric *m, uint64_t loc, uint64_t full) {
+static const alias *alias_find_full(const dds__agg *a, const dds__metric *m, uint64_t loc, uint64_t full) {
     for (uint32_t i = (uint32_t)full & a->afull.mask; a->afull.s[i]; i = (i + 1) & a->afull.mask) {
         if ((a->afull.s[i] ^ full) & ~APTR_MASK) continue;
         const alias *al = aptr(a->afull.s[i]);
-        if (al->loc == loc && alias_matches(al, m)) return alias_ctx(al);
+        if (al->loc == loc && alias_matches(al, m)) return al;
     }
     return NULL;
 }
 
 /* *full is computed on demand (have_full tells): only locator groups need it. */
-static HOT_INLINE ctx *alias_find(const dds__agg *a, const dds__metric *m, uint64_t loc, uint64_t *full,
-                                  bool *have_full) {
+static HOT_INLINE const alias *alias_find(const dds__agg *a, const dds__metric *m, uint64_t loc, uint64_t *full,
+                                         bool *have_full) {
     for (uint32_t i = (uint32_t)loc & a->aloc.mask; a->aloc.s[i]; i = (i + 1) & a->aloc.mask) {
         uint64_t e = a->aloc.s[i];
         if ((e ^ loc) & ~APTR_MASK) continue;
@@ -907,7 +972,7 @@ static HOT_INLINE ctx *alias_find(const dds__agg *a, const dds__metric *m, uint6
         const alias *al = aptr(e);
         if (al->loc != loc) continue;
         /* The only line with this locator: it is this one, or this one is new. */
-        return alias_matches(al, m) ? alias_ctx(al) : NULL;
+        return alias_matches(al, m) ? al : NULL;
     }
     return NULL;
 }
@@ -1259,8 +1324,9 @@ static HOT_INLINE void add_to(dds__agg *a, const dds__metric *m, const double *v
         const uint64_t loc = alias_locator(m);
         uint64_t full = 0;
         bool have_full = false;
-        c = a->aloc.s ? alias_find(a, m, loc, &full, &have_full) : NULL;
-        if (!c) {
+        const alias *al = a->aloc.s ? alias_find(a, m, loc, &full, &have_full) : NULL;
+        if (al) c = alias_ctx(al);
+        else {
             if (!have_full) full = alias_full(m);
             if (!(c = lookup_slow(a, m, loc, full, nfinite))) return;
         }
@@ -1315,27 +1381,175 @@ void dds__agg_add(dds__agg *a, const dds__metric *m, const double *vals, size_t 
     add_to(a, m, vals, nvals, now_s, NULL);
 }
 
+/* A line parsed up to its tag list, m->tags running to the end of the line (tags_open): a line
+ * seen before is a hit without a scan of its tags for a '|' (an alias whose bytes equal the
+ * line's proves there is none: no indexed alias holds a '|' in its tags, see alias_index, so the
+ * tags were the line's last field and m is the full parse); anything else is parsed to its end
+ * first. With learn, the line's tag-list length becomes its name's first line-end hint (nh:
+ * name_seed): dds__agg_add_next found the line's end by memchr. */
+static HOT_INLINE int add_open(dds__agg *a, dds__metric *m, const double *vals, size_t nvals, int64_t now_s,
+                               uint64_t nh, bool learn) {
+    bool have_full = false;
+    uint64_t full;
+    const size_t tags_len = m->tags.len;
+    const uint64_t loc = windows(m->tags.ptr, m->tags.len, nh);
+    const alias *al = a->aloc.s ? alias_find(a, m, loc, &full, &have_full) : NULL;
+    if (al) {
+        add_to(a, m, vals, nvals, now_s, alias_ctx(al));
+        if (learn) lh_learn(a, nh, al);
+        return DDS__PARSE_OK;
+    }
+    int st = dds__parse_metric_close(m, &nvals);
+    if (st != DDS__PARSE_OK) return st;
+    add_to(a, m, vals, nvals, now_s, NULL);
+    /* The line's own alias, if it was made and indexed (only when the tags were the last field:
+     * an alias of tags that were not never matches the whole line). Once per new spelling. */
+    if (learn && m->tags.len == tags_len && a->aloc.s && (al = alias_find(a, m, loc, &full, &have_full)))
+        lh_learn(a, nh, al);
+    return DDS__PARSE_OK;
+}
+
 int dds__agg_add_line(dds__agg *a, const char *line, size_t len, double *vals, size_t cap, int64_t now_s) {
     dds__metric m;
     size_t nvals;
     bool tags_open;
     int st = dds__parse_metric_open(line, len, &m, vals, cap, &nvals, &tags_open);
     if (st != DDS__PARSE_OK) return st;
-    if (tags_open) {
-        /* The tag list was taken to the end of the line without looking for a '|'. An alias
-         * whose bytes equal the line's proves there is none: no indexed alias holds a '|' in its
-         * tags (alias_index), so the tags were the line's last field and m is the full parse. */
-        bool have_full = false;
-        uint64_t full;
-        ctx *c = a->aloc.s ? alias_find(a, &m, alias_locator(&m), &full, &have_full) : NULL;
-        if (c) {
-            add_to(a, &m, vals, nvals, now_s, c);
-            return DDS__PARSE_OK;
-        }
-        if ((st = dds__parse_metric_close(&m, &nvals)) != DDS__PARSE_OK) return st;
-    }
+    if (tags_open) return add_open(a, &m, vals, nvals, now_s, name_seed(&m), false);
     add_to(a, &m, vals, nvals, now_s, NULL);
     return DDS__PARSE_OK;
+}
+
+/* Whether the line whose bytes before q hold no '\n' is [start, q) as dds__packet_next_line
+ * splits it (one '\r' before the '\n' or the packet's end is not the line's); *next: after it. */
+static HOT_INLINE bool line_ends_at(const char *q, const char *end, const char **next) {
+    if (q == end || *q == '\n') {
+        if (q[-1] == '\r') return false;
+        *next = q + (q < end);
+        return true;
+    }
+    if (*q == '\r' && (q + 1 == end || q[1] == '\n')) {
+        *next = q + 1 + (q + 1 < end);
+        return true;
+    }
+    return false;
+}
+
+/* Whether bytes hold a '\n', 16 at a time (GCC vector extensions: SSE2 on x86-64, NEON on
+ * arm64). Inline: the glibc call costs more than these few compares for the 64 bytes or so it is
+ * asked about. */
+typedef unsigned char nl_v16 __attribute__((vector_size(16)));
+static HOT_INLINE nl_v16 nl_window(const char *p) {
+    const nl_v16 nls = {'\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n'};
+    nl_v16 x;
+    memcpy(&x, p, 16);
+    return (nl_v16)(x == nls);
+}
+static HOT_INLINE bool nl_any(nl_v16 acc) {
+    uint64_t lo, hi;
+    memcpy(&lo, &acc, 8);
+    memcpy(&hi, (const char *)&acc + 8, 8);
+    return (lo | hi) != 0;
+}
+/* [p, p + 64) */
+static HOT_INLINE bool has_newline64(const char *p) {
+    return nl_any(nl_window(p) | nl_window(p + 16) | nl_window(p + 32) | nl_window(p + 48));
+}
+/* [p, p + n), n >= 16: the last window overlaps the one before. */
+static HOT_INLINE bool has_newline(const char *p, size_t n) {
+    nl_v16 acc = nl_window(p + n - 16);
+    for (size_t i = 0; i + 16 < n; i += 16) acc |= nl_window(p + i);
+    return nl_any(acc);
+}
+
+/* Lines shorter than this are split by memchr at once: the scan is short, and the head's parse
+ * would run into the next line when a line has no tags. Longer ones are parsed over at most
+ * HEAD_MAX bytes: a line whose tag list does not start there is split by memchr too (so a packet
+ * of lines without ':' nor '|' costs no more than linear time). */
+enum { SHORT_LINE = 64, HEAD_MAX = 1024 };
+
+/* The metric line at *cursor (*cursor < end, **cursor none of '\n', '\r', '_'): as
+ * dds__packet_next_line then dds__agg_add_line, same status, same *cursor after it, same *line.
+ * A long line seen before is not scanned for its '\n' first: its end is predicted by a hint of
+ * its name, and proven by the compare with its context's bytes. */
+static HOT_INLINE int add_next(dds__agg *a, const char **cursor, const char *end, dds__slice *line, double *vals,
+                               size_t cap, int64_t now_s) {
+    const char *p = *cursor;
+    const size_t rest = (size_t)(end - p);
+    dds__metric m;
+    size_t nvals;
+    bool tags_open = false;
+    int st = DDS__PARSE_ERR_NAME;
+    if (rest > SHORT_LINE && !has_newline64(p)) {
+        st = dds__parse_metric_open(p, rest < HEAD_MAX ? rest : HEAD_MAX, &m, vals, cap, &nvals, &tags_open);
+        /* Only a head made of this line's bytes: no '\n' before the tag list. */
+        if (st == DDS__PARSE_OK && tags_open) {
+            size_t head = (size_t)(m.tags.ptr - p);
+            if (head > SHORT_LINE && has_newline(p + SHORT_LINE - 16, head - SHORT_LINE + 16)) tags_open = false;
+        }
+    }
+    if (st != DDS__PARSE_OK || !tags_open) {
+        /* Split by memchr and start again: a short line, or a long one without a tag list. */
+        const char *nl = memchr(p, '\n', rest);
+        const char *stop = nl ? nl : end;
+        if (stop[-1] == '\r') stop--; /* not p: *p is not '\r' */
+        *cursor = nl ? nl + 1 : end;
+        *line = dds__slice_make(p, (size_t)(stop - p));
+        return dds__agg_add_line(a, p, line->len, vals, cap, now_s);
+    }
+    /* The line runs at least to its tag list. An alias last seen under this name whose tags are
+     * the line's bytes up to a terminator is the line's: no indexed alias holds a '\n' (nor a '|'
+     * in its tags), so the line ends there, and its tags are its last field. */
+    const uint64_t nh = name_seed(&m);
+    const char *tags = m.tags.ptr;
+    if (a->lh) {
+        const lhint *b = lh_bucket(a, nh);
+        for (int i = 0; i < 4; i++) {
+            const uint64_t e = b->e[i];
+            if (!lh_same_name(e, nh)) continue;
+            const alias *al = aptr(e);
+            const char *next;
+            if (al->tags_len > (size_t)(end - tags) || !line_ends_at(tags + al->tags_len, end, &next)) continue;
+            m.tags.len = al->tags_len;
+            if (!alias_matches(al, &m)) continue;
+            *cursor = next;
+            *line = dds__slice_make(p, (size_t)(tags + m.tags.len - p));
+            add_to(a, &m, vals, nvals, now_s, alias_ctx(al));
+            return DDS__PARSE_OK;
+        }
+    }
+    const char *nl = memchr(tags, '\n', (size_t)(end - tags));
+    const char *stop = nl ? nl : end;
+    if (stop > tags && stop[-1] == '\r') stop--;
+    *cursor = nl ? nl + 1 : end;
+    *line = dds__slice_make(p, (size_t)(stop - p));
+    m.tags.len = (size_t)(stop - tags);
+    return add_open(a, &m, vals, nvals, now_s, nh, true);
+}
+
+size_t dds__agg_add_packet(dds__agg *a, const char *buf, size_t len, double *vals, size_t cap, int64_t now_s,
+                           dds__agg_other_fn other, void *user) {
+    const char *cur = buf, *end = buf + len;
+    size_t added = 0;
+    dds__slice line;
+    while (cur < end) {
+        int st;
+        const char c0 = *cur;
+        if (c0 != '_' && c0 != '\n' && c0 != '\r') {
+            st = add_next(a, &cur, end, &line, vals, cap, now_s);
+        } else {
+            /* Maybe empty lines, an event, a service check: the plain split. */
+            if (!dds__packet_next_line(&cur, end, &line)) break;
+            if (dds__line_kind_of(line) != DDS__LINE_METRIC) {
+                other(user, line, DDS__AGG_NOT_METRIC);
+                continue;
+            }
+            st = dds__agg_add_line(a, line.ptr, line.len, vals, cap, now_s);
+        }
+        if (st == DDS__PARSE_OK) added++;
+        else other(user, line, st);
+    }
+    return added;
 }
 
 /* ---- flush --------------------------------------------------------------------------------- */
@@ -1721,6 +1935,7 @@ void dds__agg_free(dds__agg *a) {
     }
     free(a->aloc.s);
     free(a->afull.s);
+    free(a->lh);
     for (uint32_t i = 0; i < a->ntimed; i++) {
         free(a->timed[i]->key);
         free(a->timed[i]);

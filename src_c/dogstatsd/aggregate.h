@@ -105,6 +105,19 @@ void dds__agg_add(dds__agg *a, const dds__metric *m, const double *vals, size_t 
  * aggregated, otherwise it was rejected and nothing was counted. */
 int dds__agg_add_line(dds__agg *a, const char *line, size_t len, double *vals, size_t cap, int64_t now_s);
 
+/* Every line of a packet (a datagram, an HTTP body; split as dds__packet_next_line does): the
+ * metric lines are aggregated as dds__agg_add_line would, and every other line is handed to
+ * other(user, line, status) in packet order: status DDS__AGG_NOT_METRIC for an event or a service
+ * check (dds__line_kind_of), else the parse status that rejected a metric line. Returns the number
+ * of metric lines aggregated. Faster than the split then dds__agg_add_line: a long line whose
+ * context was seen before is not scanned for its '\n' first; its end is predicted from the tag
+ * list lengths last seen under its name, then proven by the byte compare with the context's
+ * own bytes (no context holds a '\n'). */
+enum { DDS__AGG_NOT_METRIC = -1 };
+typedef void (*dds__agg_other_fn)(void *user, dds__slice line, int status);
+size_t dds__agg_add_packet(dds__agg *a, const char *buf, size_t len, double *vals, size_t cap, int64_t now_s,
+                           dds__agg_other_fn other, void *user);
+
 /* Emit every bucket whose end (start + 10) <= now_s, or every bucket when force, then forget
  * them; counters keep zero-filling for counter_expiry_s after their last sample; contexts with
  * nothing left are released. Timestamped samples are emitted at every flush. */

@@ -33,44 +33,41 @@ static void log_parse_error(dds__dsd *d, int status, const char *line, size_t le
                   (unsigned long long)skipped);
 }
 
-void dds__dsd_process(dds__dsd *d, const char *buf, size_t len) {
-    const char *cur = buf, *end = buf + len;
-    dds__slice line;
-    int64_t now_s = dds__wall_s();
-    while (dds__packet_next_line(&cur, end, &line)) {
-        int st;
-        switch (dds__line_kind_of(line)) {
-        case DDS__LINE_METRIC:
-            st = dds__agg_add_line(d->agg, line.ptr, line.len, d->vals, d->vals_cap, now_s);
-            if (st == DDS__PARSE_OK) {
-                dds__counter_add(&d->counters->metric_lines, 1);
-                continue;
-            }
-            break;
-        case DDS__LINE_EVENT: {
+/* A line of a packet that dds__agg_add_packet did not aggregate: an event, a service check, or a
+ * rejected metric line. */
+typedef struct other_ctx {
+    dds__dsd *d;
+    int64_t now_s;
+} other_ctx;
+
+static void on_other(void *user, dds__slice line, int st) {
+    other_ctx *o = user;
+    dds__dsd *d = o->d;
+    if (st == DDS__AGG_NOT_METRIC) {
+        if (dds__line_kind_of(line) == DDS__LINE_EVENT) {
             dds__event ev;
-            st = dds__parse_event(line.ptr, line.len, &ev);
-            if (st == DDS__PARSE_OK) {
+            if ((st = dds__parse_event(line.ptr, line.len, &ev)) == DDS__PARSE_OK) {
                 dds__counter_add(&d->counters->events, 1);
-                dds__dsd_serializer_add_event(d->ser, &ev, now_s);
-                continue;
+                dds__dsd_serializer_add_event(d->ser, &ev, o->now_s);
+                return;
             }
-            break;
-        }
-        default: {
+        } else {
             dds__service_check sc;
-            st = dds__parse_service_check(line.ptr, line.len, &sc);
-            if (st == DDS__PARSE_OK) {
+            if ((st = dds__parse_service_check(line.ptr, line.len, &sc)) == DDS__PARSE_OK) {
                 dds__counter_add(&d->counters->service_checks, 1);
-                dds__dsd_serializer_add_service_check(d->ser, &sc, now_s);
-                continue;
+                dds__dsd_serializer_add_service_check(d->ser, &sc, o->now_s);
+                return;
             }
-            break;
         }
-        }
-        dds__counter_add(&d->counters->parse_errors, 1);
-        log_parse_error(d, st, line.ptr, line.len);
     }
+    dds__counter_add(&d->counters->parse_errors, 1);
+    log_parse_error(d, st, line.ptr, line.len);
+}
+
+void dds__dsd_process(dds__dsd *d, const char *buf, size_t len) {
+    other_ctx o = {d, dds__wall_s()};
+    size_t n = dds__agg_add_packet(d->agg, buf, len, d->vals, d->vals_cap, o.now_s, on_other, &o);
+    if (n) dds__counter_add(&d->counters->metric_lines, n);
 }
 
 static void on_packet(void *user, const char *buf, size_t len) { dds__dsd_process(user, buf, len); }

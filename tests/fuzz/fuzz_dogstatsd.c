@@ -53,39 +53,90 @@ static void free_list(dds__payload *p) {
     }
 }
 
+/* The lines dds__agg_add_packet hands back, in order, against those of the plain split. */
+typedef struct other_seq {
+    const char *base;
+    size_t *off, *len;
+    int *st;
+    size_t n, cap;
+    dds__dsd_serializer *ser;
+    int64_t now;
+} other_seq;
+
+static void seq_add(other_seq *q, dds__slice line, int st) {
+    if (q->n == q->cap) abort(); /* a packet of n bytes has at most n lines */
+    q->off[q->n] = (size_t)(line.ptr - q->base);
+    q->len[q->n] = line.len;
+    q->st[q->n++] = st;
+}
+
+/* As server.c: events and service checks to the serializer. */
+static void on_other(void *user, dds__slice line, int st) {
+    other_seq *q = user;
+    seq_add(q, line, st);
+    if (st != DDS__AGG_NOT_METRIC) return;
+    if (dds__line_kind_of(line) == DDS__LINE_EVENT) {
+        dds__event ev;
+        if (dds__parse_event(line.ptr, line.len, &ev) == DDS__PARSE_OK) dds__dsd_serializer_add_event(q->ser, &ev, q->now);
+    } else {
+        dds__service_check sc;
+        if (dds__parse_service_check(line.ptr, line.len, &sc) == DDS__PARSE_OK)
+            dds__dsd_serializer_add_service_check(q->ser, &sc, q->now);
+    }
+}
+
+static void seq_init(other_seq *q, const char *base, size_t size) {
+    q->base = base;
+    q->cap = size + 1;
+    q->n = 0;
+    q->off = malloc(q->cap * sizeof(size_t));
+    q->len = malloc(q->cap * sizeof(size_t));
+    q->st = malloc(q->cap * sizeof(int));
+    if (!q->off || !q->len || !q->st) abort();
+}
+
+static void seq_free(other_seq *q) {
+    free(q->off);
+    free(q->len);
+    free(q->st);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!agg) setup();
     /* An exact-size copy: an over-read past the datagram is caught by ASan. */
     char *buf = malloc(size ? size : 1);
     if (size) memcpy(buf, data, size);
-    const char *cur = buf, *end = buf + size;
-    dds__slice line;
     int64_t now = 1795530200 + (int64_t)(runs % 50);
     dds__dsd_serializer *ser = (runs & 1) ? ser_json : ser_pb;
+
+    /* What the plain split and the parser say of every line. dds__agg_add_packet (as server.c
+     * calls it) finds a long line's end from the contexts seen under its name rather than by a
+     * scan: the lines it does not aggregate, their statuses and its count must be these. */
+    other_seq want, got;
+    seq_init(&want, buf, size);
+    seq_init(&got, buf, size);
+    got.ser = ser;
+    got.now = now;
+    const char *cur = buf, *end = buf + size;
+    dds__slice line;
+    size_t want_ok = 0;
     while (dds__packet_next_line(&cur, end, &line)) {
-        switch (dds__line_kind_of(line)) {
-        case DDS__LINE_METRIC: {
-            /* As server.c: dds__agg_add_line, whose status must be the plain parser's (it skips
-             * the tag scan of a line it has seen before: any disagreement is a bug). */
-            dds__metric m;
-            size_t n = 0;
-            int want = dds__parse_metric(line.ptr, line.len, &m, vals, sizeof(vals) / sizeof(*vals), &n);
-            if (dds__agg_add_line(agg, line.ptr, line.len, vals, sizeof(vals) / sizeof(*vals), now) != want) abort();
-            break;
+        if (dds__line_kind_of(line) != DDS__LINE_METRIC) {
+            seq_add(&want, line, DDS__AGG_NOT_METRIC);
+            continue;
         }
-        case DDS__LINE_EVENT: {
-            dds__event ev;
-            if (dds__parse_event(line.ptr, line.len, &ev) == DDS__PARSE_OK) dds__dsd_serializer_add_event(ser, &ev, now);
-            break;
-        }
-        default: {
-            dds__service_check sc;
-            if (dds__parse_service_check(line.ptr, line.len, &sc) == DDS__PARSE_OK)
-                dds__dsd_serializer_add_service_check(ser, &sc, now);
-            break;
-        }
-        }
+        dds__metric m;
+        size_t n = 0;
+        int st = dds__parse_metric(line.ptr, line.len, &m, vals, sizeof(vals) / sizeof(*vals), &n);
+        if (st == DDS__PARSE_OK) want_ok++;
+        else seq_add(&want, line, st);
     }
+    size_t ok = dds__agg_add_packet(agg, buf, size, vals, sizeof(vals) / sizeof(*vals), now, on_other, &got);
+    if (ok != want_ok || got.n != want.n) abort();
+    for (size_t i = 0; i < want.n; i++)
+        if (got.off[i] != want.off[i] || got.len[i] != want.len[i] || got.st[i] != want.st[i]) abort();
+    seq_free(&want);
+    seq_free(&got);
     free(buf); /* the aggregator and serializer must have copied what they keep */
     if (++runs % 16 == 0) {
         dds__agg_sink sink = dds__dsd_serializer_sink(ser);

@@ -1266,6 +1266,157 @@ TEST(add_line_is_parse_then_add) {
     env_close(&got);
 }
 
+/* dds__agg_add_packet finds a long line's end by the bytes of a context seen under its name,
+ * not by scanning for the '\n': the lines it hands back, their statuses and everything it
+ * aggregates must be exactly those of the plain split (dds__packet_next_line), the parser and
+ * dds__agg_add. Random packets of lines sharing names and tag prefixes, of several tag lengths
+ * per name (more than a bucket holds), other spellings, fields before and after the tags, bad
+ * lines, events, service checks, '\r' and empty lines, and contexts released between packets
+ * (a released context's alias must leave the index by name: ASan sees a stale one). */
+typedef struct other_rec {
+    size_t off[256], len[256];
+    int st[256];
+    size_t n;
+    const char *base;
+} other_rec;
+
+static void record_other(void *user, dds__slice line, int st) {
+    other_rec *r = user;
+    if (r->n == 256) abort();
+    r->off[r->n] = (size_t)(line.ptr - r->base);
+    r->len[r->n] = line.len;
+    r->st[r->n++] = st;
+}
+
+TEST(add_packet_is_split_then_parse_then_add) {
+    static char pool[64][1200];
+    size_t npool = 0;
+    const char *names[] = {"svc.requests", "a.long.name.of.more.than.forty.eight.bytes.for.the.windows.x", "q"};
+    const char *tagsets[] = {
+        "env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1",
+        "env:prod,service:checkout,version:1.2.3,route:/b,status:200,region:eu-west-1",
+        "env:prod,service:checkout,version:1.2.3,route:/ab,status:200,region:eu-west-1",
+        "env:prod,service:checkout,version:1.2.3,route:/abc,status:500,region:eu-west-1",
+        "env:prod,service:checkout,version:1.2.3,route:/abcd,status:500,region:eu-west-1",
+        "env:prod,service:checkout,version:1.2.3,route:/abcde,status:500,region:eu-west-1",
+        "region:eu-west-1,status:200,route:/a,version:1.2.3,service:checkout,env:prod", /* another spelling */
+        "env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1,,route:/a",
+        "", /* "#" alone */
+    };
+    const char *types[] = {"c", "g", "d", "s", "h", "ms"};
+    for (size_t n = 0; n < 3; n++)
+        for (size_t t = 0; t < sizeof(tagsets) / sizeof(*tagsets); t++) {
+            const char *ty = types[(n * 7 + t) % 6];
+            snprintf(pool[npool++], sizeof(pool[0]), "%s:%s|%s|#%s", names[n], ty[0] == 's' ? "u1" : "2.5", ty, tagsets[t]);
+        }
+    const char *extra[] = {
+        "svc.requests:1|c|@0.5|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1",
+        "svc.requests:1|c|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1|@0.5",
+        "svc.requests:1|c|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1|c:abc",
+        "svc.requests:1|c|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1|T1700000000",
+        "svc.requests:1|c|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1|#x:1",
+        "svc.requests:1|c|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1|@bad",
+        "svc.requests:1|g|T1700000000|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1",
+        "svc.requests:1:2:3|d|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1",
+        "svc.requests:bad|c|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1",
+        "svc.requests:1|x|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1",
+        "svc.requests:nan|c|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1",
+        "svc.requests:1|c|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1\r",
+        "svc.requests:1|c|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-\r1",
+        "svc.requests:1|c|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1,",
+        "svc.requests:1|c|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west",
+        "a.long.name.of.more.than.forty.eight.bytes.for.the.windows.x.without.any.tags.at.all:1|c",
+        "a.long.name.of.more.than.forty.eight.bytes.for.the.windows.x.without.any.tags.at.all:1|c|@0.5",
+        "a.long.name.of.more.than.forty.eight.bytes.for.the.windows.x.no.colon.nor.bar.in.the.head.at.all",
+        "svc.requests:1|c",
+        "q:1|c|#a",
+        "_e{5,4}:title|text|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1",
+        "_sc|svc.check|0|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1",
+        "_sc|bad",
+        "_weird.metric:1|c|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1",
+        "svc.requests:1|c|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1|",
+    };
+    for (size_t i = 0; i < sizeof(extra) / sizeof(*extra); i++) snprintf(pool[npool++], sizeof(pool[0]), "%s", extra[i]);
+    /* A name longer than the head that is parsed before the end is known. */
+    memset(pool[npool], 'n', 1100);
+    snprintf(pool[npool] + 1100, sizeof(pool[0]) - 1100, ":1|c|#env:prod");
+    npool++;
+    const char *seps[] = {"\n", "\n", "\n", "\r\n", "\r\r\n", "\n\n", "\n\r\n"};
+
+    dds__agg_config cfg = base_config();
+    cfg.context_expiry_s = 0; /* contexts go at the flush that leaves them empty */
+    env ref, got;
+    env_open(&ref, &cfg);
+    env_open(&got, &cfg);
+    static double vals[8192];
+    static char text[65536];
+    uint64_t r = 7;
+#define PNEXT() (r = r * 6364136223846793005ull + 1442695040888963407ull, (uint32_t)(r >> 33))
+    size_t total_ok = 0, total_other = 0;
+    for (int packet = 0; packet < 1500; packet++) {
+        int64_t now = 1000 + packet / 50 * 10;
+        size_t len = 0, k = 1 + PNEXT() % 30;
+        for (size_t i = 0; i < k; i++) {
+            const char *l = pool[PNEXT() % npool];
+            size_t n = strlen(l);
+            memcpy(text + len, l, n);
+            len += n;
+            if (i + 1 < k || PNEXT() % 2) {
+                const char *sep = seps[PNEXT() % (sizeof(seps) / sizeof(*seps))];
+                memcpy(text + len, sep, strlen(sep));
+                len += strlen(sep);
+            }
+        }
+        char *buf = malloc(len); /* exact size: ASan sees any read past the packet */
+        memcpy(buf, text, len);
+        other_rec want = {.base = buf}, have = {.base = buf};
+        const char *cur = buf;
+        dds__slice line;
+        size_t want_ok = 0;
+        while (dds__packet_next_line(&cur, buf + len, &line)) {
+            if (dds__line_kind_of(line) != DDS__LINE_METRIC) {
+                record_other(&want, line, DDS__AGG_NOT_METRIC);
+                continue;
+            }
+            dds__metric m;
+            size_t nv = 0;
+            int st = dds__parse_metric(line.ptr, line.len, &m, vals, 8192, &nv);
+            if (st != DDS__PARSE_OK) {
+                record_other(&want, line, st);
+                continue;
+            }
+            dds__agg_add(ref.a, &m, vals, nv, now);
+            want_ok++;
+        }
+        size_t ok = dds__agg_add_packet(got.a, buf, len, vals, 8192, now, record_other, &have);
+        if (ok != want_ok) TEST_FAIL_AT("packet %d: %zu lines aggregated, want %zu", packet, ok, want_ok);
+        if (have.n != want.n) TEST_FAIL_AT("packet %d: %zu other lines, want %zu", packet, have.n, want.n);
+        for (size_t i = 0; i < want.n; i++)
+            if (have.off[i] != want.off[i] || have.len[i] != want.len[i] || have.st[i] != want.st[i])
+                TEST_FAIL_AT("packet %d, other line %zu: at %zu (%zu bytes, status %d), want at %zu (%zu bytes, status %d)",
+                             packet, i, have.off[i], have.len[i], have.st[i], want.off[i], want.len[i], want.st[i]);
+        total_ok += ok;
+        total_other += want.n;
+        memset(buf, 'X', len);
+        free(buf);
+        if (packet % 50 == 49) {
+            flush(&ref, now + 20, false);
+            flush(&got, now + 20, false);
+            if (!same_capture(ref.cap, got.cap)) TEST_FAIL_AT("packet %d: the flushes differ", packet);
+        }
+    }
+#undef PNEXT
+    CHECK(total_ok > 10000 && total_other > 1000);
+    CHECK_EQ_INT(got.ctr.samples, ref.ctr.samples);
+    CHECK_EQ_INT(got.ctr.samples_dropped, ref.ctr.samples_dropped);
+    CHECK_EQ_INT(got.ctr.contexts, ref.ctr.contexts);
+    flush(&ref, 1e9, true);
+    flush(&got, 1e9, true);
+    CHECK(same_capture(ref.cap, got.cap));
+    env_close(&ref);
+    env_close(&got);
+}
+
 TEST(random_lines_match_a_reference_model) {
     enum { POOL = 240, ROUNDS = 25, PER_ROUND = 3000, KEYS = 400 };
     static char names[POOL][64], tags[POOL][256], keys[POOL][600];
@@ -1451,5 +1602,6 @@ int main(void) {
     RUN(lines_differing_outside_the_sampled_windows);
     RUN(random_lines_match_a_reference_model);
     RUN(add_line_is_parse_then_add);
+    RUN(add_packet_is_split_then_parse_then_add);
     return TEST_REPORT();
 }
