@@ -5,9 +5,12 @@
  * do in a real function.
  *
  * Usage: bench_parse_aggregate [lines_per_round=2000000] [contexts=2000] [rounds=5] [corpus_lines=8000]
+ *                              [shared_names=0]
  * The corpus of datagrams is replayed round after round. The default (8000 lines, ~5 MB) stays
  * in cache, as a datagram just copied in by recvmmsg is; a corpus of 200000 lines (~120 MB)
- * streams from DRAM instead and measures memory bandwidth as much as parsing.
+ * streams from DRAM instead and measures memory bandwidth as much as parsing. shared_names n > 0:
+ * the contexts share n names (dsdgen.h), each name with contexts/n tag combinations and about as
+ * many tag-list lengths, the case the aggregator's index by name and length cannot hold.
  * Prints one line per round and the median. Compare ratios, not absolutes (shared machine). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +41,7 @@ int main(int argc, char **argv) {
     /* Context templates (type, name and tag count fixed per context): dsdgen.h. */
     dsdgen gen;
     dsdgen_init(&gen, contexts, DSDGEN_SEED);
+    gen.shared_names = argc > 5 ? (uint32_t)strtoul(argv[5], NULL, 10) : 0;
     /* A corpus of datagrams (up to 8 KiB each), replayed every round. */
     size_t corpus_lines = argc > 4 ? strtoul(argv[4], NULL, 10) : 8000;
     size_t cap = corpus_lines * 1200;
@@ -76,8 +80,9 @@ int main(int argc, char **argv) {
     size_t emitted = 0;
     dds__agg_sink sink = {.user = &emitted, .series = sink_series, .sketch = sink_sketch};
 
-    printf("# bench_parse_aggregate: %zu lines/round, %u contexts, avg line %.0f bytes, corpus %zu lines in %zu datagrams (%.1f MB)\n",
-           lines_per_round, contexts, avg_line, total_lines, npkts, (double)used / 1e6);
+    printf("# bench_parse_aggregate: %zu lines/round, %u contexts, %s names, avg line %.0f bytes, corpus %zu lines in %zu "
+           "datagrams (%.1f MB)\n",
+           lines_per_round, contexts, gen.shared_names ? "shared" : "unique", avg_line, total_lines, npkts, (double)used / 1e6);
     double *ns = calloc((size_t)rounds, sizeof(double));
     int64_t fake_now = dds__wall_s();
     for (int r = 0; r < rounds; r++) {

@@ -23,6 +23,10 @@
 typedef struct dsdgen {
     uint64_t rng;
     uint32_t contexts;
+    /* 0: every context has a name of its own (the default mix). n: the contexts share n names
+     * (context c takes the name and type of template c % n, and a last tag "id:<c>"), as a
+     * function's few metrics, each with many tag combinations, do. Set after dsdgen_init. */
+    uint32_t shared_names;
     /* Context templates: type, name and tag count fixed per context. */
     char **names;
     const char **types;
@@ -50,6 +54,7 @@ static inline const char *dsdgen_pick_type(dsdgen *g) {
 static inline void dsdgen_init(dsdgen *g, uint32_t contexts, uint64_t seed) {
     g->rng = seed ? seed : DSDGEN_SEED;
     g->contexts = contexts ? contexts : 1;
+    g->shared_names = 0;
     g->names = calloc(g->contexts, sizeof(char *));
     g->types = calloc(g->contexts, sizeof(char *));
     g->ntags = calloc(g->contexts, sizeof(int));
@@ -86,8 +91,9 @@ static inline void dsdgen_free(dsdgen *g) {
 /* One line of context ctx: "<name>.<ctx>:<value>|<type>[|@0.5]|#<tags>". Returns its length
  * (no newline); cap must be at least DSDGEN_LINE_MAX. */
 static inline int dsdgen_make_line(dsdgen *g, char *out, size_t cap, uint32_t ctx, uint32_t value) {
-    const char *type = g->types[ctx];
-    int n = snprintf(out, cap, "%s.%u:", g->names[ctx], ctx);
+    const uint32_t t_ = g->shared_names ? ctx % g->shared_names : ctx; /* name and type template */
+    const char *type = g->types[t_];
+    int n = snprintf(out, cap, "%s.%u:", g->names[t_], t_);
     if (type[0] == 's')
         n += snprintf(out + n, cap - (size_t)n, "user%u|s", value % 50);
     else
@@ -96,6 +102,7 @@ static inline int dsdgen_make_line(dsdgen *g, char *out, size_t cap, uint32_t ct
     n += snprintf(out + n, cap - (size_t)n, "|#");
     for (int t = 0; t < g->ntags[ctx]; t++)
         n += snprintf(out + n, cap - (size_t)n, "%stag_key_%d:value_%u_%d", t ? "," : "", t, ctx % 7, t);
+    if (g->shared_names) n += snprintf(out + n, cap - (size_t)n, ",id:%u", ctx);
     return n;
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytescan.h"
 #include "common/hash.h"
 #include "dogstatsd/sketch.h"
 
@@ -216,8 +217,8 @@ typedef struct cslot {
     uint32_t pos1;
 } cslot;
 
-/* The aliases last seen under a name (and type), most recent first, each (name hash bits 48..63,
- * bit 48 set) | pointer, 0 when empty: see dds__agg_add_packet. Four per bucket. */
+/* Aliases by name and tag-list length, most recent first, four per bucket, each (length << 48) |
+ * pointer | LH_CROWDED, 0 when empty: see lh_resize and add_next. */
 typedef struct lhint {
     uint64_t e[4];
 } lhint;
@@ -255,6 +256,8 @@ struct dds__agg {
     htab aloc;  /* aliases by locator, and group markers */
     htab afull; /* aliases of locator groups, by full hash */
     lhint *lh;  /* aliases by name (see add_next), a bucket per four of aloc's slots */
+    uint8_t *lhmiss; /* per bucket: lines that found nothing in it since one found something */
+    int64_t now_s, now_bucket; /* the last line's time and its bucket's start (a packet's lines share it) */
     uint32_t lhmask;
 
     /* Bucket starts that hold a non-distribution sample, the Go agent's metricsByTimestamp keys:
@@ -809,35 +812,71 @@ static uint64_t *loc_entry(const dds__agg *a, uint64_t loc) {
 
 /* ---- aliases by name ------------------------------------------------------------------------ */
 
-/* A second, smaller index of the indexed aliases, by name and type alone (name_seed): what a line
- * needs to find its context before its end is known (add_next). Not every alias is in it: each
- * bucket keeps the four last seen, and a line that misses takes the locator path, then goes in.
- * Every entry is an indexed alias: alias_unindex takes it out, and a table made anew (when the
- * alias table grows) starts empty. Without one (allocation failure) lines take the locator path. */
+/* A second, small index of the indexed aliases, by name and type (name_seed) and by the length
+ * of their tag list: what a line needs to find its context before its end is known (add_next).
+ * A bucket keeps the four (name, length) pairs last seen in it, each with the alias last seen
+ * under it; LH_CROWDED marks a pair under which another alias was seen too (several contexts of
+ * one name whose tag lists have the same length: their locator tells them apart). Every entry is
+ * an indexed alias: alias_unindex takes it out, and a table made anew (when the alias table
+ * grows) starts empty. A line that finds nothing takes the locator path, then goes in. Without a
+ * table (allocation failure) every line takes the locator path. */
+#define LH_CROWDED UINT64_C(1)
+#define LH_LEN_SHIFT APTR_BITS
+#define LH_LEN_MAX 0xFFFFu
+
 static void lh_resize(dds__agg *a) {
     uint32_t want = (a->aloc.mask + 1) / 4;
     if (!a->aloc.s || (a->lh && a->lhmask + 1 == want)) return;
     free(a->lh);
+    free(a->lhmiss);
     a->lh = calloc(want, sizeof(lhint));
+    a->lhmiss = calloc(want, 1);
+    if (!a->lh || !a->lhmiss) {
+        free(a->lh);
+        free(a->lhmiss);
+        a->lh = NULL;
+        a->lhmiss = NULL;
+    }
     a->lhmask = a->lh ? want - 1 : 0;
 }
 
-static inline lhint *lh_bucket(const dds__agg *a, uint64_t nh) { return &a->lh[(uint32_t)nh & a->lhmask]; }
-/* The entry of al under name hash nh: never 0, and 0 never matches a name (bit 48 is set). */
-static inline uint64_t lh_entry(uint64_t nh, const alias *al) {
-    return ((nh | (UINT64_C(1) << APTR_BITS)) & ~APTR_MASK) | (uint64_t)(uintptr_t)al;
-}
-static inline bool lh_same_name(uint64_t e, uint64_t nh) { return !((e ^ (nh | (UINT64_C(1) << APTR_BITS))) & ~APTR_MASK); }
+/* A bucket whose lines keep finding nothing (a name with more tag-list lengths than a bucket
+ * holds, seen in turn) is neither searched nor taught for a while: past LH_TRIES misses in a row,
+ * only LH_TRIES lines in every 256 try it, so that it recovers when the traffic changes. */
+enum { LH_TRIES = 16 };
 
-/* al (indexed) just matched a line of name hash nh: it goes first in its bucket. */
+static inline lhint *lh_bucket(const dds__agg *a, uint64_t nh) { return &a->lh[(uint32_t)nh & a->lhmask]; }
+static inline const alias *lh_alias(uint64_t e) { return (const alias *)(uintptr_t)(e & APTR_MASK & ~LH_CROWDED); }
+static inline size_t lh_len(uint64_t e) { return (size_t)(e >> LH_LEN_SHIFT); }
+static inline uint64_t lh_entry(const alias *al, bool crowded) {
+    return ((uint64_t)al->tags_len << LH_LEN_SHIFT) | (uint64_t)(uintptr_t)al | (crowded ? LH_CROWDED : 0);
+}
+
+static inline bool same_name(const alias *al, const dds__metric *m) {
+    return al->type == m->type && al->name_len == m->name.len && memcmp(alias_data(al), m->name.ptr, m->name.len) == 0;
+}
+
+static bool same_name_aliases(const alias *x, const alias *y) {
+    return x->type == y->type && x->name_len == y->name_len && memcmp(alias_data(x), alias_data(y), x->name_len) == 0;
+}
+
+/* al (indexed) has just matched a line of name hash nh that found no entry: it goes first in its
+ * bucket, in place of the entry of the same name and length if there is one (then crowded). */
 static void lh_learn(dds__agg *a, uint64_t nh, const alias *al) {
-    if (!a->lh) return;
+    if (!a->lh || al->tags_len > LH_LEN_MAX) return;
     lhint *b = lh_bucket(a, nh);
-    const uint64_t e = lh_entry(nh, al);
+    bool crowded = false;
     int i = 0;
-    while (i < 3 && b->e[i] != e) i++;
+    for (; i < 4; i++) {
+        const uint64_t e = b->e[i];
+        if (e && lh_len(e) == al->tags_len && same_name_aliases(lh_alias(e), al)) {
+            crowded = (e & LH_CROWDED) || lh_alias(e) != al;
+            break;
+        }
+    }
+    if (i == 4) i = 3; /* the least recent goes */
     for (; i > 0; i--) b->e[i] = b->e[i - 1];
-    b->e[0] = e;
+    b->e[0] = lh_entry(al, crowded);
 }
 
 static uint64_t alias_name_seed(const alias *al) { return windows(alias_data(al), al->name_len, SEED_ALIAS ^ al->type); }
@@ -845,11 +884,9 @@ static uint64_t alias_name_seed(const alias *al) { return windows(alias_data(al)
 /* al is leaving the alias table: out of its bucket too. */
 static void lh_forget(dds__agg *a, const alias *al) {
     if (!a->lh) return;
-    uint64_t nh = alias_name_seed(al);
-    lhint *b = lh_bucket(a, nh);
-    const uint64_t e = lh_entry(nh, al);
+    lhint *b = lh_bucket(a, alias_name_seed(al));
     for (int i = 0; i < 4; i++) {
-        if (b->e[i] != e) continue;
+        if (!b->e[i] || lh_alias(b->e[i]) != al) continue;
         for (int j = i; j < 3; j++) b->e[j] = b->e[j + 1];
         b->e[3] = 0;
         return;
@@ -1332,7 +1369,11 @@ static HOT_INLINE void add_to(dds__agg *a, const dds__metric *m, const double *v
         }
     }
     c->last_seen = now_s;
-    bucket *b = bucket_for(a, c, bucket_start(now_s));
+    if (now_s != a->now_s) {
+        a->now_s = now_s;
+        a->now_bucket = bucket_start(now_s);
+    }
+    bucket *b = bucket_for(a, c, a->now_bucket);
     if (b == &c->cur) c->cur_sent = 0; /* new data: the next flush re-sends the whole bucket */
     if (!b) {
         drop(a, nfinite);
@@ -1435,31 +1476,18 @@ static HOT_INLINE bool line_ends_at(const char *q, const char *end, const char *
     return false;
 }
 
-/* Whether bytes hold a '\n', 16 at a time (GCC vector extensions: SSE2 on x86-64, NEON on
- * arm64). Inline: the glibc call costs more than these few compares for the 64 bytes or so it is
- * asked about. */
-typedef unsigned char nl_v16 __attribute__((vector_size(16)));
-static HOT_INLINE nl_v16 nl_window(const char *p) {
-    const nl_v16 nls = {'\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n'};
-    nl_v16 x;
-    memcpy(&x, p, 16);
-    return (nl_v16)(x == nls);
-}
-static HOT_INLINE bool nl_any(nl_v16 acc) {
-    uint64_t lo, hi;
-    memcpy(&lo, &acc, 8);
-    memcpy(&hi, (const char *)&acc + 8, 8);
-    return (lo | hi) != 0;
-}
+/* Whether bytes hold a '\n', 16 at a time (common/bytescan.h). Inline: the glibc call costs more
+ * than these few compares for the 64 bytes or so it is asked about. */
 /* [p, p + 64) */
 static HOT_INLINE bool has_newline64(const char *p) {
-    return nl_any(nl_window(p) | nl_window(p + 16) | nl_window(p + 32) | nl_window(p + 48));
+    return (dds__scan16_1(p, '\n') | dds__scan16_1(p + 16, '\n') | dds__scan16_1(p + 32, '\n') |
+            dds__scan16_1(p + 48, '\n')) != 0;
 }
 /* [p, p + n), n >= 16: the last window overlaps the one before. */
 static HOT_INLINE bool has_newline(const char *p, size_t n) {
-    nl_v16 acc = nl_window(p + n - 16);
-    for (size_t i = 0; i + 16 < n; i += 16) acc |= nl_window(p + i);
-    return nl_any(acc);
+    uint64_t hit = dds__scan16_1(p + n - 16, '\n');
+    for (size_t i = 0; i + 16 < n; i += 16) hit |= dds__scan16_1(p + i, '\n');
+    return hit != 0;
 }
 
 /* Lines shorter than this are split by memchr at once: the scan is short, and the head's parse
@@ -1497,34 +1525,55 @@ static HOT_INLINE int add_next(dds__agg *a, const char **cursor, const char *end
         *line = dds__slice_make(p, (size_t)(stop - p));
         return dds__agg_add_line(a, p, line->len, vals, cap, now_s);
     }
-    /* The line runs at least to its tag list. An alias last seen under this name whose tags are
-     * the line's bytes up to a terminator is the line's: no indexed alias holds a '\n' (nor a '|'
-     * in its tags), so the line ends there, and its tags are its last field. */
+    /* The line runs at least to its tag list. An alias of this name whose tags are the line's bytes
+     * up to a terminator is the line's: no indexed alias holds a '\n' (nor a '|' in its tags), so
+     * the line ends there, and its tags were its last field. An entry is tried only if the line
+     * has a terminator at its length, so the alias is read only when it has a chance. */
     const uint64_t nh = name_seed(&m);
     const char *tags = m.tags.ptr;
+    bool learn = false;
+    uint8_t *miss = NULL;
     if (a->lh) {
-        const lhint *b = lh_bucket(a, nh);
-        for (int i = 0; i < 4; i++) {
+        miss = &a->lhmiss[(uint32_t)nh & a->lhmask];
+        const uint8_t missed = *miss;
+        learn = missed < LH_TRIES || missed == UINT8_MAX; /* then 0 again: LH_TRIES tries in 256 */
+        lhint *b = lh_bucket(a, nh);
+        for (int i = 0; learn && i < 4; i++) {
             const uint64_t e = b->e[i];
-            if (!lh_same_name(e, nh)) continue;
-            const alias *al = aptr(e);
+            const size_t len = lh_len(e);
             const char *next;
-            if (al->tags_len > (size_t)(end - tags) || !line_ends_at(tags + al->tags_len, end, &next)) continue;
-            m.tags.len = al->tags_len;
-            if (!alias_matches(al, &m)) continue;
+            if (!e || len > (size_t)(end - tags) || !line_ends_at(tags + len, end, &next)) continue;
+            m.tags.len = len;
+            const alias *al = lh_alias(e);
+            const bool crowded = e & LH_CROWDED;
+            const uint64_t loc = crowded ? windows(tags, len, nh) : 0;
+            if (crowded ? al->loc != loc || !alias_matches(al, &m) : !alias_matches(al, &m)) {
+                if (!crowded && !same_name(al, &m)) continue; /* another name's entry */
+                /* Another context of this name with tags of this length: the locator finds it,
+                 * and decides for this pair from now on. */
+                bool have_full = false;
+                uint64_t full;
+                if (!(al = alias_find(a, &m, crowded ? loc : windows(tags, len, nh), &full, &have_full))) {
+                    b->e[i] |= LH_CROWDED;
+                    break; /* a new context: the locator path makes it */
+                }
+                b->e[i] = lh_entry(al, true);
+            }
+            if (missed) *miss = 0;
             *cursor = next;
-            *line = dds__slice_make(p, (size_t)(tags + m.tags.len - p));
+            *line = dds__slice_make(p, (size_t)(tags + len - p));
             add_to(a, &m, vals, nvals, now_s, alias_ctx(al));
             return DDS__PARSE_OK;
         }
     }
+    if (miss) ++*miss;
     const char *nl = memchr(tags, '\n', (size_t)(end - tags));
     const char *stop = nl ? nl : end;
     if (stop > tags && stop[-1] == '\r') stop--;
     *cursor = nl ? nl + 1 : end;
     *line = dds__slice_make(p, (size_t)(stop - p));
     m.tags.len = (size_t)(stop - tags);
-    return add_open(a, &m, vals, nvals, now_s, nh, true);
+    return add_open(a, &m, vals, nvals, now_s, nh, learn);
 }
 
 size_t dds__agg_add_packet(dds__agg *a, const char *buf, size_t len, double *vals, size_t cap, int64_t now_s,
@@ -1936,6 +1985,7 @@ void dds__agg_free(dds__agg *a) {
     free(a->aloc.s);
     free(a->afull.s);
     free(a->lh);
+    free(a->lhmiss);
     for (uint32_t i = 0; i < a->ntimed; i++) {
         free(a->timed[i]->key);
         free(a->timed[i]);

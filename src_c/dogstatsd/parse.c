@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytescan.h"
+
 /* ---- small helpers ------------------------------------------------------------------------ */
 
 /* First c in [p, end), or end. Never calls memchr with an empty range, so a one-past-the-end
@@ -285,25 +287,13 @@ static inline __attribute__((always_inline)) int parse_fields(dds__metric *out, 
     return DDS__PARSE_OK;
 }
 
-/* First ':' or '|' in [p, end), or end: 16 bytes per step where the CPU has vectors (GCC vector
- * extensions: SSE2 on x86-64, NEON on arm64), a byte at a time for the tail. */
+/* First ':' or '|' in [p, end), or end: 16 bytes per step (common/bytescan.h), a byte at a time
+ * for the tail. */
 static inline const char *find_colon_or_bar(const char *p, const char *end) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    typedef unsigned char v16 __attribute__((vector_size(16)));
-    const v16 colons = {':', ':', ':', ':', ':', ':', ':', ':', ':', ':', ':', ':', ':', ':', ':', ':'};
-    const v16 bars = {'|', '|', '|', '|', '|', '|', '|', '|', '|', '|', '|', '|', '|', '|', '|', '|'};
-    while (end - p >= 16) {
-        v16 x;
-        memcpy(&x, p, 16);
-        v16 hit = (v16)((x == colons) | (x == bars));
-        uint64_t lo, hi;
-        memcpy(&lo, &hit, 8);
-        memcpy(&hi, (const char *)&hit + 8, 8);
-        if (lo) return p + __builtin_ctzll(lo) / 8;
-        if (hi) return p + 8 + __builtin_ctzll(hi) / 8;
-        p += 16;
+    for (; end - p >= 16; p += 16) {
+        uint64_t hit = dds__scan16_2(p, ':', '|');
+        if (hit) return p + __builtin_ctzll(hit) / DDS__SCAN_BITS;
     }
-#endif
     while (p < end && *p != ':' && *p != '|') p++;
     return p;
 }
