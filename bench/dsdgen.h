@@ -24,7 +24,7 @@ typedef struct dsdgen {
     uint64_t rng;
     uint32_t contexts;
     /* 0: every context has a name of its own (the default mix). n: the contexts share n names
-     * (context c takes the name and type of template c % n, and a last tag "id:<c>"), as a
+     * (context c takes the name, type and tag keys of template c % n, and a last tag "id:<c>"), as a
      * function's few metrics, each with many tag combinations, do. Set after dsdgen_init. */
     uint32_t shared_names;
     /* Context templates: type, name and tag count fixed per context. */
@@ -100,7 +100,7 @@ static inline int dsdgen_make_line(dsdgen *g, char *out, size_t cap, uint32_t ct
         n += snprintf(out + n, cap - (size_t)n, "%u.%u|%s", value % 1000, value % 10, type);
     if (dsdgen_rnd(g) % 10 == 0) n += snprintf(out + n, cap - (size_t)n, "|@0.5");
     n += snprintf(out + n, cap - (size_t)n, "|#");
-    for (int t = 0; t < g->ntags[ctx]; t++)
+    for (int t = 0; t < g->ntags[t_]; t++)
         n += snprintf(out + n, cap - (size_t)n, "%stag_key_%d:value_%u_%d", t ? "," : "", t, ctx % 7, t);
     if (g->shared_names) n += snprintf(out + n, cap - (size_t)n, ",id:%u", ctx);
     return n;

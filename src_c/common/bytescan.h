@@ -45,4 +45,14 @@ static inline uint64_t dds__scan16_2(const char *p, char a, char b) {
 }
 #endif
 
+/* First a or b in [p, end), or end. */
+static inline const char *dds__find2(const char *p, const char *end, char a, char b) {
+    for (; end - p >= 16; p += 16) {
+        uint64_t hit = dds__scan16_2(p, a, b);
+        if (hit) return p + __builtin_ctzll(hit) / DDS__SCAN_BITS;
+    }
+    while (p < end && *p != a && *p != b) p++;
+    return p;
+}
+
 #endif

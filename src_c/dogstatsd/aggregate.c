@@ -217,11 +217,17 @@ typedef struct cslot {
     uint32_t pos1;
 } cslot;
 
-/* Aliases by name and tag-list length, most recent first, four per bucket, each (length << 48) |
- * pointer | LH_CROWDED, 0 when empty: see lh_resize and add_next. */
+/* Aliases by name and tag-list length, most recent first, seven per bucket of one cache line:
+ * each (length << 48) | pointer | LH_CROWDED, 0 when empty, and 8 bits of its name's hash (never
+ * 0) in chk; miss counts the lines that found nothing here since one found something. See
+ * lh_resize and add_next. */
+enum { LH_WAYS = 7 };
 typedef struct lhint {
-    uint64_t e[4];
+    uint64_t e[LH_WAYS];
+    uint8_t chk[LH_WAYS];
+    uint8_t miss;
 } lhint;
+_Static_assert(sizeof(lhint) == 64, "a bucket is one cache line");
 
 typedef struct timed {
     keyblob *key;
@@ -255,8 +261,8 @@ struct dds__agg {
     uint32_t cmask, ccount;
     htab aloc;  /* aliases by locator, and group markers */
     htab afull; /* aliases of locator groups, by full hash */
-    lhint *lh;  /* aliases by name (see add_next), a bucket per four of aloc's slots */
-    uint8_t *lhmiss; /* per bucket: lines that found nothing in it since one found something */
+    lhint *lh;  /* aliases by name (see add_next), a bucket per eight of aloc's slots */
+    void *lh_mem; /* lh's allocation (lh is aligned to a cache line in it) */
     int64_t now_s, now_bucket; /* the last line's time and its bucket's start (a packet's lines share it) */
     uint32_t lhmask;
 
@@ -726,11 +732,17 @@ static HOT_INLINE uint64_t windows(const char *s, size_t n, uint64_t seed) {
 }
 
 /* The locator's first half, of the name and type alone: also the key of the line-end hints. */
-static HOT_INLINE uint64_t name_seed(const dds__metric *m) {
-    return windows(m->name.ptr, m->name.len, SEED_ALIAS ^ m->type);
+/* The locator's first half, of the name alone: also the key of the index by name (see lh_resize).
+ * The type comes in with the tags. */
+static HOT_INLINE uint64_t name_hash(const char *name, size_t n) { return windows(name, n, SEED_ALIAS); }
+
+static HOT_INLINE uint64_t locator(const char *tags, size_t n, uint64_t nh, uint8_t type) {
+    return windows(tags, n, nh ^ ((uint64_t)(type + 1) * DDS__HASH_K2));
 }
 
-static HOT_INLINE uint64_t alias_locator(const dds__metric *m) { return windows(m->tags.ptr, m->tags.len, name_seed(m)); }
+static HOT_INLINE uint64_t alias_locator(const dds__metric *m) {
+    return locator(m->tags.ptr, m->tags.len, name_hash(m->name.ptr, m->name.len), (uint8_t)m->type);
+}
 
 static inline uint64_t alias_full(const dds__metric *m) {
     return dds__hash64(m->tags.ptr, m->tags.len, dds__hash64(m->name.ptr, m->name.len, SEED_FULL ^ m->type));
@@ -812,7 +824,7 @@ static uint64_t *loc_entry(const dds__agg *a, uint64_t loc) {
 
 /* ---- aliases by name ------------------------------------------------------------------------ */
 
-/* A second, small index of the indexed aliases, by name and type (name_seed) and by the length
+/* A second, small index of the indexed aliases, by name (name_hash) and type and by the length
  * of their tag list: what a line needs to find its context before its end is known (add_next).
  * A bucket keeps the four (name, length) pairs last seen in it, each with the alias last seen
  * under it; LH_CROWDED marks a pair under which another alias was seen too (several contexts of
@@ -825,18 +837,12 @@ static uint64_t *loc_entry(const dds__agg *a, uint64_t loc) {
 #define LH_LEN_MAX 0xFFFFu
 
 static void lh_resize(dds__agg *a) {
-    uint32_t want = (a->aloc.mask + 1) / 4;
+    uint32_t want = (a->aloc.mask + 1) / 8;
     if (!a->aloc.s || (a->lh && a->lhmask + 1 == want)) return;
-    free(a->lh);
-    free(a->lhmiss);
-    a->lh = calloc(want, sizeof(lhint));
-    a->lhmiss = calloc(want, 1);
-    if (!a->lh || !a->lhmiss) {
-        free(a->lh);
-        free(a->lhmiss);
-        a->lh = NULL;
-        a->lhmiss = NULL;
-    }
+    free(a->lh_mem);
+    a->lh = NULL;
+    a->lh_mem = calloc((size_t)want + 1, sizeof(lhint));
+    if (a->lh_mem) a->lh = (lhint *)(((uintptr_t)a->lh_mem + sizeof(lhint) - 1) & ~(uintptr_t)(sizeof(lhint) - 1));
     a->lhmask = a->lh ? want - 1 : 0;
 }
 
@@ -846,10 +852,27 @@ static void lh_resize(dds__agg *a) {
 enum { LH_TRIES = 16 };
 
 static inline lhint *lh_bucket(const dds__agg *a, uint64_t nh) { return &a->lh[(uint32_t)nh & a->lhmask]; }
+static inline uint8_t lh_check(uint64_t nh) { return (uint8_t)(nh >> 56) | 1; }
 static inline const alias *lh_alias(uint64_t e) { return (const alias *)(uintptr_t)(e & APTR_MASK & ~LH_CROWDED); }
 static inline size_t lh_len(uint64_t e) { return (size_t)(e >> LH_LEN_SHIFT); }
 static inline uint64_t lh_entry(const alias *al, bool crowded) {
     return ((uint64_t)al->tags_len << LH_LEN_SHIFT) | (uint64_t)(uintptr_t)al | (crowded ? LH_CROWDED : 0);
+}
+
+static bool lh_holds(const lhint *b, const alias *al) {
+    for (int i = 0; i < LH_WAYS; i++)
+        if (b->e[i] && lh_alias(b->e[i]) == al) return true;
+    return false;
+}
+
+/* Entry i leaves bucket b; the ones after it move up. */
+static void lh_remove(lhint *b, int i) {
+    for (; i < LH_WAYS - 1; i++) {
+        b->e[i] = b->e[i + 1];
+        b->chk[i] = b->chk[i + 1];
+    }
+    b->e[LH_WAYS - 1] = 0;
+    b->chk[LH_WAYS - 1] = 0;
 }
 
 static inline bool same_name(const alias *al, const dds__metric *m) {
@@ -865,32 +888,36 @@ static bool same_name_aliases(const alias *x, const alias *y) {
 static void lh_learn(dds__agg *a, uint64_t nh, const alias *al) {
     if (!a->lh || al->tags_len > LH_LEN_MAX) return;
     lhint *b = lh_bucket(a, nh);
+    const uint8_t chk = lh_check(nh);
     bool crowded = false;
     int i = 0;
-    for (; i < 4; i++) {
+    for (; i < LH_WAYS; i++) {
         const uint64_t e = b->e[i];
-        if (e && lh_len(e) == al->tags_len && same_name_aliases(lh_alias(e), al)) {
+        if (e && b->chk[i] == chk && lh_len(e) == al->tags_len && same_name_aliases(lh_alias(e), al)) {
             crowded = (e & LH_CROWDED) || lh_alias(e) != al;
             break;
         }
     }
-    if (i == 4) i = 3; /* the least recent goes */
-    for (; i > 0; i--) b->e[i] = b->e[i - 1];
+    if (i == LH_WAYS) i = LH_WAYS - 1; /* the least recent goes */
+    for (; i > 0; i--) {
+        b->e[i] = b->e[i - 1];
+        b->chk[i] = b->chk[i - 1];
+    }
     b->e[0] = lh_entry(al, crowded);
+    b->chk[0] = chk;
 }
 
-static uint64_t alias_name_seed(const alias *al) { return windows(alias_data(al), al->name_len, SEED_ALIAS ^ al->type); }
+static uint64_t alias_name_hash(const alias *al) { return name_hash(alias_data(al), al->name_len); }
 
-/* al is leaving the alias table: out of its bucket too. */
+/* al is leaving the alias table: out of its bucket too, from every entry that holds it (learning
+ * and the crowded path keep an alias in one entry as a rule, but a stale one would be read after
+ * its free). */
 static void lh_forget(dds__agg *a, const alias *al) {
     if (!a->lh) return;
-    lhint *b = lh_bucket(a, alias_name_seed(al));
-    for (int i = 0; i < 4; i++) {
-        if (!b->e[i] || lh_alias(b->e[i]) != al) continue;
-        for (int j = i; j < 3; j++) b->e[j] = b->e[j + 1];
-        b->e[3] = 0;
-        return;
-    }
+    lhint *b = lh_bucket(a, alias_name_hash(al));
+    for (int i = 0; i < LH_WAYS;)
+        if (b->e[i] && lh_alias(b->e[i]) == al) lh_remove(b, i);
+        else i++;
 }
 
 /* Index al (already filled in). False when it cannot be: the line then keeps taking the
@@ -1427,13 +1454,13 @@ void dds__agg_add(dds__agg *a, const dds__metric *m, const double *vals, size_t 
  * line's proves there is none: no indexed alias holds a '|' in its tags, see alias_index, so the
  * tags were the line's last field and m is the full parse); anything else is parsed to its end
  * first. With learn, the line's tag-list length becomes its name's first line-end hint (nh:
- * name_seed): dds__agg_add_next found the line's end by memchr. */
+ * name_hash): add_next found the line's end by memchr. */
 static HOT_INLINE int add_open(dds__agg *a, dds__metric *m, const double *vals, size_t nvals, int64_t now_s,
                                uint64_t nh, bool learn) {
     bool have_full = false;
     uint64_t full;
     const size_t tags_len = m->tags.len;
-    const uint64_t loc = windows(m->tags.ptr, m->tags.len, nh);
+    const uint64_t loc = locator(m->tags.ptr, m->tags.len, nh, (uint8_t)m->type);
     const alias *al = a->aloc.s ? alias_find(a, m, loc, &full, &have_full) : NULL;
     if (al) {
         add_to(a, m, vals, nvals, now_s, alias_ctx(al));
@@ -1456,7 +1483,7 @@ int dds__agg_add_line(dds__agg *a, const char *line, size_t len, double *vals, s
     bool tags_open;
     int st = dds__parse_metric_open(line, len, &m, vals, cap, &nvals, &tags_open);
     if (st != DDS__PARSE_OK) return st;
-    if (tags_open) return add_open(a, &m, vals, nvals, now_s, name_seed(&m), false);
+    if (tags_open) return add_open(a, &m, vals, nvals, now_s, name_hash(m.name.ptr, m.name.len), false);
     add_to(a, &m, vals, nvals, now_s, NULL);
     return DDS__PARSE_OK;
 }
@@ -1529,44 +1556,49 @@ static HOT_INLINE int add_next(dds__agg *a, const char **cursor, const char *end
      * up to a terminator is the line's: no indexed alias holds a '\n' (nor a '|' in its tags), so
      * the line ends there, and its tags were its last field. An entry is tried only if the line
      * has a terminator at its length, so the alias is read only when it has a chance. */
-    const uint64_t nh = name_seed(&m);
+    const uint64_t nh = name_hash(m.name.ptr, m.name.len);
     const char *tags = m.tags.ptr;
     bool learn = false;
-    uint8_t *miss = NULL;
+    lhint *b = NULL;
     if (a->lh) {
-        miss = &a->lhmiss[(uint32_t)nh & a->lhmask];
-        const uint8_t missed = *miss;
+        b = lh_bucket(a, nh);
+        const uint8_t missed = b->miss, chk = lh_check(nh);
         learn = missed < LH_TRIES || missed == UINT8_MAX; /* then 0 again: LH_TRIES tries in 256 */
-        lhint *b = lh_bucket(a, nh);
-        for (int i = 0; learn && i < 4; i++) {
+        for (int i = 0; learn && i < LH_WAYS; i++) {
+            if (b->chk[i] != chk) continue;
             const uint64_t e = b->e[i];
             const size_t len = lh_len(e);
             const char *next;
-            if (!e || len > (size_t)(end - tags) || !line_ends_at(tags + len, end, &next)) continue;
+            if (len > (size_t)(end - tags) || !line_ends_at(tags + len, end, &next)) continue;
             m.tags.len = len;
             const alias *al = lh_alias(e);
-            const bool crowded = e & LH_CROWDED;
-            const uint64_t loc = crowded ? windows(tags, len, nh) : 0;
-            if (crowded ? al->loc != loc || !alias_matches(al, &m) : !alias_matches(al, &m)) {
-                if (!crowded && !same_name(al, &m)) continue; /* another name's entry */
-                /* Another context of this name with tags of this length: the locator finds it,
-                 * and decides for this pair from now on. */
+            if (e & LH_CROWDED || !alias_matches(al, &m)) {
+                /* An entry of another name or type is passed over. A second context of this name,
+                 * type and length makes the pair crowded: from then on the locator finds the
+                 * line's context (the entry's own alias is not read), and the context found takes
+                 * the entry unless the bucket holds it already. */
+                if (!(e & LH_CROWDED) && !same_name(al, &m)) continue;
                 bool have_full = false;
                 uint64_t full;
-                if (!(al = alias_find(a, &m, crowded ? loc : windows(tags, len, nh), &full, &have_full))) {
+                const alias *found = alias_find(a, &m, locator(tags, len, nh, (uint8_t)m.type), &full, &have_full);
+                if (!found) {
                     b->e[i] |= LH_CROWDED;
                     break; /* a new context: the locator path makes it */
                 }
-                b->e[i] = lh_entry(al, true);
+                if (!lh_holds(b, found)) {
+                    b->e[i] = lh_entry(found, true);
+                    b->chk[i] = chk;
+                }
+                al = found;
             }
-            if (missed) *miss = 0;
+            if (missed) b->miss = 0;
             *cursor = next;
             *line = dds__slice_make(p, (size_t)(tags + len - p));
             add_to(a, &m, vals, nvals, now_s, alias_ctx(al));
             return DDS__PARSE_OK;
         }
     }
-    if (miss) ++*miss;
+    if (b) b->miss++;
     const char *nl = memchr(tags, '\n', (size_t)(end - tags));
     const char *stop = nl ? nl : end;
     if (stop > tags && stop[-1] == '\r') stop--;
@@ -1984,8 +2016,7 @@ void dds__agg_free(dds__agg *a) {
     }
     free(a->aloc.s);
     free(a->afull.s);
-    free(a->lh);
-    free(a->lhmiss);
+    free(a->lh_mem);
     for (uint32_t i = 0; i < a->ntimed; i++) {
         free(a->timed[i]->key);
         free(a->timed[i]);

@@ -287,16 +287,8 @@ static inline __attribute__((always_inline)) int parse_fields(dds__metric *out, 
     return DDS__PARSE_OK;
 }
 
-/* First ':' or '|' in [p, end), or end: 16 bytes per step (common/bytescan.h), a byte at a time
- * for the tail. */
-static inline const char *find_colon_or_bar(const char *p, const char *end) {
-    for (; end - p >= 16; p += 16) {
-        uint64_t hit = dds__scan16_2(p, ':', '|');
-        if (hit) return p + __builtin_ctzll(hit) / DDS__SCAN_BITS;
-    }
-    while (p < end && *p != ':' && *p != '|') p++;
-    return p;
-}
+/* First ':' or '|' in [p, end), or end (16 bytes per step: common/bytescan.h). */
+static inline const char *find_colon_or_bar(const char *p, const char *end) { return dds__find2(p, end, ':', '|'); }
 
 /* The usual head, "name:value|", with one plain decimal value ([+-], at most 19 digits, at most
  * one '.'): the name found in one pass for ':' or '|', the value parsed as it is scanned, with

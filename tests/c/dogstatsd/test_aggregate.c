@@ -1289,7 +1289,7 @@ static void record_other(void *user, dds__slice line, int st) {
 }
 
 TEST(add_packet_is_split_then_parse_then_add) {
-    static char pool[64][1200];
+    static char pool[96][1200];
     size_t npool = 0;
     const char *names[] = {"svc.requests", "a.long.name.of.more.than.forty.eight.bytes.for.the.windows.x", "q"};
     const char *tagsets[] = {
@@ -1304,11 +1304,14 @@ TEST(add_packet_is_split_then_parse_then_add) {
         "", /* "#" alone */
     };
     const char *types[] = {"c", "g", "d", "s", "h", "ms"};
+    /* Each name and tag list under two types: contexts apart that share a name and a length. */
     for (size_t n = 0; n < 3; n++)
-        for (size_t t = 0; t < sizeof(tagsets) / sizeof(*tagsets); t++) {
-            const char *ty = types[(n * 7 + t) % 6];
-            snprintf(pool[npool++], sizeof(pool[0]), "%s:%s|%s|#%s", names[n], ty[0] == 's' ? "u1" : "2.5", ty, tagsets[t]);
-        }
+        for (size_t t = 0; t < sizeof(tagsets) / sizeof(*tagsets); t++)
+            for (size_t k = 0; k < 2; k++) {
+                const char *ty = types[(n * 7 + t + k) % 6];
+                snprintf(pool[npool++], sizeof(pool[0]), "%s:%s|%s|#%s", names[n], ty[0] == 's' ? "u1" : "2.5", ty,
+                         tagsets[t]);
+            }
     const char *extra[] = {
         "svc.requests:1|c|@0.5|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1",
         "svc.requests:1|c|#env:prod,service:checkout,version:1.2.3,route:/a,status:200,region:eu-west-1|@0.5",
@@ -1353,7 +1356,7 @@ TEST(add_packet_is_split_then_parse_then_add) {
     uint64_t r = 7;
 #define PNEXT() (r = r * 6364136223846793005ull + 1442695040888963407ull, (uint32_t)(r >> 33))
     size_t total_ok = 0, total_other = 0;
-    for (int packet = 0; packet < 1500; packet++) {
+    for (int packet = 0; packet < 6000; packet++) {
         int64_t now = 1000 + packet / 50 * 10;
         size_t len = 0, k = 1 + PNEXT() % 30;
         for (size_t i = 0; i < k; i++) {
