@@ -826,12 +826,14 @@ static uint64_t *loc_entry(const dds__agg *a, uint64_t loc) {
 
 /* A second, small index of the indexed aliases, by name (name_hash) and type and by the length
  * of their tag list: what a line needs to find its context before its end is known (add_next).
- * A bucket keeps the four (name, length) pairs last seen in it, each with the alias last seen
- * under it; LH_CROWDED marks a pair under which another alias was seen too (several contexts of
- * one name whose tag lists have the same length: their locator tells them apart). Every entry is
- * an indexed alias: alias_unindex takes it out, and a table made anew (when the alias table
- * grows) starts empty. A line that finds nothing takes the locator path, then goes in. Without a
- * table (allocation failure) every line takes the locator path. */
+ * A bucket (one cache line, a bucket per eight alias-table slots) keeps the seven (name, type,
+ * length) entries last seen in it, each with the alias last seen under it; LH_CROWDED marks an
+ * entry under which another alias was seen too (several contexts of one name whose tag lists have
+ * the same length: their locator tells them apart). Every entry is an indexed alias:
+ * alias_unindex takes it out, and a table made anew (when the alias table grows) starts empty. A
+ * line that finds nothing takes the locator path, then goes in. The table is made by the first
+ * long line that goes in (short lines never use it); without one (allocation failure) every line
+ * takes the locator path. */
 #define LH_CROWDED UINT64_C(1)
 #define LH_LEN_SHIFT APTR_BITS
 #define LH_LEN_MAX 0xFFFFu
@@ -886,7 +888,9 @@ static bool same_name_aliases(const alias *x, const alias *y) {
 /* al (indexed) has just matched a line of name hash nh that found no entry: it goes first in its
  * bucket, in place of the entry of the same name and length if there is one (then crowded). */
 static void lh_learn(dds__agg *a, uint64_t nh, const alias *al) {
-    if (!a->lh || al->tags_len > LH_LEN_MAX) return;
+    if (al->tags_len > LH_LEN_MAX) return;
+    if (!a->lh) lh_resize(a);
+    if (!a->lh) return;
     lhint *b = lh_bucket(a, nh);
     const uint8_t chk = lh_check(nh);
     bool crowded = false;
@@ -931,7 +935,7 @@ static bool alias_index(dds__agg *a, alias *al, uint64_t full) {
     if (al->tags_len && memchr(d + al->name_len, '|', al->tags_len)) return false;
     if (memchr(d, '\n', (size_t)al->name_len + al->tags_len)) return false;
     if (ht_reserve(&a->aloc, false, 1) < 0 || ht_reserve(&a->afull, true, 2) < 0) return false;
-    lh_resize(a);
+    if (a->lh) lh_resize(a); /* made by the first long line (lh_learn), then sized with aloc */
     uint64_t *e = loc_entry(a, al->loc);
     if (!e) {
         ht_put(&a->aloc, al->loc, slot_of(al->loc, al));
@@ -1558,7 +1562,7 @@ static HOT_INLINE int add_next(dds__agg *a, const char **cursor, const char *end
      * has a terminator at its length, so the alias is read only when it has a chance. */
     const uint64_t nh = name_hash(m.name.ptr, m.name.len);
     const char *tags = m.tags.ptr;
-    bool learn = false;
+    bool learn = true; /* the first long line makes the table (lh_learn) */
     lhint *b = NULL;
     if (a->lh) {
         b = lh_bucket(a, nh);
