@@ -1539,8 +1539,18 @@ static HOT_INLINE int add_next(dds__agg *a, const char **cursor, const char *end
     size_t nvals;
     bool tags_open = false;
     int st = DDS__PARSE_ERR_NAME;
+    uint64_t nh = 0;
+    const char *first = NULL;
     if (rest > SHORT_LINE && !has_newline64(p)) {
-        st = dds__parse_metric_open(p, rest < HEAD_MAX ? rest : HEAD_MAX, &m, vals, cap, &nvals, &tags_open);
+        /* The name's bucket is asked for as soon as the name is known: its load (the table does
+         * not stay in L1 while packets stream through) overlaps the parse of the rest. */
+        const char *head_end = p + (rest < HEAD_MAX ? rest : HEAD_MAX);
+        first = dds__find2(p, head_end, ':', '|');
+        if (first < head_end && *first == ':') {
+            nh = name_hash(p, (size_t)(first - p));
+            if (a->lh) __builtin_prefetch(lh_bucket(a, nh));
+        }
+        st = dds__parse_metric_open_at(p, (size_t)(head_end - p), first, &m, vals, cap, &nvals, &tags_open);
         /* Only a head made of this line's bytes: no '\n' before the tag list. */
         if (st == DDS__PARSE_OK && tags_open) {
             size_t head = (size_t)(m.tags.ptr - p);
@@ -1560,7 +1570,8 @@ static HOT_INLINE int add_next(dds__agg *a, const char **cursor, const char *end
      * up to a terminator is the line's: no indexed alias holds a '\n' (nor a '|' in its tags), so
      * the line ends there, and its tags were its last field. An entry is tried only if the line
      * has a terminator at its length, so the alias is read only when it has a chance. */
-    const uint64_t nh = name_hash(m.name.ptr, m.name.len);
+    /* A parsed name ends at the first ':' when that comes before any '|': the one hashed above. */
+    if (m.name.ptr + m.name.len != first) nh = name_hash(m.name.ptr, m.name.len);
     const char *tags = m.tags.ptr;
     bool learn = true; /* the first long line makes the table (lh_learn) */
     lhint *b = NULL;

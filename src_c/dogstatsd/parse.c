@@ -292,11 +292,11 @@ static inline const char *find_colon_or_bar(const char *p, const char *end) { re
 
 /* The usual head, "name:value|", with one plain decimal value ([+-], at most 19 digits, at most
  * one '.'): the name found in one pass for ':' or '|', the value parsed as it is scanned, with
- * parse_double's own decimal_digits and decimal_exact, so the same double. false: anything else
- * (packed values, exponents, a '|' in the name, errors...), left to the general path. */
-static inline bool head_fast(const char *line, const char *end, const char **colon, const char **bar,
+ * parse_double's own decimal_digits and decimal_exact, so the same double. q: the first ':' or '|'
+ * (find_colon_or_bar). false: anything else (packed values, exponents, a '|' in the name,
+ * errors...), left to the general path. */
+static inline bool head_fast(const char *line, const char *end, const char *q, const char **colon, const char **bar,
                              double *value) {
-    const char *q = find_colon_or_bar(line, end);
     if (q == end || *q != ':' || q == line) return false;
     const char *p = q + 1;
     bool neg = false;
@@ -312,13 +312,18 @@ static inline bool head_fast(const char *line, const char *end, const char **col
 
 int dds__parse_metric_open(const char *line, size_t len, dds__metric *out, double *vals, size_t cap,
                            size_t *nvals, bool *tags_open) {
+    return dds__parse_metric_open_at(line, len, find_colon_or_bar(line, line + len), out, vals, cap, nvals, tags_open);
+}
+
+int dds__parse_metric_open_at(const char *line, size_t len, const char *first, dds__metric *out, double *vals,
+                              size_t cap, size_t *nvals, bool *tags_open) {
     *nvals = 0;
     if (tags_open) *tags_open = false;
     if (len == 0) return DDS__PARSE_ERR_NAME;
     const char *end = line + len;
     const char *bar, *colon;
     double value = 0;
-    bool one_value = head_fast(line, end, &colon, &bar, &value);
+    bool one_value = head_fast(line, end, first, &colon, &bar, &value);
     if (!one_value) {
         /* Name and value come before the first '|' (as in the Go agent), so "a|c:1" has no ':'. */
         bar = find(line, end, '|');

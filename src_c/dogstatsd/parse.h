@@ -94,6 +94,12 @@ int dds__parse_metric(const char *line, size_t len, dds__metric *out, double *va
 int dds__parse_metric_open(const char *line, size_t len, dds__metric *out, double *vals, size_t cap,
                            size_t *nvals, bool *tags_open);
 
+/* dds__parse_metric_open with the line's first ':' or '|' already found by the caller (first =
+ * dds__find2(line, line + len, ':', '|') of common/bytescan.h, line + len if none): a caller that
+ * needs the name before the rest is parsed does not scan it twice. */
+int dds__parse_metric_open_at(const char *line, size_t len, const char *first, dds__metric *out, double *vals,
+                              size_t cap, size_t *nvals, bool *tags_open);
+
 /* Finish a parse that dds__parse_metric_open left with *tags_open set: out and *nvals become
  * dds__parse_metric's (on an error *nvals = 0). The line's bytes must still be valid. */
 int dds__parse_metric_close(dds__metric *out, size_t *nvals);
