@@ -848,10 +848,11 @@ static void lh_resize(dds__agg *a) {
     a->lhmask = a->lh ? want - 1 : 0;
 }
 
-/* A bucket whose lines keep finding nothing (a name with more tag-list lengths than a bucket
- * holds, seen in turn) is neither searched nor taught for a while: past LH_TRIES misses in a row,
+/* A bucket whose lines mostly find nothing (a name with more tag-list lengths than a bucket holds,
+ * seen in turn) is neither searched nor taught for a while: its miss count goes up by one a miss
+ * and down by LH_HIT_CREDIT a hit (so it stays low above one hit in five lines); past LH_TRIES
  * only LH_TRIES lines in every 256 try it, so that it recovers when the traffic changes. */
-enum { LH_TRIES = 16 };
+enum { LH_TRIES = 16, LH_HIT_CREDIT = 4 };
 
 static inline lhint *lh_bucket(const dds__agg *a, uint64_t nh) { return &a->lh[(uint32_t)nh & a->lhmask]; }
 static inline uint8_t lh_check(uint64_t nh) { return (uint8_t)(nh >> 56) | 1; }
@@ -1606,7 +1607,7 @@ static HOT_INLINE int add_next(dds__agg *a, const char **cursor, const char *end
                 }
                 al = found;
             }
-            if (missed) b->miss = 0;
+            if (missed) b->miss = missed > LH_HIT_CREDIT ? (uint8_t)(missed - LH_HIT_CREDIT) : 0;
             *cursor = next;
             *line = dds__slice_make(p, (size_t)(tags + len - p));
             add_to(a, &m, vals, nvals, now_s, alias_ctx(al));
