@@ -48,7 +48,8 @@ def run(ctx) -> str:
     corpus = re.sub(r"^# bench_parse_aggregate: ", "", heads[0])
     return (
         f"## {TITLE}\n\n"
-        "Packet split + line parse + aggregation into 10 s buckets, one core, no sockets, over the "
+        "Packet split + line parse + aggregation into 10 s buckets (`dds__agg_add_packet`, as the server "
+        "calls it), one core, no sockets, over the "
         "realistic mix (counts : gauges : distributions : sets : histograms = 208 : 66 : 72 : 9 : 1, "
         "2 to 50 tags, names 10 to 100 bytes, 10 % with a sample rate), contexts repeating as in a "
         f"real function; one bucket flushed per 1M lines. Corpus: {corpus}. The corpus does "
