@@ -1,8 +1,8 @@
 /* bytescan.h - where given bytes are in 16 bytes at once: a mask with DDS__SCAN_BITS bits per
  * byte, byte i at bits [i * DDS__SCAN_BITS, (i + 1) * DDS__SCAN_BITS), so the first hit is byte
  * ctz(mask) / DDS__SCAN_BITS. SSE2 (every x86-64) gives one bit a byte by movemask; NEON (every
- * arm64) four, by narrowing the compare's 16-bit lanes; anything else one, byte by byte. The 16
- * bytes at p must be readable. */
+ * little-endian arm64) four, by narrowing the compare's 16-bit lanes; anything else one, byte by
+ * byte. The 16 bytes at p must be readable. */
 #ifndef DDS_COMMON_BYTESCAN_H
 #define DDS_COMMON_BYTESCAN_H
 #include <stdint.h>
@@ -18,7 +18,7 @@ static inline uint64_t dds__scan16_2(const char *p, char a, char b) {
     const __m128i x = dds__scan_load(p);
     return (uint32_t)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(a)), _mm_cmpeq_epi8(x, _mm_set1_epi8(b))));
 }
-#elif defined(__aarch64__) && defined(__ARM_NEON)
+#elif defined(__aarch64__) && defined(__ARM_NEON) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #include <arm_neon.h>
 #define DDS__SCAN_BITS 4
 static inline uint64_t dds__scan_mask(uint8x16_t hit) {

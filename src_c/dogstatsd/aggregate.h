@@ -110,9 +110,9 @@ int dds__agg_add_line(dds__agg *a, const char *line, size_t len, double *vals, s
  * other(user, line, status) in packet order: status DDS__AGG_NOT_METRIC for an event or a service
  * check (dds__line_kind_of), else the parse status that rejected a metric line. Returns the number
  * of metric lines aggregated. Faster than the split then dds__agg_add_line: a long line whose
- * context was seen before is not scanned for its '\n' first; its end is predicted from the tag
- * list lengths last seen under its name, then proven by the byte compare with the context's
- * own bytes (no context holds a '\n'). */
+ * context was seen before is not scanned for its '\n' first; its context is found by its name
+ * (an index by name, type and tag-list length), and the byte compare with that context's own
+ * bytes proves where the line ends (no context holds a '\n'). */
 enum { DDS__AGG_NOT_METRIC = -1 };
 typedef void (*dds__agg_other_fn)(void *user, dds__slice line, int status);
 size_t dds__agg_add_packet(dds__agg *a, const char *buf, size_t len, double *vals, size_t cap, int64_t now_s,
