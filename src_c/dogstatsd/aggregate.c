@@ -878,13 +878,14 @@ static void lh_remove(lhint *b, int i) {
     b->chk[LH_WAYS - 1] = 0;
 }
 
+/* Whether al's name and type are these. */
+static inline bool named(const alias *al, uint8_t type, const char *name, size_t len) {
+    return al->type == type && al->name_len == len && memcmp(alias_data(al), name, len) == 0;
+}
 static inline bool same_name(const alias *al, const dds__metric *m) {
-    return al->type == m->type && al->name_len == m->name.len && memcmp(alias_data(al), m->name.ptr, m->name.len) == 0;
+    return named(al, (uint8_t)m->type, m->name.ptr, m->name.len);
 }
-
-static bool same_name_aliases(const alias *x, const alias *y) {
-    return x->type == y->type && x->name_len == y->name_len && memcmp(alias_data(x), alias_data(y), x->name_len) == 0;
-}
+static bool same_name_aliases(const alias *x, const alias *y) { return named(x, y->type, alias_data(y), y->name_len); }
 
 /* al (indexed) has just matched a line of name hash nh that found no entry: it goes first in its
  * bucket, in place of the entry of the same name and length if there is one (then crowded). */
@@ -1570,8 +1571,8 @@ static HOT_INLINE int add_next(dds__agg *a, const char **cursor, const char *end
     /* The line runs at least to its tag list. An alias of this name whose tags are the line's bytes
      * up to a terminator is the line's: no indexed alias holds a '\n' (nor a '|' in its tags), so
      * the line ends there, and its tags were its last field. An entry is tried only if the line
-     * has a terminator at its length, so the alias is read only when it has a chance. */
-    /* A parsed name ends at the first ':' when that comes before any '|': the one hashed above. */
+     * has a terminator at its length, so the alias is read only when it has a chance. A parsed
+     * name ends at the first ':' when that comes before any '|': the one hashed above. */
     if (m.name.ptr + m.name.len != first) nh = name_hash(m.name.ptr, m.name.len);
     const char *tags = m.tags.ptr;
     bool learn = true; /* the first long line makes the table (lh_learn) */
