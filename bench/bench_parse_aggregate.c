@@ -9,8 +9,8 @@
  * The corpus of datagrams is replayed round after round. The default (8000 lines, ~5 MB) stays
  * in cache, as a datagram just copied in by recvmmsg is; a corpus of 200000 lines (~120 MB)
  * streams from DRAM instead and measures memory bandwidth as much as parsing. shared_names n > 0:
- * the contexts share n names (dsdgen.h), each name with contexts/n tag combinations and about as
- * many tag-list lengths, the case the aggregator's index by name and length cannot hold.
+ * the contexts share n names (dsdgen.h), each name with contexts/n tag combinations (fixed tag
+ * keys, varying values): a few tag-list lengths per name, each shared by many contexts.
  * Prints one line per round and the median. Compare ratios, not absolutes (shared machine). */
 #include <stdio.h>
 #include <stdlib.h>
